@@ -1,0 +1,142 @@
+/**
+ * The only door to onnxruntime-node: create, run, dispose; execution-provider choice; error mapping.
+ * Nothing else in the code base imports onnxruntime-node.
+ */
+import * as ort from 'onnxruntime-node';
+import { InvalidParameterError, RuntimeError } from '../errors.js';
+import { formatDims, type DType, type Tensor, type TypedArrayOf } from '../tensor/tensor.js';
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
+export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
+
+export interface SessionOptions {
+  /** Execution provider; 'cpu' by default. */
+  device?: ExecutionProvider;
+  /** Intra-op threads (0 = onnxruntime's default: one per physical core). */
+  threads?: number;
+  /** The CPU memory arena speeds up repeated calls but keeps peak memory; off for very large batches. */
+  memoryArena?: boolean;
+  /** Graph optimisation level; 'all' by default. */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Log severity (0 verbose .. 4 fatal); 3 by default. */
+  logSeverity?: 0 | 1 | 2 | 3 | 4;
+}
+
+export type Feeds = Readonly<Record<string, Tensor>>;
+
+function ortType(dtype: DType): ort.Tensor.Type {
+  switch (dtype) {
+    case 'float32': return 'float32';
+    case 'float16': return 'float16';
+    case 'int64': return 'int64';
+    case 'int32': return 'int32';
+    case 'uint8': return 'uint8';
+    case 'bool': return 'bool';
+    case 'float64': return 'float64';
+    case 'int8': return 'int8';
+    case 'int16': return 'int16';
+    case 'uint16': return 'uint16';
+    case 'bfloat16': break;
+  }
+  throw new InvalidParameterError(`dtype ${dtype} cannot be fed to onnxruntime`);
+}
+
+function fromOrt(name: string, t: ort.Tensor): Tensor {
+  const dims = [...t.dims];
+  switch (t.type) {
+    case 'float32': case 'int64': case 'int32': case 'uint8': case 'float64': case 'int8': case 'int16': case 'uint16':
+      return { dtype: t.type, dims, data: t.data as TypedArrayOf[typeof t.type] };
+    case 'bool': return { dtype: 'bool', dims, data: t.data as Uint8Array };
+    case 'float16': return { dtype: 'float16', dims, data: new Uint16Array((t.data as Uint16Array).buffer) };
+    default: throw new RuntimeError(`output '${name}' has unsupported type ${t.type}`);
+  }
+}
+
+/** Which execution providers this onnxruntime-node build can use here. */
+export function availableProviders(): ExecutionProvider[] {
+  const supported = ort.listSupportedBackends().map((b) => b.name);
+  return EXECUTION_PROVIDERS.filter((p) => supported.includes(p));
+}
+
+export const ORT_VERSION: string = ort.env.versions.node ?? ort.env.versions.common;
+
+const CUDA_HINT = 'CUDA needs the CUDA build of onnxruntime-node: reinstall it with `npm install onnxruntime-node --onnxruntime-node-install=cuda12` '
+  + '(or set ONNXRUNTIME_NODE_INSTALL=cuda12) on a machine with an NVIDIA driver, CUDA 12 and cuDNN 9; see the README.';
+
+export class Session {
+  private disposed = false;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly modelName: string,
+    readonly device: ExecutionProvider,
+  ) {}
+
+  /** Create a session from a model file path or in-memory model bytes. */
+  static async create(model: string | Uint8Array, options: SessionOptions & { name?: string } = {}): Promise<Session> {
+    const device = options.device ?? 'cpu';
+    const name = options.name ?? (typeof model === 'string' ? model : '<in-memory model>');
+    if (!EXECUTION_PROVIDERS.includes(device)) {
+      throw new InvalidParameterError(`Expected one of ${EXECUTION_PROVIDERS.join(', ')} for device but received '${String(device)}'`);
+    }
+    if (!availableProviders().includes(device)) {
+      throw new RuntimeError(`execution provider '${device}' is not available in this onnxruntime-node build (available: ${availableProviders().join(', ')})`,
+        device === 'cuda' ? { hint: CUDA_HINT } : {});
+    }
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
+      graphOptimizationLevel: options.optimization ?? 'all',
+      enableCpuMemArena: options.memoryArena ?? true,
+      logSeverityLevel: options.logSeverity ?? 3,
+    };
+    if (options.threads !== undefined && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
+    try {
+      const session = typeof model === 'string'
+        ? await ort.InferenceSession.create(model, sessionOptions)
+        : await ort.InferenceSession.create(model, sessionOptions);
+      return new Session(session, name, device);
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      throw new RuntimeError(`onnxruntime could not load model ${name} on ${device}: ${message}`,
+        device === 'cuda' ? { hint: CUDA_HINT, cause } : { cause });
+    }
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  async run(feeds: Feeds, outputs?: readonly string[]): Promise<Record<string, Tensor>> {
+    if (this.disposed) throw new RuntimeError(`session for ${this.modelName} was disposed`);
+    const missing = this.session.inputNames.filter((n) => !(n in feeds));
+    const unknown = Object.keys(feeds).filter((n) => !this.session.inputNames.includes(n));
+    if (missing.length > 0 || unknown.length > 0) {
+      throw new RuntimeError(`${this.modelName}: inputs do not match the model (missing: ${missing.join(', ') || 'none'}; unknown: ${unknown.join(', ') || 'none'}); expected ${this.session.inputNames.join(', ')}`);
+    }
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) {
+      ortFeeds[name] = new ort.Tensor(ortType(t.dtype), t.data as ort.Tensor.DataType, [...t.dims]);
+    }
+    let result: ort.InferenceSession.ReturnType;
+    try {
+      result = outputs === undefined ? await this.session.run(ortFeeds) : await this.session.run(ortFeeds, [...outputs]);
+    } catch (cause) {
+      const shapes = Object.entries(feeds).map(([n, t]) => `${n}: ${t.dtype}${formatDims(t.dims)}`).join(', ');
+      const message = cause instanceof Error ? cause.message : String(cause);
+      throw new RuntimeError(`onnxruntime failed running ${this.modelName} with inputs {${shapes}}: ${message}`, { cause });
+    }
+    const out: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries(result)) out[name] = fromOrt(name, t);
+    return out;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.session.release();
+  }
+}
