@@ -1,0 +1,67 @@
+/** `eye4eye golden <case-dir> [--only GROUPS] [--save FILE]`: fidelity against a golden case. */
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { InvalidParameterError } from '../errors.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { formatCompare } from '../golden/compare.js';
+import { runGolden, type GroupReport } from '../golden/runner.js';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.js';
+
+export const GOLDEN_HELP = `  golden <case-dir>     run every tensor group of a golden case (io.json + io.safetensors + model/)
+                        through eye4eye and compare each output tensor (max abs / rel error, pass/fail
+                        against io.json's recommended tolerances; default rtol 1e-3, atol 1e-4).
+                        Exits 1 if any tensor fails or any group cannot run.
+    --only GROUPS       comma-separated groups or prefixes (text,scheduler,vae,unet_plain,unet_freeu,unet_e4e,...)
+    --save FILE         also write every computed tensor, under its golden name, to a safetensors file
+    --device DEV        cpu (default), cuda or webgpu
+    --cache-dir DIR     graph cache folder (default: the platform cache or E4E_CACHE_DIR)`;
+
+function printGroup(report: GroupReport, out: (s: string) => void): void {
+  const status = report.ok ? 'PASS' : 'FAIL';
+  out(`[${status}] ${report.group} (${report.seconds.toFixed(1)} s)\n`);
+  if (report.error !== undefined) out(`    cannot run: ${report.error.split('\n').join('\n    ')}\n`);
+  for (const c of report.comparisons) out(`    ${formatCompare(c).split('\n').join('\n    ')}\n`);
+}
+
+export async function runGoldenCommand(args: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: {
+      only: { type: 'string' },
+      save: { type: 'string' },
+      device: { type: 'string' },
+      'cache-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    out(`Usage: eye4eye golden <case-dir> [options]\n${GOLDEN_HELP}\n`);
+    return 0;
+  }
+  const [caseDir, ...extra] = positionals;
+  if (caseDir === undefined || extra.length > 0) {
+    err(`Usage: eye4eye golden <case-dir> [--only GROUPS] [--save FILE]\n`);
+    return 2;
+  }
+  const device = values.device ?? 'cpu';
+  if (!EXECUTION_PROVIDERS.includes(device as ExecutionProvider)) {
+    throw new InvalidParameterError(`Expected one of ${EXECUTION_PROVIDERS.join(', ')} for --device but received '${device}'`);
+  }
+  const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const report = await runGolden(resolve(caseDir), {
+    ...(only === undefined ? {} : { only }),
+    device: device as ExecutionProvider,
+    ...(values['cache-dir'] === undefined ? {} : { cacheDir: values['cache-dir'] }),
+    onGroup: (g) => printGroup(g, out),
+  });
+  const tensors = report.groups.flatMap((g) => g.comparisons);
+  const failedTensors = tensors.filter((c) => !c.ok).length;
+  const failedGroups = report.groups.filter((g) => !g.ok).map((g) => g.group);
+  if (values.save !== undefined) {
+    writeSafetensors(resolve(values.save), report.computed, { producer: 'eye4eye golden', case: report.caseDir });
+    out(`saved ${Object.keys(report.computed).length} tensors to ${values.save}\n`);
+  }
+  out(`tensors: ${tensors.length - failedTensors} passed, ${failedTensors} failed; groups failing: ${failedGroups.length === 0 ? 'none' : failedGroups.join(', ')}\n`);
+  return report.ok ? 0 : 1;
+}

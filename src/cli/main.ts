@@ -1,0 +1,46 @@
+/**
+ * The `eye4eye` command line: a thin layer over the library. Returns the process exit code.
+ */
+import { E4EError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { runGoldenCommand, GOLDEN_HELP } from './golden-command.js';
+
+const HELP = `eye4eye ${VERSION} - Eye-for-an-eye appearance transfer on Stable Diffusion (ONNX Runtime)
+
+Usage:
+  eye4eye golden <case-dir> [--only GROUPS] [--save FILE]   compare our implementation with a golden case
+  eye4eye --help | -h                                     this help
+  eye4eye --version | -v                                  the version
+
+Commands:
+${GOLDEN_HELP}
+`;
+
+export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        out(HELP);
+        return command === undefined ? 2 : 0;
+      case '--version':
+      case '-v':
+        out(`${VERSION}\n`);
+        return 0;
+      case 'golden':
+        return await runGoldenCommand(rest, out, err);
+      default:
+        err(`eye4eye: unknown command '${command}'\n\n${HELP}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof E4EError) {
+      err(`eye4eye: ${e.name} [${e.code}]: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}

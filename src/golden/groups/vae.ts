@@ -1,0 +1,33 @@
+/** Group `vae`: encode `inputs.image_app` to the scaled latent mean; decode `vae.decode.latent`. */
+import { GoldenError } from '../../errors.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { GoldenContext } from '../runner.js';
+
+function floatInput(ctx: GoldenContext, names: readonly string[]): Tensor<'float32'> {
+  for (const name of names) {
+    if (ctx.golden.has(name)) {
+      const t = ctx.golden.get(name);
+      if (t.dtype !== 'float32') throw new GoldenError(`${name}: expected float32, got ${t.dtype}`);
+      return t as Tensor<'float32'>;
+    }
+  }
+  throw new GoldenError(`${ctx.golden.dir}: none of the inputs ${names.join(', ')} is in the case`);
+}
+
+/** Runs for `vae` and for namespaced copies such as `nonsquare.vae.*` (prefix = 'nonsquare.'). */
+export async function runVaeTensors(ctx: GoldenContext, prefix: string, names: readonly string[]): Promise<Record<string, Tensor>> {
+  const model = ctx.model();
+  const out: Record<string, Tensor> = {};
+  if (names.includes(`${prefix}vae.encode.latent`)) {
+    const image = floatInput(ctx, [`${prefix}vae.encode.image`, `${prefix}inputs.image_app`, `${prefix}vae.encode.sample`, 'inputs.image_app']);
+    out[`${prefix}vae.encode.latent`] = await model.encodeImage(image);
+  }
+  if (names.includes(`${prefix}vae.decode.image`)) {
+    out[`${prefix}vae.decode.image`] = await model.decodeLatent(floatInput(ctx, [`${prefix}vae.decode.latent`]));
+  }
+  return out;
+}
+
+export async function runVaeGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
+  return runVaeTensors(ctx, '', ctx.outputs(group));
+}

@@ -1,0 +1,126 @@
+/**
+ * Runs the tensor groups of a golden case through our implementation and compares every output tensor.
+ *
+ * A group is the first dot-separated part of a tensor name (`unet_e4e_match.out` -> `unet_e4e_match`). Every
+ * tensor io.json does not mark as `input` or `diagnostic` is compared, with io.json's recommended tolerance for it.
+ * A group we cannot run (no implementation, or an error) is a failure, never a skip.
+ */
+import { GoldenError } from '../errors.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
+import { compareTensors, type CompareResult } from './compare.js';
+import { loadGoldenCase, type GoldenCase } from './golden-case.js';
+import { GROUP_RUNNERS } from './groups/index.js';
+
+/** What a group implementation gets: the case, and the case's model opened lazily. */
+export interface GoldenContext {
+  readonly golden: GoldenCase;
+  model(): StableDiffusionModel;
+  /** The names of the case's tensors in one group, outputs only. */
+  outputs(group: string): string[];
+}
+
+/** Computes the tensors of one group, keyed by their golden names. */
+export type GroupRunner = (ctx: GoldenContext, group: string) => Promise<Record<string, Tensor>>;
+
+export interface GroupReport {
+  group: string;
+  comparisons: CompareResult[];
+  /** Set when the group could not run. */
+  error?: string;
+  seconds: number;
+  ok: boolean;
+}
+
+export interface GoldenReport {
+  caseDir: string;
+  groups: GroupReport[];
+  computed: Record<string, Tensor>;
+  ok: boolean;
+}
+
+export interface GoldenRunOptions extends ModelOptions {
+  /** Group names or prefixes (`unet_e4e` selects unet_e4e, unet_e4e_match, ...). */
+  only?: readonly string[];
+  onGroup?: (report: GroupReport) => void;
+}
+
+export function groupOf(name: string): string {
+  return name.split('.')[0] ?? name;
+}
+
+function isCompared(golden: GoldenCase, name: string): boolean {
+  const role = golden.tensors[name]?.role;
+  return role !== 'input' && role !== 'diagnostic';
+}
+
+/** The groups of a case that have tensors to compare, in io.json order. */
+export function caseGroups(golden: GoldenCase): string[] {
+  const groups: string[] = [];
+  for (const name of Object.keys(golden.tensors)) {
+    const g = groupOf(name);
+    if (isCompared(golden, name) && !groups.includes(g)) groups.push(g);
+  }
+  return groups;
+}
+
+export function selectGroups(all: readonly string[], only: readonly string[] | undefined): string[] {
+  if (only === undefined || only.length === 0) return [...all];
+  const matches = (g: string, sel: string): boolean => g === sel || g.startsWith(`${sel}_`);
+  for (const sel of only) {
+    if (!all.some((g) => matches(g, sel))) {
+      throw new GoldenError(`--only: no group '${sel}' in this case (groups: ${all.join(', ')})`);
+    }
+  }
+  return all.filter((g) => only.some((sel) => matches(g, sel)));
+}
+
+/** The runner of a group: exact name first, then the longest registered prefix (`nonsquare` ...). */
+function runnerFor(group: string): GroupRunner | undefined {
+  return GROUP_RUNNERS[group];
+}
+
+export async function runGolden(caseDir: string, options: GoldenRunOptions = {}): Promise<GoldenReport> {
+  const golden = loadGoldenCase(caseDir);
+  let model: StableDiffusionModel | undefined;
+  const ctx: GoldenContext = {
+    golden,
+    model: () => (model ??= StableDiffusionModel.open(golden.modelDir, options)),
+    outputs: (group) => Object.keys(golden.tensors).filter((n) => groupOf(n) === group && isCompared(golden, n)),
+  };
+  const groups = selectGroups(caseGroups(golden), options.only);
+  const reports: GroupReport[] = [];
+  const computed: Record<string, Tensor> = {};
+  try {
+    for (const group of groups) {
+      const started = performance.now();
+      const report: GroupReport = { group, comparisons: [], seconds: 0, ok: false };
+      const runner = runnerFor(group);
+      try {
+        if (runner === undefined) throw new GoldenError(`no implementation for group '${group}' yet`);
+        const tensors = await runner(ctx, group);
+        Object.assign(computed, tensors);
+        for (const name of ctx.outputs(group)) {
+          const ours = tensors[name];
+          const expected = golden.get(name);
+          const tol = golden.tolerance(name);
+          if (ours === undefined) {
+            report.comparisons.push({ label: name, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: 0, count: 0, pairs: [], shapeError: 'not computed by our implementation', ...tol });
+          } else {
+            report.comparisons.push(compareTensors(ours, expected, { ...tol, label: name }));
+          }
+        }
+        report.ok = report.comparisons.length > 0 && report.comparisons.every((c) => c.ok);
+      } catch (err) {
+        report.error = err instanceof Error ? err.message : String(err);
+      }
+      report.seconds = (performance.now() - started) / 1000;
+      reports.push(report);
+      options.onGroup?.(report);
+    }
+  } finally {
+    await model?.dispose();
+    golden.close();
+  }
+  return { caseDir, groups: reports, computed, ok: reports.length > 0 && reports.every((r) => r.ok) };
+}

@@ -1,0 +1,153 @@
+/**
+ * The on-disk cache of built graphs: each entry is a folder `<cache>/graphs/<name>-<key>/` holding `<name>.onnx`,
+ * its `.onnx.data`, hard links to the weights files and `entry.json` (written last: an entry without it, or whose
+ * files do not match it, is incomplete or corrupt and is rebuilt).
+ *
+ * key = sha256 of (builder version, component name, config, build options, identity of every weights file).
+ * A weights file's identity is its real path, size, mtime, inode and safetensors header digest; Hugging Face
+ * blobs are named by their content hash, so a changed checkpoint always gives a new key.
+ * Two processes building the same entry at once each build into their own temporary folder and rename it into
+ * place; the loser discards its copy. Nothing half-written is ever visible under the final name.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { BUILDER_VERSION } from '../onnx/format.js';
+import { saveModel } from '../onnx/save.js';
+import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { ModelBuildError } from '../errors.js';
+
+export interface CacheEntryRequest {
+  /** Component name, e.g. `unet`, `vae_encoder`: also the model file's base name. */
+  name: string;
+  /** Everything the graph depends on besides the weights (parsed config, build options). */
+  config: unknown;
+  /** The weights files the graph reads. */
+  weightFiles: readonly string[];
+  /** Build the graph (called only on a cache miss). */
+  build: () => GraphBuilder;
+}
+
+export interface CacheEntry {
+  modelPath: string;
+  key: string;
+  /** True when the entry was built by this call. */
+  built: boolean;
+  buildSeconds: number;
+}
+
+/** The platform's cache folder for eye4eye, overridable with E4E_CACHE_DIR. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string {
+  const override = env['E4E_CACHE_DIR'];
+  if (override !== undefined && override !== '') return override;
+  if (platform === 'win32') return join(env['LOCALAPPDATA'] ?? join(homedir(), 'AppData', 'Local'), 'eye4eye', 'Cache');
+  if (platform === 'darwin') return join(homedir(), 'Library', 'Caches', 'eye4eye');
+  const xdg = env['XDG_CACHE_HOME'];
+  return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.cache'), 'eye4eye');
+}
+
+function headerDigest(file: string): string {
+  const fd = openSync(file, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    readSync(fd, len, 0, 8, 0);
+    const n = Math.min(Number(len.readBigUInt64LE(0)), 100_000_000);
+    const header = Buffer.alloc(n);
+    readSync(fd, header, 0, n, 8);
+    return createHash('sha256').update(header).digest('hex');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What identifies a weights file's content without reading gigabytes. */
+export function weightsIdentity(file: string): Record<string, string | number> {
+  const real = realpathSync(file);
+  const st = statSync(real);
+  return { path: real, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, header: headerDigest(real) };
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export function cacheKey(request: Pick<CacheEntryRequest, 'name' | 'config' | 'weightFiles'>): string {
+  const identity = {
+    builder: BUILDER_VERSION,
+    name: request.name,
+    config: request.config,
+    weights: request.weightFiles.map(weightsIdentity),
+  };
+  return createHash('sha256').update(stableJson(identity)).digest('hex').slice(0, 24);
+}
+
+interface EntryManifest {
+  builderVersion: string;
+  key: string;
+  files: Record<string, number>;
+}
+
+function listSizes(dir: string, names: readonly string[]): Record<string, number> {
+  const sizes: Record<string, number> = {};
+  for (const n of names) sizes[n] = statSync(join(dir, n)).size;
+  return sizes;
+}
+
+function isComplete(dir: string, key: string): boolean {
+  const manifestPath = join(dir, 'entry.json');
+  if (!existsSync(manifestPath)) return false;
+  try {
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as EntryManifest;
+    if (manifest.key !== key || manifest.builderVersion !== BUILDER_VERSION) return false;
+    return Object.entries(manifest.files).every(([n, size]) => existsSync(join(dir, n)) && statSync(join(dir, n)).size === size);
+  } catch {
+    return false;
+  }
+}
+
+export class ModelCache {
+  constructor(readonly root: string = defaultCacheDir()) {}
+
+  entryDir(name: string, key: string): string {
+    return join(this.root, 'graphs', `${name}-${key}`);
+  }
+
+  /** The cached model for the request, building (and saving) it on a miss or a corrupt entry. */
+  obtain(request: CacheEntryRequest): CacheEntry {
+    const key = cacheKey(request);
+    const dir = this.entryDir(request.name, key);
+    const modelPath = join(dir, `${request.name}.onnx`);
+    if (isComplete(dir, key)) return { modelPath, key, built: false, buildSeconds: 0 };
+    const started = performance.now();
+    const graphs = join(this.root, 'graphs');
+    mkdirSync(graphs, { recursive: true });
+    const tmp = join(graphs, `.tmp-${request.name}-${key}-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    mkdirSync(tmp);
+    try {
+      const builder = request.build();
+      saveModel(builder, tmp, request.name);
+      const files = listSizes(tmp, readdirSync(tmp));
+      const manifest: EntryManifest = { builderVersion: BUILDER_VERSION, key, files };
+      writeFileSync(join(tmp, 'entry.json'), JSON.stringify(manifest, null, 2));
+      if (existsSync(dir) && !isComplete(dir, key)) rmSync(dir, { recursive: true, force: true });
+      try {
+        renameSync(tmp, dir);
+      } catch (err) {
+        // Another process put a complete entry in place first: use it, drop ours.
+        if (!isComplete(dir, key)) throw err;
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && (err as { code: string }).code.startsWith('E_')) throw err;
+      throw new ModelBuildError(`could not write the graph cache entry ${dir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return { modelPath, key, built: true, buildSeconds: (performance.now() - started) / 1000 };
+  }
+}

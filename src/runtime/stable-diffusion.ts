@@ -1,0 +1,152 @@
+/**
+ * A Stable Diffusion model folder (diffusers layout) opened for inference: configs parsed once, the tokenizer,
+ * and ONNX sessions built through the graph cache on first use (text encoder, VAE encoder/decoder, UNet variants).
+ */
+import { join } from 'node:path';
+import { loadClipTextConfig, loadSchedulerConfig, loadTokenizerConfig, loadUNetConfig, loadVaeConfig } from '../config/index.js';
+import type { ClipTextConfig, SchedulerConfig, TokenizerConfig, UNetConfig, VaeConfig } from '../config/index.js';
+import { findWeights, resolveDiffusersLayout, type DiffusersLayout } from '../io/diffusers-layout.js';
+import { openTensorSource, type TensorSource } from '../io/safetensors.js';
+import { ClipTokenizer } from '../models/clip/clip-tokenizer.js';
+import { buildClipTextModel } from '../models/clip/clip-text-model.js';
+import { buildVaeDecoder, buildVaeEncoder } from '../models/vae/autoencoder-kl.js';
+import { WeightSet } from '../onnx/weight-scope.js';
+import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { ddimSchedule, type DdimSchedule } from '../diffusion/ddim-schedule.js';
+import { ModelCache } from './model-cache.js';
+import { Session, type SessionOptions } from './session.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface ModelOptions extends SessionOptions {
+  /** Graph cache folder (default: the platform cache, or E4E_CACHE_DIR). */
+  cacheDir?: string;
+  /** Called when a graph is built or loaded (for progress displays). */
+  onStatus?: (message: string) => void;
+}
+
+export interface ComponentWeights {
+  /** The weights file (or shard index) of the component. */
+  path: string;
+  source: TensorSource;
+  /** Every file the graph will read (shards included). */
+  files: string[];
+  /** How errors name the weights (e.g. `unet/diffusion_pytorch_model.safetensors`). */
+  description: string;
+}
+
+function openComponentWeights(root: string, componentDir: string): ComponentWeights {
+  const path = findWeights(componentDir);
+  const source = openTensorSource(path);
+  const files = [...new Set(source.names().map((n) => source.info(n).file))];
+  const description = path.startsWith(root) ? path.slice(root.length).replace(/^[/\\]/, '') : path;
+  return { path, source, files, description };
+}
+
+export class StableDiffusionModel {
+  readonly layout: DiffusersLayout;
+  readonly unetConfig: UNetConfig;
+  readonly vaeConfig: VaeConfig;
+  readonly textConfig: ClipTextConfig;
+  readonly tokenizerConfig: TokenizerConfig;
+  readonly schedulerConfig: SchedulerConfig;
+  readonly schedule: DdimSchedule;
+  readonly tokenizer: ClipTokenizer;
+  readonly cache: ModelCache;
+  private readonly sessions = new Map<string, Promise<Session>>();
+  private readonly weights = new Map<string, ComponentWeights>();
+
+  private constructor(readonly root: string, readonly options: ModelOptions) {
+    this.layout = resolveDiffusersLayout(root);
+    this.unetConfig = loadUNetConfig(join(this.layout.unet, 'config.json'));
+    this.vaeConfig = loadVaeConfig(join(this.layout.vae, 'config.json'));
+    this.textConfig = loadClipTextConfig(join(this.layout.textEncoder, 'config.json'));
+    this.tokenizerConfig = loadTokenizerConfig(this.layout.tokenizer);
+    this.schedulerConfig = loadSchedulerConfig(join(this.layout.scheduler, 'scheduler_config.json'));
+    this.schedule = ddimSchedule(this.schedulerConfig);
+    const t = this.tokenizerConfig;
+    this.tokenizer = ClipTokenizer.fromFiles(t.vocabPath, t.mergesPath, {
+      bosToken: t.bosToken, eosToken: t.eosToken, padToken: t.padToken, unkToken: t.unkToken, modelMaxLength: t.modelMaxLength,
+    });
+    this.cache = new ModelCache(options.cacheDir);
+  }
+
+  /** Open a model folder; nothing is built until a component is used. */
+  static open(root: string, options: ModelOptions = {}): StableDiffusionModel {
+    return new StableDiffusionModel(root, options);
+  }
+
+  componentWeights(component: 'unet' | 'vae' | 'text_encoder'): ComponentWeights {
+    let w = this.weights.get(component);
+    if (w === undefined) {
+      const dir = component === 'unet' ? this.layout.unet : component === 'vae' ? this.layout.vae : this.layout.textEncoder;
+      w = openComponentWeights(this.root, dir);
+      this.weights.set(component, w);
+    }
+    return w;
+  }
+
+  /** A session for a graph, built (or taken from the cache) once per process. */
+  session(name: string, component: 'unet' | 'vae' | 'text_encoder', config: unknown, build: (weights: WeightSet) => GraphBuilder): Promise<Session> {
+    let pending = this.sessions.get(name);
+    if (pending === undefined) {
+      pending = (async () => {
+        const w = this.componentWeights(component);
+        const entry = this.cache.obtain({
+          name, config, weightFiles: w.files,
+          build: () => {
+            this.options.onStatus?.(`building ${name} graph`);
+            return build(WeightSet.fromSource(w.source, w.description));
+          },
+        });
+        this.options.onStatus?.(`loading ${name} (${entry.built ? `built in ${entry.buildSeconds.toFixed(1)} s` : 'cached'})`);
+        const sessionOptions: SessionOptions & { name: string } = { name };
+        for (const key of ['device', 'threads', 'memoryArena', 'optimization', 'logSeverity'] as const) {
+          if (this.options[key] !== undefined) (sessionOptions as unknown as Record<string, unknown>)[key] = this.options[key];
+        }
+        return Session.create(entry.modelPath, sessionOptions);
+      })();
+      pending.catch(() => this.sessions.delete(name));
+      this.sessions.set(name, pending);
+    }
+    return pending;
+  }
+
+  /** CLIP ids [n, 77] int64 for prompts. */
+  tokenize(prompts: readonly string[]): Tensor<'int64'> {
+    const { ids, dims } = this.tokenizer.encodeBatch([...prompts]);
+    return { dtype: 'int64', dims, data: ids };
+  }
+
+  /** last_hidden_state [n, 77, C] of the prompts. */
+  async encodeText(prompts: readonly string[]): Promise<Tensor<'float32'>> {
+    const session = await this.session('text_encoder', 'text_encoder', this.textConfig, (w) => buildClipTextModel(w, this.textConfig));
+    const out = await session.run({ input_ids: this.tokenize(prompts) });
+    return out['last_hidden_state'] as Tensor<'float32'>;
+  }
+
+  /** Image [B, 3, H, W] in [-1, 1] -> scaled latent mean [B, 4, H/8, W/8]. */
+  async encodeImage(image: Tensor<'float32'>): Promise<Tensor<'float32'>> {
+    const session = await this.session('vae_encoder', 'vae', this.vaeConfig, (w) => buildVaeEncoder(w, this.vaeConfig));
+    return (await session.run({ sample: image }))['latent'] as Tensor<'float32'>;
+  }
+
+  /** Scaled latent [B, 4, h, w] -> raw decoded image [B, 3, 8h, 8w] (not clamped). */
+  async decodeLatent(latent: Tensor<'float32'>): Promise<Tensor<'float32'>> {
+    const session = await this.session('vae_decoder', 'vae', this.vaeConfig, (w) => buildVaeDecoder(w, this.vaeConfig));
+    return (await session.run({ latent }))['image'] as Tensor<'float32'>;
+  }
+
+  async dispose(): Promise<void> {
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of sessions) {
+      try {
+        await (await s).dispose();
+      } catch {
+        // a session that failed to start has nothing to release
+      }
+    }
+    for (const w of this.weights.values()) w.source.close();
+    this.weights.clear();
+  }
+}
