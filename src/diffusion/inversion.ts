@@ -1,0 +1,73 @@
+/**
+ * Edit-friendly DDPM inversion (eta = 1) of a real image's latent, as the reference runs it (METHOD.md §2; golden
+ * README quirk 13): noisy latents xts sampled independently per timestep from x0, then, from the smallest timestep
+ * up, the noise map z that makes the eta = 1 step from xts[i] land exactly on xts[i + 1].
+ */
+import { AbortError, InvalidParameterError } from '../errors.js';
+import type { Rng } from '../tensor/rng.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { DdimSchedule } from './ddim-schedule.js';
+import { inversionNoise, sampleXtsFromX0 } from './ddpm-step.js';
+import { classifierFreeGuidance } from './guidance.js';
+
+/** eps for [uncond, cond] at one latent: the UNet called on a batch of 2 with the two prompt embeddings. */
+export type GuidedNoise = (latent: Tensor<'float32'>, timestep: number) => Promise<{ uncond: Float32Array; cond: Float32Array }>;
+
+export interface InversionOptions {
+  numSteps: number;
+  /** cfg_scale_src: 3.5 in the reference. */
+  guidanceScale: number;
+  /** The N standard normal draws, indexed like the timesteps (noises[i] belongs to timesteps[i]), or an Rng. */
+  noise: readonly Float32Array[] | Rng;
+  onStep?: (done: number, total: number) => void;
+  signal?: AbortSignal | undefined;
+}
+
+export interface InversionResult {
+  /** N + 1 latents, ordered like the timesteps; the last one is x0. */
+  xts: Float32Array[];
+  /** N noise maps; zs[N - 1] = 0. */
+  zs: Float32Array[];
+  /** The noise draws used (recorded so that runs can be replayed). */
+  noise: Float32Array[];
+}
+
+/** Draw the N noise maps in the reference's order: from the smallest timestep (index N - 1) up. */
+function drawNoise(rng: Rng, n: number, size: number): Float32Array[] {
+  const out: Float32Array[] = new Array<Float32Array>(n);
+  for (let i = n - 1; i >= 0; i--) out[i] = rng.randn(size);
+  return out;
+}
+
+export async function invert(x0: Tensor<'float32'>, schedule: DdimSchedule, predict: GuidedNoise, options: InversionOptions): Promise<InversionResult> {
+  const { numSteps } = options;
+  if (x0.dims[0] !== 1) throw new InvalidParameterError(`inversion takes one latent [1, C, h, w], got batch ${x0.dims[0]}`);
+  const size = x0.data.length;
+  const timesteps = schedule.timesteps(numSteps);
+  const noise = Array.isArray(options.noise) ? [...(options.noise as readonly Float32Array[])] : drawNoise(options.noise as Rng, numSteps, size);
+  if (noise.length !== numSteps || noise.some((n) => n.length !== size)) {
+    throw new InvalidParameterError(`inversion needs ${numSteps} noise maps of ${size} values`);
+  }
+  const xts = sampleXtsFromX0(x0.data, timesteps.map((t) => schedule.alphaCumprodAt(t)), noise);
+  const zs: Float32Array[] = new Array<Float32Array>(numSteps);
+  for (let k = 0; k < numSteps; k++) {
+    if (options.signal?.aborted === true) throw new AbortError('inversion aborted');
+    const idx = numSteps - 1 - k;
+    const t = timesteps[idx]!;
+    const xt = xts[idx]!;
+    const { uncond, cond } = await predict({ dtype: 'float32', dims: x0.dims, data: xt }, t);
+    const eps = classifierFreeGuidance(uncond, cond, options.guidanceScale);
+    const step = inversionNoise({
+      xt, xtPrev: xts[idx + 1]!, noisePred: eps,
+      alphaProd: schedule.alphaCumprodAt(t), alphaProdPrev: schedule.alphaCumprodAt(schedule.prevTimestep(t, numSteps)),
+    });
+    zs[idx] = step.z;
+    // The reference re-writes xts[idx + 1] = mu + sigma z (equal to the sampled value up to rounding).
+    const rewritten = new Float32Array(size);
+    for (let i = 0; i < size; i++) rewritten[i] = Math.fround(step.mu[i]! + Math.fround(step.sigma * step.z[i]!));
+    xts[idx + 1] = rewritten;
+    options.onStep?.(k + 1, numSteps);
+  }
+  zs[numSteps - 1] = new Float32Array(size);
+  return { xts, zs, noise };
+}

@@ -1,0 +1,58 @@
+/**
+ * When the method's rules fire (METHOD.md §3-4; golden README quirks 5, 6, 7): pure predicates over step numbers.
+ *
+ * "step" is the reference's `model.step`: an index into the truncated schedule (0 .. N - skip - 1), not a timestep
+ * and not an absolute step number. "iteration" is the index of the denoising loop (0 .. N - skip - 1).
+ */
+
+/** A half-open range of steps `[start, end)`, as the reference's `Range(start, end)`. */
+export interface StepRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** What the self-attention hook does during one UNet call. */
+export type AttentionMode = 'off' | 'structCopy' | 'match';
+
+/** Feature injection is active while `featRange.start <= step < featRange.end`. */
+export function inFeatureRange(step: number, range: StepRange): boolean {
+  return range.start <= step && step < range.end;
+}
+
+/**
+ * Structure-copy steps: `step % 5 == 0 and step < 40`, hard-coded in the reference's attention processor (not a
+ * config value, and not scaled with the number of timesteps). Only meaningful inside the feature range.
+ */
+export function isStructureCopyStep(step: number): boolean {
+  return step % 5 === 0 && step < 40;
+}
+
+/** AdaIN runs after the DDPM step of iteration `step` for `start - 1 <= step < end + 1` (one extra step at each end). */
+export function inAdainRange(step: number, range: StepRange): boolean {
+  return range.start - 1 <= step && step < range.end + 1;
+}
+
+/**
+ * The step the attention rules read during the UNet call of `iteration`.
+ *
+ * The one-step lag of the reference, written once: `model.step` is only set by the pipeline callback, which runs
+ * after the UNet call and the DDPM step of an iteration (`callback(i, ...)` sets `step = i`). So the UNet of
+ * iteration i sees the value set after iteration i - 1, and iterations 0 and 1 both see the initial 0.
+ */
+export function stepSeenByUnet(iteration: number): number {
+  return iteration === 0 ? 0 : iteration - 1;
+}
+
+/**
+ * Whether the out latent gets AdaIN after the DDPM step of `iteration`: the callback sets `step = iteration` and
+ * then applies the AdaIN range to it (no lag here).
+ */
+export function adainAfterIteration(iteration: number, adainRange: StepRange): boolean {
+  return inAdainRange(iteration, adainRange);
+}
+
+/** The attention hook's mode for a UNet call that sees `step`: off outside the feature range, else copy or match. */
+export function attentionMode(step: number, featRange: StepRange): AttentionMode {
+  if (!inFeatureRange(step, featRange)) return 'off';
+  return isStructureCopyStep(step) ? 'structCopy' : 'match';
+}
