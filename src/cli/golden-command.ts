@@ -21,6 +21,7 @@ function printGroup(report: GroupReport, out: (s: string) => void): void {
   out(`[${status}] ${report.group} (${report.seconds.toFixed(1)} s)\n`);
   if (report.error !== undefined) out(`    cannot run: ${report.error.split('\n').join('\n    ')}\n`);
   for (const c of report.comparisons) out(`    ${formatCompare(c).split('\n').join('\n    ')}\n`);
+  for (const n of report.notes) out(`    note: ${n}\n`);
 }
 
 export async function runGoldenCommand(args: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {

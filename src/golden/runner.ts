@@ -18,6 +18,8 @@ export interface GoldenContext {
   model(): StableDiffusionModel;
   /** The names of the case's tensors in one group, outputs only. */
   outputs(group: string): string[];
+  /** A line for the report (e.g. where a natural-argmax run first differs). */
+  note(message: string): void;
 }
 
 /** Computes the tensors of one group, keyed by their golden names. */
@@ -28,6 +30,7 @@ export interface GroupReport {
   comparisons: CompareResult[];
   /** Set when the group could not run. */
   error?: string;
+  notes: string[];
   seconds: number;
   ok: boolean;
 }
@@ -83,10 +86,12 @@ function runnerFor(group: string): GroupRunner | undefined {
 export async function runGolden(caseDir: string, options: GoldenRunOptions = {}): Promise<GoldenReport> {
   const golden = loadGoldenCase(caseDir);
   let model: StableDiffusionModel | undefined;
+  let notes: string[] = [];
   const ctx: GoldenContext = {
     golden,
     model: () => (model ??= StableDiffusionModel.open(golden.modelDir, options)),
     outputs: (group) => Object.keys(golden.tensors).filter((n) => groupOf(n) === group && isCompared(golden, n)),
+    note: (message) => { notes.push(message); },
   };
   const groups = selectGroups(caseGroups(golden), options.only);
   const reports: GroupReport[] = [];
@@ -94,7 +99,8 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
   try {
     for (const group of groups) {
       const started = performance.now();
-      const report: GroupReport = { group, comparisons: [], seconds: 0, ok: false };
+      notes = [];
+      const report: GroupReport = { group, comparisons: [], seconds: 0, ok: false, notes };
       const runner = runnerFor(group);
       try {
         if (runner === undefined) throw new GoldenError(`no implementation for group '${group}' yet`);

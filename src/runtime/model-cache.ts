@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BUILDER_VERSION } from '../onnx/format.js';
 import { saveModel } from '../onnx/save.js';
 import type { GraphBuilder } from '../onnx/graph-builder.js';
@@ -77,9 +78,32 @@ function stableJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+let fingerprint: string | undefined;
+
+/**
+ * A digest of the graph-building code itself (src/onnx and src/models as loaded), so that any change to a builder
+ * gives new cache entries even when BUILDER_VERSION was not bumped.
+ */
+export function builderFingerprint(): string {
+  if (fingerprint === undefined) {
+    const hash = createHash('sha256');
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) walk(path);
+        else if (entry.name.endsWith('.js')) hash.update(entry.name).update(readFileSync(path));
+      }
+    };
+    for (const part of ['../onnx', '../models']) walk(fileURLToPath(new URL(part, import.meta.url)));
+    fingerprint = hash.digest('hex').slice(0, 16);
+  }
+  return fingerprint;
+}
+
 export function cacheKey(request: Pick<CacheEntryRequest, 'name' | 'config' | 'weightFiles'>): string {
   const identity = {
     builder: BUILDER_VERSION,
+    code: builderFingerprint(),
     name: request.name,
     config: request.config,
     weights: request.weightFiles.map(weightsIdentity),

@@ -13,7 +13,12 @@ import { buildVaeDecoder, buildVaeEncoder } from '../models/vae/autoencoder-kl.j
 import { WeightSet } from '../onnx/weight-scope.js';
 import type { GraphBuilder } from '../onnx/graph-builder.js';
 import { ddimSchedule, type DdimSchedule } from '../diffusion/ddim-schedule.js';
+import { buildUNet } from '../models/unet/unet-2d-condition.js';
+import { officialFreeU } from '../models/unet/freeu.js';
+import { attn1ModulePaths } from '../models/unet/hook.js';
+import { featureInjectionHook } from '../models/unet/feature-injection.js';
 import { ModelCache } from './model-cache.js';
+import { UNetRunner } from './unet-runner.js';
 import { Session, type SessionOptions } from './session.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -22,6 +27,21 @@ export interface ModelOptions extends SessionOptions {
   cacheDir?: string;
   /** Called when a graph is built or loaded (for progress displays). */
   onStatus?: (message: string) => void;
+}
+
+/** Which UNet graph: FreeU on or off, and the attn1 sites that get the Eye-for-an-eye controls (none = stock). */
+export interface UNetVariant {
+  freeu: boolean;
+  e4eSites: readonly string[];
+}
+
+/**
+ * The default hook sites: every attn1 of the two highest-resolution up blocks with attention (SD: up_blocks.2 and
+ * up_blocks.3, the 32x32 and 64x64 token maps at 512x512).
+ */
+export function defaultE4ESites(config: UNetConfig): string[] {
+  const attnUpBlocks = config.upBlockTypes.flatMap((type, i) => (type === 'CrossAttnUpBlock2D' ? [i] : [])).slice(-2);
+  return attn1ModulePaths(config).filter((p) => attnUpBlocks.some((i) => p.startsWith(`up_blocks.${i}.`)));
 }
 
 export interface ComponentWeights {
@@ -87,7 +107,8 @@ export class StableDiffusionModel {
 
   /** A session for a graph, built (or taken from the cache) once per process. */
   session(name: string, component: 'unet' | 'vae' | 'text_encoder', config: unknown, build: (weights: WeightSet) => GraphBuilder): Promise<Session> {
-    let pending = this.sessions.get(name);
+    const sessionKey = `${name}:${JSON.stringify(config)}`;
+    let pending = this.sessions.get(sessionKey);
     if (pending === undefined) {
       pending = (async () => {
         const w = this.componentWeights(component);
@@ -105,8 +126,8 @@ export class StableDiffusionModel {
         }
         return Session.create(entry.modelPath, sessionOptions);
       })();
-      pending.catch(() => this.sessions.delete(name));
-      this.sessions.set(name, pending);
+      pending.catch(() => this.sessions.delete(sessionKey));
+      this.sessions.set(sessionKey, pending);
     }
     return pending;
   }
@@ -134,6 +155,22 @@ export class StableDiffusionModel {
   async decodeLatent(latent: Tensor<'float32'>): Promise<Tensor<'float32'>> {
     const session = await this.session('vae_decoder', 'vae', this.vaeConfig, (w) => buildVaeDecoder(w, this.vaeConfig));
     return (await session.run({ latent }))['image'] as Tensor<'float32'>;
+  }
+
+  /** The UNet graph of a variant (built or taken from the cache on first use). */
+  async unet(variant: UNetVariant): Promise<UNetRunner> {
+    const config = this.unetConfig;
+    const freeu = variant.freeu ? officialFreeU(config) : null;
+    const sites = [...variant.e4eSites];
+    const name = `unet${variant.freeu ? '_freeu' : ''}${sites.length > 0 ? '_e4e' : ''}`;
+    const session = await this.session(`${name}`, 'unet', { config, freeu, sites }, (w) => {
+      if (sites.length === 0) return buildUNet(w, config, { freeu });
+      const injection = featureInjectionHook(sites);
+      const g = buildUNet(w, config, { freeu, attn1Hook: injection.hook });
+      injection.finish(attn1ModulePaths(config));
+      return g;
+    });
+    return new UNetRunner(session, sites);
   }
 
   async dispose(): Promise<void> {
