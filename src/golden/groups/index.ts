@@ -4,6 +4,9 @@ import { runTextGroup } from './text.js';
 import { runSchedulerGroup } from './scheduler.js';
 import { runVaeGroup } from './vae.js';
 import { runE4EGroup, runUNetGroup } from './unet.js';
+import { runInversionGroup } from './inversion.js';
+import { runTransferGroup } from './transfer.js';
+import { runNonsquareGroup } from './nonsquare.js';
 
 export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   text: runTextGroup,
@@ -16,4 +19,7 @@ export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   unet_e4e_structcopy: runE4EGroup,
   unet_e4e_match_masked: runE4EGroup,
   unet_e4e_vswap: runE4EGroup,
+  inversion: runInversionGroup,
+  transfer: runTransferGroup,
+  nonsquare: runNonsquareGroup,
 };

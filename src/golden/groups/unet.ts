@@ -46,6 +46,19 @@ function modelStep(ctx: GoldenContext, group: string, outName: string): number {
   throw new GoldenError(`${outName}: io.json gives no model_step for group ${group}`);
 }
 
+/**
+ * The hooked attn1 sites: the layers the case records match indices for (the hook points are configurable, and the
+ * case names the ones its reference run used), else our default (the two highest-resolution attention up blocks).
+ */
+export function hookedSites(ctx: GoldenContext): string[] {
+  const sites = new Set<string>();
+  for (const name of Object.keys(ctx.golden.tensors)) {
+    const m = /^(?:unet_e4e[a-z_]*|transfer)\.match_index\.(.+)$/.exec(name);
+    if (m !== null) sites.add(m[1]!);
+  }
+  return sites.size > 0 ? [...sites] : defaultE4ESites(ctx.model().unetConfig);
+}
+
 /** `unet_plain` / `unet_freeu` and prefixed copies: sample, timestep, encoder_hidden_states under `${prefix}unet.`. */
 export async function runPlainUNet(ctx: GoldenContext, prefix: string, group: string): Promise<Record<string, Tensor>> {
   const freeu = group.endsWith('unet_freeu');
@@ -65,7 +78,7 @@ export async function runUNetGroup(ctx: GoldenContext, group: string): Promise<R
 /** `unet_e4e` (baseline), `unet_e4e_match`, `unet_e4e_structcopy`, `unet_e4e_match_masked`, `unet_e4e_vswap`. */
 export async function runE4EGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
   const model = ctx.model();
-  const sites = defaultE4ESites(model.unetConfig);
+  const sites = hookedSites(ctx);
   const outName = group === 'unet_e4e' ? 'unet_e4e.baseline' : `${group}.out`;
   const step = modelStep(ctx, group, outName);
   const rule = attentionMode(step, featRange(ctx));

@@ -1,0 +1,65 @@
+/**
+ * Group `inversion`: edit-friendly DDPM inversion of both images (our VAE encoding of the case's input image, the
+ * case's recorded noise draws, the FreeU UNet) -> `inversion.{app,struct}.{zs,wts}`.
+ */
+import { GoldenError } from '../../errors.js';
+import { invert } from '../../diffusion/inversion.js';
+import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
+import type { StableDiffusionModel } from '../../runtime/stable-diffusion.js';
+import type { GoldenContext } from '../runner.js';
+import { floatTensor, hookedSites } from './unet.js';
+
+export function runConfigString(ctx: GoldenContext, key: string): string {
+  const v = ctx.golden.runConfig[key];
+  if (typeof v !== 'string') throw new GoldenError(`${ctx.golden.dir}: io.json run_config.${key} must be a string`);
+  return v;
+}
+
+export function runConfigNumber(ctx: GoldenContext, key: string): number {
+  const v = ctx.golden.runConfig[key];
+  if (typeof v !== 'number') throw new GoldenError(`${ctx.golden.dir}: io.json run_config.${key} must be a number`);
+  return v;
+}
+
+/** [uncond, cond] noise of one latent through the method's UNet with the injection off (one session for everything). */
+export async function guidedNoiseFn(model: StableDiffusionModel, prompt: string, sites: readonly string[]): Promise<(latent: Tensor<'float32'>, t: number) => Promise<{ uncond: Float32Array; cond: Float32Array }>> {
+  const unet = await model.unet({ freeu: true, e4eSites: sites });
+  const emb = await model.encodeText(['', prompt]);
+  return async (latent, t) => {
+    const [, c, h, w] = latent.dims;
+    const size = c! * h! * w!;
+    const sample: Tensor<'float32'> = { dtype: 'float32', dims: [2, c!, h!, w!], data: new Float32Array(2 * size) };
+    sample.data.set(latent.data, 0);
+    sample.data.set(latent.data, size);
+    const out = await unet.call({ sample, timestep: t, encoderHiddenStates: emb });
+    return { uncond: out.noise.data.slice(0, size), cond: out.noise.data.slice(size, 2 * size) };
+  };
+}
+
+export async function runInversionGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
+  const model = ctx.model();
+  const out: Record<string, Tensor> = {};
+  for (const which of ['app', 'struct'] as const) {
+    const names = ctx.outputs(group).filter((n) => n.startsWith(`inversion.${which}.`));
+    if (names.length === 0) continue;
+    const params = ctx.golden.tensors[`inversion.${which}.zs`]?.params ?? {};
+    const numSteps = typeof params['num_diffusion_steps'] === 'number' ? params['num_diffusion_steps'] : runConfigNumber(ctx, 'num_timesteps');
+    const guidance = typeof params['cfg_scale_src'] === 'number' ? params['cfg_scale_src'] : 3.5;
+    const prompt = typeof params['prompt_src'] === 'string' ? params['prompt_src'] : runConfigString(ctx, 'prompt');
+    const image = floatTensor(ctx, `inputs.image_${which}`);
+    const x0 = await model.encodeImage(image);
+    const noise = floatTensor(ctx, `inversion.${which}.noise`);
+    const draws = Array.from({ length: noise.dims[0]! }, (_, i) => Float32Array.from(sliceFirst(noise, i).data));
+    const predict = await guidedNoiseFn(model, prompt, hookedSites(ctx));
+    const result = await invert(x0, model.schedule, predict, { numSteps, guidanceScale: guidance, noise: draws });
+    const dims = x0.dims.slice(1);
+    const stackAll = (list: Float32Array[]): Tensor<'float32'> => {
+      const data = new Float32Array(list.length * list[0]!.length);
+      list.forEach((l, i) => data.set(l, i * l.length));
+      return { dtype: 'float32', dims: [list.length, ...dims], data };
+    };
+    out[`inversion.${which}.zs`] = stackAll(result.zs);
+    out[`inversion.${which}.wts`] = stackAll(result.xts);
+  }
+  return out;
+}
