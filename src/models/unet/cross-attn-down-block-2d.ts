@@ -6,7 +6,7 @@
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { downResnetConfig, type DownBlock2DConfig, type DownBlockOutput } from './down-block-2d.js';
-import { buildResnetBlock2D } from './resnet-block-2d.js';
+import { buildResnetBlock2D } from '../nn/resnet-block-2d.js';
 import { buildDownsample2D } from './resampling.js';
 import { buildTransformer2D, type CrossAttnBlockInputs } from './transformer-2d.js';
 

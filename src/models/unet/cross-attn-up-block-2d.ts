@@ -6,7 +6,7 @@
 import { concat } from '../../onnx/ops.js';
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
-import { buildResnetBlock2D } from './resnet-block-2d.js';
+import { buildResnetBlock2D } from '../nn/resnet-block-2d.js';
 import { buildUpsample2D } from './resampling.js';
 import { buildTransformer2D, type CrossAttnBlockInputs } from './transformer-2d.js';
 import { skipFor, upResnetConfig, type UpBlock2DConfig } from './up-block-2d.js';

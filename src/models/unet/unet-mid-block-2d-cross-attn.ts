@@ -5,7 +5,7 @@
  */
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
-import { buildResnetBlock2D, type ResnetBlock2DConfig } from './resnet-block-2d.js';
+import { buildResnetBlock2D, type ResnetBlock2DConfig } from '../nn/resnet-block-2d.js';
 import { buildTransformer2D, type CrossAttnBlockInputs } from './transformer-2d.js';
 
 export interface UNetMidBlock2DCrossAttnConfig {

@@ -7,7 +7,7 @@ import { concat } from '../../onnx/ops.js';
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { ModelBuildError } from '../../errors.js';
-import { buildResnetBlock2D, type ResnetBlock2DConfig } from './resnet-block-2d.js';
+import { buildResnetBlock2D, type ResnetBlock2DConfig } from '../nn/resnet-block-2d.js';
 import { buildUpsample2D } from './resampling.js';
 
 export interface UpBlock2DConfig {

@@ -6,7 +6,7 @@
 import type { Value } from '../../onnx/graph-builder.js';
 import { conv } from '../../onnx/ops.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
-import { buildResnetBlock2D } from './resnet-block-2d.js';
+import { buildResnetBlock2D } from '../nn/resnet-block-2d.js';
 
 export interface Downsample2DConfig {
   readonly channels: number;
@@ -46,7 +46,7 @@ export function buildDownEncoderBlock2D(scope: WeightScope, config: DownEncoderB
   let h = x;
   for (let i = 0; i < config.numLayers; i++) {
     const inChannels = i === 0 ? config.inChannels : outChannels;
-    h = buildResnetBlock2D(scope.child('resnets', i), { inChannels, outChannels, groups, eps }, h); // [B, Cout, H, W]
+    h = buildResnetBlock2D(scope.child('resnets', i), { inChannels, outChannels, tembChannels: null, groups, eps }, h); // [B, Cout, H, W]
   }
   if (config.addDownsample) {
     const downsampleConfig = { channels: outChannels, outChannels, padding: config.downsamplePadding };

@@ -4,7 +4,7 @@
  */
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
-import { buildResnetBlock2D } from './resnet-block-2d.js';
+import { buildResnetBlock2D } from '../nn/resnet-block-2d.js';
 import { buildVaeAttention } from './vae-attention.js';
 
 export interface UNetMidBlock2DConfig {
@@ -21,7 +21,7 @@ export interface UNetMidBlock2DConfig {
 /** x ─► resnets.0 ─► attentions.0 ─► resnets.1 ─► ... ─► attentions.{N-1} ─► resnets.N */
 export function buildUNetMidBlock2D(scope: WeightScope, config: UNetMidBlock2DConfig, x: Value): Value {
   const { inChannels, groups, eps } = config;
-  const resnetConfig = { inChannels, outChannels: inChannels, groups, eps };
+  const resnetConfig = { inChannels, outChannels: inChannels, tembChannels: null, groups, eps };
   const attentionConfig = { channels: inChannels, headDim: config.attentionHeadDim, groups, eps };
   let h = buildResnetBlock2D(scope.child('resnets', 0), resnetConfig, x); // [B, C, H, W]
   for (let i = 0; i < config.numLayers; i++) {

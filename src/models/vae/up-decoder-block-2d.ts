@@ -7,7 +7,7 @@ import type { Value } from '../../onnx/graph-builder.js';
 import { upsampleNearest } from '../../onnx/ops.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { buildConv2d } from '../nn/conv2d.js';
-import { buildResnetBlock2D } from './resnet-block-2d.js';
+import { buildResnetBlock2D } from '../nn/resnet-block-2d.js';
 
 export interface Upsample2DConfig {
   readonly channels: number;
@@ -36,7 +36,7 @@ export function buildUpDecoderBlock2D(scope: WeightScope, config: UpDecoderBlock
   let h = x;
   for (let i = 0; i < config.numLayers; i++) {
     const inChannels = i === 0 ? config.inChannels : outChannels;
-    h = buildResnetBlock2D(scope.child('resnets', i), { inChannels, outChannels, groups, eps }, h); // [B, Cout, H, W]
+    h = buildResnetBlock2D(scope.child('resnets', i), { inChannels, outChannels, tembChannels: null, groups, eps }, h); // [B, Cout, H, W]
   }
   if (config.addUpsample) {
     h = buildUpsample2D(scope.child('upsamplers', 0), { channels: outChannels, outChannels }, h); // [B, Cout, 2H, 2W]
