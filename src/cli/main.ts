@@ -4,15 +4,19 @@
 import { E4EError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { runGoldenCommand, GOLDEN_HELP } from './golden-command.js';
+import { runTransferCommand, TRANSFER_HELP } from './transfer-command.js';
 
 const HELP = `eye4eye ${VERSION} - Eye-for-an-eye appearance transfer on Stable Diffusion (ONNX Runtime)
 
 Usage:
+  eye4eye transfer --structure FILE --appearance FILE --domain NAME [options]   appearance transfer
   eye4eye golden <case-dir> [--only GROUPS] [--save FILE]   compare our implementation with a golden case
   eye4eye --help | -h                                     this help
   eye4eye --version | -v                                  the version
 
 Commands:
+${TRANSFER_HELP}
+
 ${GOLDEN_HELP}
 `;
 
@@ -30,6 +34,8 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
       case '-v':
         out(`${VERSION}\n`);
         return 0;
+      case 'transfer':
+        return await runTransferCommand(rest, { out, err, isTTY: process.stderr.isTTY === true });
       case 'golden':
         return await runGoldenCommand(rest, out, err);
       default:

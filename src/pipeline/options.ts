@@ -1,0 +1,176 @@
+/**
+ * TransferOptions: the single source of the transfer's user-facing options (DESIGN.md rule 13). The type, the
+ * defaults and the validator live here; the CLI table (src/cli/options-table.ts) and later the web UI derive from it.
+ *
+ * Defaults are the authors' example run (METHOD.md §3): 100 steps, skip 32, guidance 2.5, inversion guidance 3.5,
+ * feature range [10, 70) and AdaIN range [50, 100). The ranges are in units of the reference's `model.step`, an
+ * index into the TRUNCATED schedule (golden README quirk 5), and are not rescaled when numSteps or skip change.
+ */
+import { InvalidParameterError, invalidParameterError } from '../errors.js';
+import type { StepRange } from '../transfer/schedule-rules.js';
+import type { ImageSource } from '../io/image.js';
+
+export type Injection = 'match' | 'vInjection';
+export type Device = 'cpu' | 'cuda' | 'webgpu';
+export type { ImageSource };
+
+export interface TransferOptions {
+  /** The object class, e.g. "bird": the prompt is built from it. */
+  domain: string;
+  /** Text prompt of the inversion and the transfer; default `A photo of a ${domain}`. */
+  prompt: string;
+  /** Number of DDIM timesteps of the inversion and the transfer (reference: 100). */
+  numSteps: number;
+  /** Timesteps skipped at the start of the transfer (reference: 32 of 100). */
+  skip: number;
+  /** Classifier-free guidance of the transfer (reference example: 2.5); 1 = no guidance. */
+  guidanceScale: number;
+  /** Classifier-free guidance of the inversion (reference: 3.5, hard-coded; quirk 13). */
+  inversionGuidance: number;
+  /** Feature-injection steps [start, end) in truncated-schedule steps. */
+  featRange: readonly [number, number];
+  /** AdaIN steps [start, end) in truncated-schedule steps (applied from start - 1 to end, quirk 7). */
+  adainRange: readonly [number, number];
+  /** Seed of the inversion noise: TorchCpuRng(seed), drawn for the appearance image first, then the structure. */
+  seed: number;
+  /** Working size: the short side in pixels (multiple of 64); the long side follows the structure image's aspect. */
+  size: number;
+  /** Object masks (any image; gray > 127 = object) for the masked matching and masked AdaIN. */
+  structureMask?: ImageSource;
+  appearanceMask?: ImageSource;
+  /** 'match' = the method; 'vInjection' = the ablation that rearranges only the values. */
+  injection: Injection;
+  /** Execution provider used when the pipeline is loaded from these options. */
+  device: Device;
+  /** Cache folder for built graphs and inversions (default: defaultCacheDir(), or E4E_CACHE_DIR). */
+  cacheDir?: string;
+}
+
+/** Every option that has a default (domain has none; masks and cacheDir are absent by default). */
+export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
+  numSteps: 100,
+  skip: 32,
+  guidanceScale: 2.5,
+  inversionGuidance: 3.5,
+  featRange: Object.freeze([10, 70] as const),
+  adainRange: Object.freeze([50, 100] as const),
+  seed: 0,
+  size: 512,
+  injection: 'match' as Injection,
+  device: 'cpu' as Device,
+});
+
+export const SIZE_MULTIPLE = 64;
+export const MIN_SIZE = 64;
+export const MAX_SIZE = 2048;
+export const MAX_STEPS = 1000;
+export const MAX_GUIDANCE = 50;
+export const INJECTIONS: readonly Injection[] = ['match', 'vInjection'];
+export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
+
+/** Every key of TransferOptions, in display order (the validator rejects any other key by name). */
+export const TRANSFER_OPTION_KEYS = [
+  'domain', 'prompt', 'numSteps', 'skip', 'guidanceScale', 'inversionGuidance', 'featRange', 'adainRange', 'seed',
+  'size', 'structureMask', 'appearanceMask', 'injection', 'device', 'cacheDir',
+] as const satisfies readonly (keyof TransferOptions)[];
+
+type Missing = Exclude<keyof TransferOptions, (typeof TRANSFER_OPTION_KEYS)[number]>;
+// Compile-time check that the key list is complete: `Missing` must be `never`.
+const KEYS_COMPLETE: [Missing] extends [never] ? true : never = true;
+void KEYS_COMPLETE;
+
+export type TransferOptionsInput = Partial<TransferOptions> & { domain: string };
+
+function integerBetween(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidParameterError(name, `integer between ${min} and ${max}`, value);
+  }
+  return value;
+}
+
+function numberBetween(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw invalidParameterError(name, `number between ${min} and ${max}`, value);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw invalidParameterError(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
+  }
+  return value as T;
+}
+
+function nonEmptyString(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') throw invalidParameterError(name, 'non-empty string', value);
+  return value;
+}
+
+function stepRange(name: string, value: unknown): readonly [number, number] {
+  const ok = Array.isArray(value) && value.length === 2 && value.every((v) => Number.isInteger(v))
+    && (value[0] as number) >= 0 && (value[0] as number) < (value[1] as number) && (value[1] as number) <= MAX_STEPS;
+  if (!ok) throw invalidParameterError(name, `[start, end] of integers with 0 <= start < end <= ${MAX_STEPS}`, value);
+  return Object.freeze([value[0] as number, value[1] as number] as const);
+}
+
+function imageSource(name: string, value: unknown): ImageSource | undefined {
+  if (value === undefined) return undefined;
+  if (Buffer.isBuffer(value)) return value;
+  return nonEmptyString(name, value);
+}
+
+/**
+ * Validate user options and fill the defaults. Unknown keys are rejected by name; every other problem is reported
+ * as `Expected <what> for <option> but received <value> of type <type>`.
+ */
+export function validateTransferOptions(input: unknown): TransferOptions {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw invalidParameterError('options', 'object', input);
+  const given = input as Record<string, unknown>;
+  const unknown = Object.keys(given).filter((k) => !(TRANSFER_OPTION_KEYS as readonly string[]).includes(k));
+  if (unknown.length > 0) {
+    throw new InvalidParameterError(`Unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known options: ${TRANSFER_OPTION_KEYS.join(', ')})`);
+  }
+  const pick = <K extends keyof typeof DEFAULT_TRANSFER_OPTIONS>(key: K): unknown => given[key] ?? DEFAULT_TRANSFER_OPTIONS[key];
+  const domain = nonEmptyString('domain', given['domain']);
+  const numSteps = integerBetween('numSteps', pick('numSteps'), 1, MAX_STEPS);
+  const options: TransferOptions = {
+    domain,
+    prompt: given['prompt'] === undefined ? `A photo of a ${domain}` : nonEmptyString('prompt', given['prompt']),
+    numSteps,
+    skip: integerBetween('skip', pick('skip'), 0, numSteps - 1),
+    guidanceScale: numberBetween('guidanceScale', pick('guidanceScale'), 1, MAX_GUIDANCE),
+    inversionGuidance: numberBetween('inversionGuidance', pick('inversionGuidance'), 1, MAX_GUIDANCE),
+    featRange: stepRange('featRange', pick('featRange')),
+    adainRange: stepRange('adainRange', pick('adainRange')),
+    seed: integerBetween('seed', pick('seed'), 0, Number.MAX_SAFE_INTEGER),
+    size: pick('size') as number,
+    injection: oneOf('injection', pick('injection'), INJECTIONS),
+    device: oneOf('device', pick('device'), DEVICES),
+  };
+  const size = options.size;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < MIN_SIZE || size > MAX_SIZE || size % SIZE_MULTIPLE !== 0) {
+    throw invalidParameterError('size', `multiple of ${SIZE_MULTIPLE} between ${MIN_SIZE} and ${MAX_SIZE}`, size);
+  }
+  const structureMask = imageSource('structureMask', given['structureMask']);
+  const appearanceMask = imageSource('appearanceMask', given['appearanceMask']);
+  if (structureMask !== undefined) options.structureMask = structureMask;
+  if (appearanceMask !== undefined) options.appearanceMask = appearanceMask;
+  if (given['cacheDir'] !== undefined) options.cacheDir = nonEmptyString('cacheDir', given['cacheDir']);
+  return Object.freeze(options);
+}
+
+/** The loop's range type from an options tuple. */
+export function toStepRange(range: readonly [number, number]): StepRange {
+  return { start: range[0], end: range[1] };
+}
+
+/**
+ * Working size for a structure image of `width x height`: the short side is `size`, the long side keeps the aspect
+ * ratio rounded to the nearest multiple of `multiple` (at least `size`).
+ */
+export function workingSize(size: number, width: number, height: number, multiple = SIZE_MULTIPLE): { width: number; height: number } {
+  const long = (n: number): number => Math.max(size, Math.round(n / multiple) * multiple);
+  if (width >= height) return { width: long((size * width) / height), height: size };
+  return { width: size, height: long((size * height) / width) };
+}

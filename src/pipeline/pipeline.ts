@@ -1,0 +1,318 @@
+/**
+ * The library API (DESIGN.md §5 "Orchestration"): load a model once, then run appearance transfers with progress
+ * events and an AbortSignal.
+ *
+ *   structure.png, appearance.png ──io/image──▶ [1,3,H,W] ──VAE encoder──▶ x0 (app, struct)
+ *   TorchCpuRng(seed): noise of app, then of struct ──▶ invert(x0) per image (cached as safetensors)
+ *   ["", prompt] ──text encoder──▶ (uncond, cond) ──▶ runTransferLoop ──▶ out latent ──VAE decoder──▶ image
+ */
+import { realpathSync } from 'node:fs';
+import { AbortError, invalidParameterError } from '../errors.js';
+import { invert, type GuidedNoise } from '../diffusion/inversion.js';
+import { imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size, type TokenMatches } from '../io/image.js';
+import { builderFingerprint, weightsIdentity } from '../runtime/model-cache.js';
+import { defaultE4ESites, StableDiffusionModel } from '../runtime/stable-diffusion.js';
+import type { UNetRunner } from '../runtime/unet-runner.js';
+import { TorchCpuRng, type Rng } from '../tensor/rng.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { runTransferLoop, type BranchInversion } from '../transfer/appearance-transfer.js';
+import { downMask } from '../transfer/masks.js';
+import type { LatentDims } from '../transfer/adain.js';
+import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
+import { resolveModelSource, type ModelSource } from './model-source.js';
+import { toStepRange, validateTransferOptions, workingSize, type Device, type TransferOptions, type TransferOptionsInput } from './options.js';
+
+export type Phase = 'inversion-app' | 'inversion-struct' | 'transfer' | 'decode';
+
+export interface ProgressEvent {
+  phase: Phase;
+  step: number;
+  total: number;
+  /** Seconds left in this phase (estimated from its pace so far); undefined before the first step. */
+  etaSeconds: number | undefined;
+  /** True when the phase was served from the inversion cache. */
+  cached?: boolean;
+}
+
+export interface RunControls {
+  onProgress?: (event: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface LoadPipelineOptions {
+  device?: Device;
+  cacheDir?: string;
+  onStatus?: (message: string) => void;
+  /** Environment for the Hugging Face cache lookup (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Matches of the finest hooked layer at the last iteration that ran the matching. */
+export interface CorrespondenceMatches extends TokenMatches {
+  site: string;
+  iteration: number;
+}
+
+export interface TransferOutput {
+  /** Decoded out latent, clamped to [-1, 1], [1, 3, H, W] at the working size. */
+  image: Tensor<'float32'>;
+  /** `image` as PNG (working size, the structure image's aspect). */
+  png: Buffer;
+  /** The inputs as the model saw them (resized). */
+  structure: Tensor<'float32'>;
+  appearance: Tensor<'float32'>;
+  structureMask: Tensor<'float32'> | undefined;
+  appearanceMask: Tensor<'float32'> | undefined;
+  matches: CorrespondenceMatches | undefined;
+  /** Seconds per phase (load, encode, text, inversion-app, inversion-struct, transfer, decode, total). */
+  timings: Record<string, number>;
+  metadata: TransferMetadata;
+}
+
+export interface TransferInputs {
+  structure: ImageSource;
+  appearance: ImageSource;
+}
+
+interface LoadedInputs {
+  structureSize: Size;
+  appearanceSize: Size;
+  size: Size;
+  structure: Tensor<'float32'>;
+  appearance: Tensor<'float32'>;
+  structureMask: Tensor<'float32'> | undefined;
+  appearanceMask: Tensor<'float32'> | undefined;
+}
+
+interface InversionJob {
+  role: 'app' | 'struct';
+  /** The resized image (its pixels key the cache). */
+  image: Tensor<'float32'>;
+  x0: Tensor<'float32'>;
+  noise: Float32Array[];
+  predict: GuidedNoise;
+  latentDims: LatentDims;
+}
+
+export interface TransferMetadata {
+  options: TransferOptions;
+  model: ModelSource;
+  workingSize: Size;
+  latentSize: Size;
+  structureSize: Size;
+  appearanceSize: Size;
+  inversionCache: { app: 'hit' | 'miss'; struct: 'hit' | 'miss'; dir: string };
+}
+
+/** Seconds since `start` (performance.now()). */
+const since = (start: number): number => (performance.now() - start) / 1000;
+
+/** The reference draws each image's N noise maps from the smallest timestep up (index N - 1 first). */
+function drawInversionNoise(rng: Rng, numSteps: number, size: number): Float32Array[] {
+  const out = new Array<Float32Array>(numSteps);
+  for (let i = numSteps - 1; i >= 0; i--) out[i] = rng.randn(size);
+  return out;
+}
+
+function progressReporter(phase: Phase, onProgress: RunControls['onProgress']): (step: number, total: number) => void {
+  const start = performance.now();
+  return (step, total) => {
+    const elapsed = since(start);
+    onProgress?.({ phase, step, total, etaSeconds: step > 0 ? (elapsed / step) * (total - step) : undefined });
+  };
+}
+
+function rowTensor(t: Tensor<'float32'>, row: number): Tensor<'float32'> {
+  const [, ...rest] = t.dims;
+  const size = rest.reduce((a, b) => a * b, 1);
+  return { dtype: 'float32', dims: [1, ...rest], data: t.data.slice(row * size, (row + 1) * size) };
+}
+
+function lastMatches(trace: Record<string, BigInt64Array[]>, latent: Size): CorrespondenceMatches | undefined {
+  const sites = Object.keys(trace).sort();
+  const tokens = (s: string): number => trace[s]?.[0]?.length ?? 0;
+  const finest = sites.reduce<string | undefined>((best, s) => (best === undefined || tokens(s) >= tokens(best) ? s : best), undefined);
+  if (finest === undefined) return undefined;
+  const rows = trace[finest]!;
+  for (let i = rows.length - 1; i >= 0; i--) {
+    const idx = rows[i]!;
+    if (!idx.some((v) => v !== -2n)) continue;
+    const factor = Math.round(Math.sqrt((latent.width * latent.height) / idx.length));
+    return { site: finest, iteration: i, width: latent.width / factor, height: latent.height / factor, indices: idx };
+  }
+  return undefined;
+}
+
+export class TransferPipeline {
+  private unetRunner: Promise<UNetRunner> | undefined;
+
+  constructor(readonly source: ModelSource, readonly model: StableDiffusionModel) {}
+
+  /** Where built graphs and inversions are cached. */
+  get cacheDir(): string {
+    return this.model.cache.root;
+  }
+
+  /** Pixels per working-size step: VAE factor x UNet downsampling (SD: 8 x 8 = 64). */
+  get sizeMultiple(): number {
+    const vae = 2 ** (this.model.vaeConfig.blockOutChannels.length - 1);
+    return vae * 2 ** (this.model.unetConfig.downBlockTypes.length - 1);
+  }
+
+  private unet(): Promise<UNetRunner> {
+    this.unetRunner ??= this.model.unet({ freeu: true, e4eSites: defaultE4ESites(this.model.unetConfig) });
+    return this.unetRunner;
+  }
+
+  private modelIdentity(): unknown {
+    const weights = (['vae', 'text_encoder', 'unet'] as const).map((c) => this.model.componentWeights(c).files.map(weightsIdentity));
+    return { root: realpathSync(this.model.root), weights, code: builderFingerprint(), freeu: true };
+  }
+
+  /** Both images (and masks) at the working size: short side = size, long side from the structure's aspect. */
+  private async loadInputs(inputs: TransferInputs, options: TransferOptions): Promise<LoadedInputs> {
+    const structureSize = await imageSize(inputs.structure);
+    const appearanceSize = await imageSize(inputs.appearance);
+    const multiple = this.sizeMultiple;
+    if (options.size % multiple !== 0) throw invalidParameterError('size', `multiple of ${multiple} for this model`, options.size);
+    const size = workingSize(options.size, structureSize.width, structureSize.height, multiple);
+    return {
+      structureSize, appearanceSize, size,
+      structure: await loadImage(inputs.structure, size),
+      appearance: await loadImage(inputs.appearance, size),
+      structureMask: options.structureMask === undefined ? undefined : await loadMask(options.structureMask, size),
+      appearanceMask: options.appearanceMask === undefined ? undefined : await loadMask(options.appearanceMask, size),
+    };
+  }
+
+  /** eps for [uncond, cond] at one latent (the inversion's guided UNet call, hook off). */
+  private guidedNoise(unet: UNetRunner, text: Tensor<'float32'>, latentDims: LatentDims): GuidedNoise {
+    const [c, h, w] = latentDims;
+    const n = c * h * w;
+    return async (latent, timestep) => {
+      const sample = new Float32Array(2 * n);
+      sample.set(latent.data, 0);
+      sample.set(latent.data, n);
+      const r = await unet.call({ sample: { dtype: 'float32', dims: [2, c, h, w], data: sample }, timestep, encoderHiddenStates: text });
+      return { uncond: r.noise.data.subarray(0, n), cond: r.noise.data.subarray(n, 2 * n) };
+    };
+  }
+
+  /** Invert one image, or take its inversion from the cache. */
+  private async invertCached(job: InversionJob, options: TransferOptions, controls: RunControls): Promise<{ inv: BranchInversion; hit: boolean }> {
+    const phase: Phase = job.role === 'app' ? 'inversion-app' : 'inversion-struct';
+    const [c, h, w] = job.latentDims;
+    const key = inversionCacheKey({
+      pixels: job.image.data, model: this.modelIdentity(), numSteps: options.numSteps, guidance: options.inversionGuidance,
+      prompt: options.prompt, seed: options.seed, role: job.role, width: job.image.dims[3]!, height: job.image.dims[2]!,
+    });
+    const cached = readCachedInversion(this.cacheDir, key, options.numSteps, c * h * w);
+    if (cached !== undefined) {
+      controls.onProgress?.({ phase, step: options.numSteps, total: options.numSteps, etaSeconds: 0, cached: true });
+      return { inv: cached, hit: true };
+    }
+    const result = await invert(job.x0, this.model.schedule, job.predict, {
+      numSteps: options.numSteps, guidanceScale: options.inversionGuidance, noise: job.noise,
+      onStep: progressReporter(phase, controls.onProgress), signal: controls.signal,
+    });
+    writeCachedInversion(this.cacheDir, key, result, job.latentDims, {
+      prompt: options.prompt, seed: String(options.seed), numSteps: String(options.numSteps), guidance: String(options.inversionGuidance),
+      role: job.role, size: `${job.image.dims[3]}x${job.image.dims[2]}`,
+    });
+    return { inv: result, hit: false };
+  }
+
+  /**
+   * Appearance transfer: the structure image's layout with the appearance image's look. `options` is validated
+   * here (device and cacheDir are the pipeline's own and are ignored at this point).
+   */
+  async transfer(inputs: TransferInputs, optionsInput: TransferOptionsInput, controls: RunControls = {}): Promise<TransferOutput> {
+    const options = validateTransferOptions(optionsInput);
+    const checkAbort = (): void => {
+      if (controls.signal?.aborted === true) throw new AbortError('transfer aborted');
+    };
+    const timings: Record<string, number> = {};
+    const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      const start = performance.now();
+      const value = await fn();
+      timings[name] = since(start);
+      checkAbort();
+      return value;
+    };
+    const t0 = performance.now();
+    const loaded = await timed('load', () => this.loadInputs(inputs, options));
+    const { size, structure, appearance, structureMask, appearanceMask } = loaded;
+    const [x0App, x0Struct] = await timed('encode', async () => [await this.model.encodeImage(appearance), await this.model.encodeImage(structure)]);
+    const [, c, lh, lw] = x0App!.dims as [number, number, number, number];
+    const latentDims: LatentDims = [c, lh, lw];
+    const text = await timed('text', () => this.model.encodeText(['', options.prompt])); // [2, 77, C]
+    const unet = await this.unet();
+    const predict = this.guidedNoise(unet, text, latentDims);
+
+    // Noise for both images first (app, then struct, from one seeded generator), so a cache hit on one image
+    // leaves the other's draws unchanged.
+    const rng = new TorchCpuRng(options.seed);
+    const noiseApp = drawInversionNoise(rng, options.numSteps, c * lh * lw);
+    const noiseStruct = drawInversionNoise(rng, options.numSteps, c * lh * lw);
+    const app = await timed('inversion-app', () => this.invertCached({ role: 'app', image: appearance, x0: x0App!, noise: noiseApp, predict, latentDims }, options, controls));
+    const struct = await timed('inversion-struct', () => this.invertCached({ role: 'struct', image: structure, x0: x0Struct!, noise: noiseStruct, predict, latentDims }, options, controls));
+
+    const adainMasks = structureMask !== undefined || appearanceMask !== undefined;
+    const ones = (): Tensor<'float32'> => ({ dtype: 'float32', dims: [size.height, size.width], data: new Float32Array(size.width * size.height).fill(1) });
+    const loop = await timed('transfer', () => runTransferLoop((call) => unet.call(call), this.model.schedule, {
+      app: app.inv, struct: struct.inv, latentDims, embeddings: { uncond: rowTensor(text, 0), cond: rowTensor(text, 1) },
+    }, {
+      numSteps: options.numSteps, skip: options.skip, guidanceScale: options.guidanceScale,
+      featRange: toStepRange(options.featRange), adainRange: toStepRange(options.adainRange), injection: options.injection,
+      maskStruct: structureMask, maskApp: appearanceMask,
+      adainMaskStruct: adainMasks ? downMask(structureMask ?? ones(), lh, lw) : undefined,
+      adainMaskApp: adainMasks ? downMask(appearanceMask ?? ones(), lh, lw) : undefined,
+      onStep: progressReporter('transfer', controls.onProgress), signal: controls.signal,
+    }));
+
+    const { image, png } = await timed('decode', async () => {
+      controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined });
+      const decoded = await this.model.decodeLatent({ dtype: 'float32', dims: [1, c, lh, lw], data: loop.latents[0]! });
+      const clamped: Tensor<'float32'> = { dtype: 'float32', dims: decoded.dims, data: decoded.data.map((v) => Math.min(Math.max(v, -1), 1)) };
+      const encoded = await tensorToPng(clamped);
+      controls.onProgress?.({ phase: 'decode', step: 1, total: 1, etaSeconds: 0 });
+      return { image: clamped, png: encoded };
+    });
+    timings['total'] = since(t0);
+    const latentSize = { width: lw, height: lh };
+    return {
+      image, png, structure, appearance, structureMask, appearanceMask,
+      matches: lastMatches(loop.trace.matches, latentSize),
+      timings,
+      metadata: {
+        options, model: this.source, workingSize: size, latentSize, structureSize: loaded.structureSize, appearanceSize: loaded.appearanceSize,
+        inversionCache: { app: app.hit ? 'hit' : 'miss', struct: struct.hit ? 'hit' : 'miss', dir: this.cacheDir },
+      },
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.model.dispose();
+  }
+}
+
+/**
+ * Open a model for transfers: a local diffusers folder, or a Hugging Face id found in the local HF cache
+ * (see model-source.ts). Graphs are built (or taken from the cache) on first use.
+ */
+export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelineOptions = {}): Promise<TransferPipeline> {
+  const source = resolveModelSource(modelDirOrHubId, options.env);
+  const modelOptions: Parameters<typeof StableDiffusionModel.open>[1] = {};
+  if (options.device !== undefined) modelOptions.device = options.device;
+  if (options.cacheDir !== undefined) modelOptions.cacheDir = options.cacheDir;
+  if (options.onStatus !== undefined) modelOptions.onStatus = options.onStatus;
+  const model = StableDiffusionModel.open(source.path, modelOptions);
+  // Open the weights now so that a broken model folder fails here, not halfway through a run.
+  try {
+    for (const c of ['vae', 'text_encoder', 'unet'] as const) model.componentWeights(c);
+  } catch (e) {
+    await model.dispose();
+    throw e;
+  }
+  return new TransferPipeline(source, model);
+}
