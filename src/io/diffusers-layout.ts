@@ -13,13 +13,13 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FileError } from '../errors.js';
-import { loadModelIndex, type ModelIndex } from '../config/model-index.js';
 
 export type DiffusersComponent = 'unet' | 'vae' | 'text_encoder' | 'tokenizer' | 'scheduler';
 
 export interface DiffusersLayout {
   root: string;
-  modelIndex: ModelIndex | undefined;
+  /** model_index.json when the folder has one (parse it with config/model-index.ts). */
+  modelIndexPath: string | undefined;
   unet: string;
   vae: string;
   textEncoder: string;
@@ -63,7 +63,7 @@ export function resolveDiffusersLayout(root: string, required: readonly Diffuser
   const indexPath = join(dir, 'model_index.json');
   return {
     root: dir,
-    modelIndex: existsSync(indexPath) ? loadModelIndex(indexPath) : undefined,
+    modelIndexPath: existsSync(indexPath) ? indexPath : undefined,
     unet: join(dir, 'unet'),
     vae: join(dir, 'vae'),
     textEncoder: join(dir, 'text_encoder'),

@@ -6,6 +6,7 @@
  *   TorchCpuRng(seed): noise of app, then of struct ──▶ invert(x0) per image (cached as safetensors)
  *   ["", prompt] ──text encoder──▶ (uncond, cond) ──▶ runTransferLoop ──▶ out latent ──VAE decoder──▶ image
  */
+import { ddimSchedule } from '../diffusion/ddim-schedule.js';
 import { realpathSync } from 'node:fs';
 import { AbortError, invalidParameterError } from '../errors.js';
 import { invert, type GuidedNoise } from '../diffusion/inversion.js';
@@ -211,7 +212,7 @@ export class TransferPipeline {
       controls.onProgress?.({ phase, step: options.numSteps, total: options.numSteps, etaSeconds: 0, cached: true });
       return { inv: cached, hit: true };
     }
-    const result = await invert(job.x0, this.model.schedule, job.predict, {
+    const result = await invert(job.x0, ddimSchedule(this.model.schedulerConfig), job.predict, {
       numSteps: options.numSteps, guidanceScale: options.inversionGuidance, noise: job.noise,
       onStep: progressReporter(phase, controls.onProgress), signal: controls.signal,
     });
@@ -259,7 +260,7 @@ export class TransferPipeline {
 
     const adainMasks = structureMask !== undefined || appearanceMask !== undefined;
     const ones = (): Tensor<'float32'> => ({ dtype: 'float32', dims: [size.height, size.width], data: new Float32Array(size.width * size.height).fill(1) });
-    const loop = await timed('transfer', () => runTransferLoop((call) => unet.call(call), this.model.schedule, {
+    const loop = await timed('transfer', () => runTransferLoop((call) => unet.call(call), ddimSchedule(this.model.schedulerConfig), {
       app: app.inv, struct: struct.inv, latentDims, embeddings: { uncond: rowTensor(text, 0), cond: rowTensor(text, 1) },
     }, {
       numSteps: options.numSteps, skip: options.skip, guidanceScale: options.guidanceScale,

@@ -12,7 +12,6 @@ import { buildClipTextModel } from '../models/clip/clip-text-model.js';
 import { buildVaeDecoder, buildVaeEncoder } from '../models/vae/autoencoder-kl.js';
 import { WeightSet } from '../onnx/weight-scope.js';
 import type { GraphBuilder } from '../onnx/graph-builder.js';
-import { ddimSchedule, type DdimSchedule } from '../diffusion/ddim-schedule.js';
 import { buildUNet } from '../models/unet/unet-2d-condition.js';
 import { officialFreeU } from '../models/unet/freeu.js';
 import { attn1ModulePaths } from '../models/unet/hook.js';
@@ -69,7 +68,6 @@ export class StableDiffusionModel {
   readonly textConfig: ClipTextConfig;
   readonly tokenizerConfig: TokenizerConfig;
   readonly schedulerConfig: SchedulerConfig;
-  readonly schedule: DdimSchedule;
   readonly tokenizer: ClipTokenizer;
   readonly cache: ModelCache;
   private readonly sessions = new Map<string, Promise<Session>>();
@@ -82,7 +80,6 @@ export class StableDiffusionModel {
     this.textConfig = loadClipTextConfig(join(this.layout.textEncoder, 'config.json'));
     this.tokenizerConfig = loadTokenizerConfig(this.layout.tokenizer);
     this.schedulerConfig = loadSchedulerConfig(join(this.layout.scheduler, 'scheduler_config.json'));
-    this.schedule = ddimSchedule(this.schedulerConfig);
     const t = this.tokenizerConfig;
     this.tokenizer = ClipTokenizer.fromFiles(t.vocabPath, t.mergesPath, {
       bosToken: t.bosToken, eosToken: t.eosToken, padToken: t.padToken, unkToken: t.unkToken, modelMaxLength: t.modelMaxLength,

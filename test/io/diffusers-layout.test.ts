@@ -1,3 +1,4 @@
+import { loadModelIndex } from '../../src/config/model-index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,7 +38,7 @@ test('the fixture model folder resolves with all components and its weights', ()
   assert.equal(layout.textEncoder, join(sd1TinyModelDir, 'text_encoder'));
   assert.equal(layout.tokenizer, join(sd1TinyModelDir, 'tokenizer'));
   assert.equal(layout.scheduler, join(sd1TinyModelDir, 'scheduler'));
-  assert.equal(layout.modelIndex?.components['vae']?.className, 'AutoencoderKL');
+  assert.equal(loadModelIndex(layout.modelIndexPath!).components['vae']?.className, 'AutoencoderKL');
   assert.equal(findWeights(layout.unet), join(sd1TinyModelDir, 'unet', 'diffusion_pytorch_model.safetensors'));
   assert.equal(findWeights(layout.textEncoder), join(sd1TinyModelDir, 'text_encoder', 'model.safetensors'));
 });
@@ -53,7 +54,7 @@ test('missing model folder, component folder or component file', () => {
     `${join(root, 'unet', 'config.json')}: file not found (component 'unet' needs the UNet2DConditionModel config.json and weights)${HINT}`);
   writeFileSync(join(root, 'unet', 'config.json'), '{}');
   const layout = resolveDiffusersLayout(root, ['unet']);
-  assert.equal(layout.modelIndex, undefined);
+  assert.equal(layout.modelIndexPath, undefined);
   mkdirSync(join(root, 'tokenizer'));
   writeFileSync(join(root, 'tokenizer', 'vocab.json'), '{}');
   throwsFile(() => resolveDiffusersLayout(root, ['unet', 'tokenizer']),

@@ -2,6 +2,7 @@
  * Group `inversion`: edit-friendly DDPM inversion of both images (our VAE encoding of the case's input image, the
  * case's recorded noise draws, the FreeU UNet) -> `inversion.{app,struct}.{zs,wts}`.
  */
+import { ddimSchedule } from '../../diffusion/ddim-schedule.js';
 import { GoldenError } from '../../errors.js';
 import { invert } from '../../diffusion/inversion.js';
 import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
@@ -51,7 +52,7 @@ export async function runInversionGroup(ctx: GoldenContext, group: string): Prom
     const noise = floatTensor(ctx, `inversion.${which}.noise`);
     const draws = Array.from({ length: noise.dims[0]! }, (_, i) => Float32Array.from(sliceFirst(noise, i).data));
     const predict = await guidedNoiseFn(model, prompt, hookedSites(ctx));
-    const result = await invert(x0, model.schedule, predict, { numSteps, guidanceScale: guidance, noise: draws });
+    const result = await invert(x0, ddimSchedule(model.schedulerConfig), predict, { numSteps, guidanceScale: guidance, noise: draws });
     const dims = x0.dims.slice(1);
     const stackAll = (list: Float32Array[]): Tensor<'float32'> => {
       const data = new Float32Array(list.length * list[0]!.length);

@@ -4,6 +4,7 @@
  * golden README recommends), then decoded. A second run in natural argmax mode is compared up to its first flipped
  * decision, and where that happens is reported.
  */
+import { ddimSchedule } from '../../diffusion/ddim-schedule.js';
 import { GoldenError } from '../../errors.js';
 import type { StableDiffusionModel } from '../../runtime/stable-diffusion.js';
 import { runTransferLoop, type TransferResult } from '../../transfer/appearance-transfer.js';
@@ -62,7 +63,7 @@ async function runLoop(ctx: GoldenContext, model: StableDiffusionModel, forced: 
   const maskStruct = useMasks ? maskTensor(ctx, 'inputs.mask_struct') : undefined;
   const maskApp = useMasks ? maskTensor(ctx, 'inputs.mask_app') : undefined;
   const masked = useMasks && ctx.golden.runConfig['use_masked_adain'] !== false;
-  const result = await runTransferLoop((call) => unet.call(call), model.schedule, {
+  const result = await runTransferLoop((call) => unet.call(call), ddimSchedule(model.schedulerConfig), {
     app: { xts: rows(floatTensor(ctx, 'inversion.app.wts')), zs: rows(floatTensor(ctx, 'inversion.app.zs')) },
     struct: { xts: rows(floatTensor(ctx, 'inversion.struct.wts')), zs: rows(floatTensor(ctx, 'inversion.struct.zs')) },
     latentDims: [c, h, w],

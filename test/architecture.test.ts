@@ -1,0 +1,76 @@
+/**
+ * The dependency direction of docs/DESIGN.md, checked on the sources:
+ *   errors, tensor, version -> io -> config -> onnx -> models -> runtime -> diffusion -> transfer -> golden, pipeline -> cli
+ * A module may import from its own layer or an earlier one. Only runtime/session.ts imports onnxruntime-node, and
+ * onnx/ and models/ touch neither files nor onnxruntime.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative, dirname, resolve } from 'node:path';
+import { repoRoot } from './helpers/paths.js';
+
+const LAYERS: readonly (readonly string[])[] = [
+  ['errors.ts', 'tensor', 'version.ts', 'index.ts'],
+  ['io'],
+  ['config'],
+  ['onnx'],
+  ['models'],
+  ['runtime'],
+  ['diffusion'],
+  ['transfer'],
+  ['golden', 'pipeline'],
+  ['cli'],
+];
+
+const srcDir = join(repoRoot, 'src');
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) return sources(path);
+    return e.name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+function layerOf(file: string): number {
+  const top = relative(srcDir, file).split(/[\\/]/)[0]!;
+  const layer = LAYERS.findIndex((names) => names.includes(top));
+  assert.ok(layer >= 0, `${relative(repoRoot, file)} is in no layer`);
+  return layer;
+}
+
+function imports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
+}
+
+test('imports follow the layer order', () => {
+  const violations: string[] = [];
+  for (const file of sources(srcDir)) {
+    const own = layerOf(file);
+    for (const spec of imports(file)) {
+      if (!spec.startsWith('.')) continue;
+      const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
+      if (layerOf(target) > own) violations.push(`${relative(repoRoot, file)} imports ${relative(repoRoot, target)}`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});
+
+test('only runtime/session.ts imports onnxruntime-node; onnx/ and models/ use no fs and no sharp', () => {
+  const ort: string[] = [];
+  const impure: string[] = [];
+  for (const file of sources(srcDir)) {
+    const specs = imports(file);
+    const rel = relative(srcDir, file);
+    if (specs.includes('onnxruntime-node') && rel !== join('runtime', 'session.ts')) ort.push(rel);
+    // Exceptions: onnx/save.ts writes the built graph; the CLIP tokenizer reads its vocabulary files (it builds no graph).
+    const exempt = [join('onnx', 'save.ts'), join('models', 'clip', 'clip-tokenizer.ts')];
+    if ((rel.startsWith('onnx') || rel.startsWith('models')) && !exempt.includes(rel)) {
+      if (specs.some((s) => s === 'node:fs' || s === 'sharp' || s === 'onnxruntime-node')) impure.push(rel);
+    }
+  }
+  assert.deepEqual(ort, []);
+  assert.deepEqual(impure, []);
+});
