@@ -11,7 +11,7 @@ import { join, relative, dirname, resolve } from 'node:path';
 import { repoRoot } from './helpers/paths.js';
 
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'tensor', 'version.ts', 'index.ts'],
+  ['errors.ts', 'tensor', 'version.ts'],
   ['io'],
   ['config'],
   ['onnx'],
@@ -20,7 +20,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['diffusion'],
   ['transfer'],
   ['golden', 'pipeline'],
-  ['cli'],
+  ['cli', 'index.ts'],
 ];
 
 const srcDir = join(repoRoot, 'src');

@@ -1,0 +1,30 @@
+/**
+ * eye4eye's public library surface. Everything else is internal and may change.
+ *
+ *   import { loadPipeline } from 'eye4eye';
+ *   const pipeline = await loadPipeline('stable-diffusion-v1-5/stable-diffusion-v1-5');
+ *   const { png } = await pipeline.transfer({ structure: 'a.png', appearance: 'b.png' }, { domain: 'bird' });
+ */
+export { loadPipeline, TransferPipeline } from './pipeline/pipeline.js';
+export type {
+  LoadPipelineOptions, Phase, ProgressEvent, RunControls, TransferInputs, TransferMetadata, TransferOutput,
+} from './pipeline/pipeline.js';
+export { DEFAULT_TRANSFER_OPTIONS, validateTransferOptions, workingSize } from './pipeline/options.js';
+export type { Device, Injection, TransferOptions, TransferOptionsInput } from './pipeline/options.js';
+export { DEFAULT_MODEL_ID } from './pipeline/model-source.js';
+
+export { StableDiffusionModel, defaultE4ESites } from './runtime/stable-diffusion.js';
+export type { ModelOptions, UNetVariant } from './runtime/stable-diffusion.js';
+export type { E4EControls, UNetCall, UNetResult } from './runtime/unet-runner.js';
+export { availableProviders, ORT_VERSION } from './runtime/session.js';
+export type { ExecutionProvider } from './runtime/session.js';
+
+export { runGolden } from './golden/runner.js';
+export type { GoldenReport, GroupReport } from './golden/runner.js';
+export { loadGoldenCase } from './golden/golden-case.js';
+export { compareTensors, formatCompare } from './golden/compare.js';
+
+export { openTensorSource, writeSafetensors } from './io/safetensors.js';
+export type { Tensor, DType } from './tensor/tensor.js';
+export { VERSION } from './version.js';
+export * from './errors.js';
