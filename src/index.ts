@@ -11,7 +11,8 @@ export type {
 } from './pipeline/pipeline.js';
 export { DEFAULT_TRANSFER_OPTIONS, validateTransferOptions, workingSize } from './pipeline/options.js';
 export type { Device, Injection, TransferOptions, TransferOptionsInput } from './pipeline/options.js';
-export { DEFAULT_MODEL_ID } from './pipeline/model-source.js';
+export { DEFAULT_MODEL_ID, obtainModelSource, resolveModelSource } from './pipeline/model-source.js';
+export { downloadDiffusersModel } from './pipeline/hub-download.js';
 
 export { StableDiffusionModel, defaultE4ESites } from './runtime/stable-diffusion.js';
 export type { ModelOptions, UNetVariant } from './runtime/stable-diffusion.js';

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { E4EError, FileError, InvalidParameterError } from '../errors.js';
 import { correspondencePng, gridPng, maskToPng } from '../io/image.js';
-import { DEFAULT_MODEL_ID } from '../pipeline/model-source.js';
+import { DEFAULT_MODEL_ID, type DownloadProgress } from '../pipeline/model-source.js';
 import { validateTransferOptions, type TransferOptions } from '../pipeline/options.js';
 import { loadPipeline, type ProgressEvent, type TransferOutput } from '../pipeline/pipeline.js';
 import { ORT_VERSION } from '../runtime/session.js';
@@ -69,6 +69,46 @@ function progressPrinter(io: CommandIo): (e: ProgressEvent) => void {
     } else if (done) {
       const seconds = (performance.now() - (started.get(e.phase) ?? performance.now())) / 1000;
       io.err(`${e.phase}: ${e.total}/${e.total}${e.cached === true ? ' (from the inversion cache)' : ''} in ${seconds.toFixed(1)} s\n`);
+    }
+  };
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${(n / 1e3).toFixed(1)} kB`;
+}
+
+/** Model download progress on stderr: a redrawn bar with bytes and ETA on a terminal, otherwise one line per file. */
+function downloadPrinter(io: CommandIo, model: string): (p: DownloadProgress) => void {
+  let started: { time: number; bytes: number } | undefined;
+  let lastFile = -1;
+  let lastDraw = 0;
+  let finished = false;
+  return (p) => {
+    const now = performance.now();
+    if (started === undefined) {
+      started = { time: now, bytes: p.bytes };
+      io.err(`eye4eye: downloading ${model} from the Hugging Face Hub: ${p.files} files, ${formatBytes(p.totalBytes)}\n`);
+    }
+    if (finished) return;
+    const done = p.fileIndex === p.files - 1 && p.bytes >= p.totalBytes;
+    const seconds = (now - started.time) / 1000;
+    if (io.isTTY === true) {
+      if (!done && p.fileIndex === lastFile && now - lastDraw < 100) return;
+      lastDraw = now;
+      const width = 24;
+      const filled = Math.round((width * p.bytes) / Math.max(p.totalBytes, 1));
+      const rate = (p.bytes - started.bytes) / Math.max(seconds, 1e-3);
+      const eta = rate > 0 ? (p.totalBytes - p.bytes) / rate : undefined;
+      io.err(`\r\x1b[2Kdownload [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}  ${p.fileIndex + 1}/${p.files} ${p.file}  ETA ${formatSeconds(done ? 0 : eta)}${done ? '\n' : ''}`);
+    } else if (p.fileIndex !== lastFile) {
+      io.err(`download ${p.fileIndex + 1}/${p.files}: ${p.file}\n`);
+    }
+    lastFile = p.fileIndex;
+    if (done) {
+      finished = true;
+      if (io.isTTY !== true) io.err(`download: ${p.files} files, ${formatBytes(p.totalBytes)} in ${seconds.toFixed(1)} s\n`);
     }
   };
 }
@@ -171,6 +211,7 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   const loadOptions: Parameters<typeof loadPipeline>[1] = { device: options.device, onStatus: (s) => io.err(`${io.isTTY === true ? '\r\x1b[2K' : ''}eye4eye: ${s}\n`) };
   if (options.cacheDir !== undefined) loadOptions.cacheDir = options.cacheDir;
   if (io.env !== undefined) loadOptions.env = io.env;
+  loadOptions.onDownload = downloadPrinter(io, modelArg);
   const pipeline = await loadPipeline(modelArg, loadOptions);
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();

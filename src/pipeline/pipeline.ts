@@ -20,7 +20,7 @@ import { runTransferLoop, type BranchInversion } from '../transfer/appearance-tr
 import { downMask } from '../transfer/masks.js';
 import type { LatentDims } from '../transfer/adain.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
-import { resolveModelSource, type ModelSource } from './model-source.js';
+import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
 import { toStepRange, validateTransferOptions, workingSize, type Device, type TransferOptions, type TransferOptionsInput } from './options.js';
 
 export type Phase = 'inversion-app' | 'inversion-struct' | 'transfer' | 'decode';
@@ -44,8 +44,10 @@ export interface LoadPipelineOptions {
   device?: Device;
   cacheDir?: string;
   onStatus?: (message: string) => void;
-  /** Environment for the Hugging Face cache lookup (default: process.env). */
+  /** Environment for the Hugging Face cache lookup and download (HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE; default: process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Progress of a model download from the Hugging Face Hub (only called when the model is not in the cache). */
+  onDownload?: (p: DownloadProgress) => void;
 }
 
 /** Matches of the finest hooked layer at the last iteration that ran the matching. */
@@ -298,11 +300,14 @@ export class TransferPipeline {
 }
 
 /**
- * Open a model for transfers: a local diffusers folder, or a Hugging Face id found in the local HF cache
- * (see model-source.ts). Graphs are built (or taken from the cache) on first use.
+ * Open a model for transfers: a local diffusers folder, or a Hugging Face id taken from the local HF cache or
+ * downloaded into it (see model-source.ts). Graphs are built (or taken from the cache) on first use.
  */
 export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelineOptions = {}): Promise<TransferPipeline> {
-  const source = resolveModelSource(modelDirOrHubId, options.env);
+  const obtain: ObtainModelOptions = {};
+  if (options.env !== undefined) obtain.env = options.env;
+  if (options.onDownload !== undefined) obtain.onDownload = options.onDownload;
+  const source = await obtainModelSource(modelDirOrHubId, obtain);
   const modelOptions: Parameters<typeof StableDiffusionModel.open>[1] = {};
   if (options.device !== undefined) modelOptions.device = options.device;
   if (options.cacheDir !== undefined) modelOptions.cacheDir = options.cacheDir;
