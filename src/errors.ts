@@ -109,7 +109,7 @@ export class AbortError extends E4EError {
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
-  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}] of type array`;
+  if (Array.isArray(value)) return `${JSON.stringify(value)} of type array`;
   if (typeof value === 'string') return `'${value}' of type string`;
   if (typeof value === 'object') return `${JSON.stringify(value)} of type object`;
   return `${String(value)} of type ${typeof value}`;

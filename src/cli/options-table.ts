@@ -63,6 +63,11 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
   appearanceMask: { flag: 'appearance-mask', type: 'string', valueName: 'FILE', description: 'object mask of the appearance image (white = object)', parse: text },
   injection: { flag: 'v-injection', type: 'boolean', description: 'ablation: inject the values only (default: feature matching)', parse: (raw) => (raw === true ? 'vInjection' : 'match') },
   device: { flag: 'device', type: 'string', valueName: DEVICES.join('|'), description: `execution provider (default ${d.device})`, parse: (raw) => String(raw) as TransferOptions['device'] },
+  hookSites: {
+    flag: 'hook-sites', type: 'string', valueName: 'PATHS',
+    description: 'comma-separated attn1 module paths where the method acts (default: the two finest attention up blocks)',
+    parse: (raw) => String(raw).split(',').map((p) => p.trim()).filter((p) => p !== ''),
+  },
   cacheDir: { flag: 'cache-dir', type: 'string', valueName: 'DIR', description: 'cache of built graphs and inversions (default: E4E_CACHE_DIR or the platform cache)', parse: text },
 };
 

@@ -44,6 +44,11 @@ export interface TransferOptions {
   device: Device;
   /** Cache folder for built graphs and inversions (default: defaultCacheDir(), or E4E_CACHE_DIR). */
   cacheDir?: string;
+  /**
+   * The attn1 modules where the method acts, by diffusers module path (default: every attn1 of the two
+   * highest-resolution up blocks with attention; SD: up_blocks.2 and up_blocks.3).
+   */
+  hookSites?: readonly string[];
 }
 
 /** Every option that has a default (domain has none; masks and cacheDir are absent by default). */
@@ -71,7 +76,7 @@ export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
 /** Every key of TransferOptions, in display order (the validator rejects any other key by name). */
 export const TRANSFER_OPTION_KEYS = [
   'domain', 'prompt', 'numSteps', 'skip', 'guidanceScale', 'inversionGuidance', 'featRange', 'adainRange', 'seed',
-  'size', 'structureMask', 'appearanceMask', 'injection', 'device', 'cacheDir',
+  'size', 'structureMask', 'appearanceMask', 'injection', 'device', 'cacheDir', 'hookSites',
 ] as const satisfies readonly (keyof TransferOptions)[];
 
 type Missing = Exclude<keyof TransferOptions, (typeof TRANSFER_OPTION_KEYS)[number]>;
@@ -112,6 +117,14 @@ function stepRange(name: string, value: unknown): readonly [number, number] {
     && (value[0] as number) >= 0 && (value[0] as number) < (value[1] as number) && (value[1] as number) <= MAX_STEPS;
   if (!ok) throw invalidParameterError(name, `[start, end] of integers with 0 <= start < end <= ${MAX_STEPS}`, value);
   return Object.freeze([value[0] as number, value[1] as number] as const);
+}
+
+/** attn1 module paths such as `up_blocks.2.attentions.0.transformer_blocks.0.attn1` (checked against the model when built). */
+function hookSites(value: unknown): readonly string[] {
+  const ok = Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && /^[a-z_]+(\.\w+)*\.attn1$/.test(v))
+    && new Set(value).size === value.length;
+  if (!ok) throw invalidParameterError('hookSites', 'non-empty list of distinct attn1 module paths (e.g. up_blocks.2.attentions.0.transformer_blocks.0.attn1)', value);
+  return Object.freeze([...(value as string[])]);
 }
 
 function imageSource(name: string, value: unknown): ImageSource | undefined {
@@ -157,6 +170,7 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   if (structureMask !== undefined) options.structureMask = structureMask;
   if (appearanceMask !== undefined) options.appearanceMask = appearanceMask;
   if (given['cacheDir'] !== undefined) options.cacheDir = nonEmptyString('cacheDir', given['cacheDir']);
+  if (given['hookSites'] !== undefined) options.hookSites = hookSites(given['hookSites']);
   return Object.freeze(options);
 }
 

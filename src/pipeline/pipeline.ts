@@ -147,7 +147,7 @@ function lastMatches(trace: Record<string, BigInt64Array[]>, latent: Size): Corr
 }
 
 export class TransferPipeline {
-  private unetRunner: Promise<UNetRunner> | undefined;
+  private readonly unetRunners = new Map<string, Promise<UNetRunner>>();
 
   constructor(readonly source: ModelSource, readonly model: StableDiffusionModel) {}
 
@@ -162,9 +162,14 @@ export class TransferPipeline {
     return vae * 2 ** (this.model.unetConfig.downBlockTypes.length - 1);
   }
 
-  private unet(): Promise<UNetRunner> {
-    this.unetRunner ??= this.model.unet({ freeu: true, e4eSites: defaultE4ESites(this.model.unetConfig) });
-    return this.unetRunner;
+  private unet(sites: readonly string[] = defaultE4ESites(this.model.unetConfig)): Promise<UNetRunner> {
+    const key = sites.join(',');
+    let runner = this.unetRunners.get(key);
+    if (runner === undefined) {
+      runner = this.model.unet({ freeu: true, e4eSites: sites });
+      this.unetRunners.set(key, runner);
+    }
+    return runner;
   }
 
   private modelIdentity(): unknown {
@@ -249,7 +254,7 @@ export class TransferPipeline {
     const [, c, lh, lw] = x0App!.dims as [number, number, number, number];
     const latentDims: LatentDims = [c, lh, lw];
     const text = await timed('text', () => this.model.encodeText(['', options.prompt])); // [2, 77, C]
-    const unet = await this.unet();
+    const unet = await this.unet(options.hookSites);
     const predict = this.guidedNoise(unet, text, latentDims);
 
     // Noise for both images first (app, then struct, from one seeded generator), so a cache hit on one image

@@ -166,3 +166,20 @@ test('--help lists every flag', async () => {
     assert.ok(r.out.includes(flag), flag);
   }
 });
+
+test('--hook-sites picks where the method acts; an unknown module path is an error naming it', async () => {
+  const outDir = join(root, 'out-sites');
+  const site = 'up_blocks.3.attentions.2.transformer_blocks.0.attn1';
+  const ok = await cli(args(outDir, ['--hook-sites', site]));
+  assert.equal(ok.code, 0, ok.err);
+  const run = JSON.parse(readFileSync(join(outDir, 'run.json'), 'utf8')) as { options: { hookSites?: string[] } };
+  assert.deepEqual(run.options.hookSites, [site]);
+  const badDir = join(root, 'out-sites-bad');
+  const bad = await cli(args(badDir, ['--hook-sites', 'up_blocks.7.attentions.0.transformer_blocks.0.attn1']));
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /feature injection: no attn1 at up_blocks\.7\.attentions\.0\.transformer_blocks\.0\.attn1/);
+  assert.equal(existsSync(badDir) && readdirSync(badDir).length > 0, false);
+  const malformed = await cli(args(join(root, 'out-sites-m'), ['--hook-sites', 'up_blocks.3']));
+  assert.equal(malformed.code, 2);
+  assert.match(malformed.err, /Expected non-empty list of distinct attn1 module paths .* for hookSites but received \["up_blocks\.3"\] of type array/);
+});
