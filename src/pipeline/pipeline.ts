@@ -8,7 +8,7 @@
  */
 import { ddimSchedule } from '../diffusion/ddim-schedule.js';
 import { realpathSync } from 'node:fs';
-import { AbortError, invalidParameterError } from '../errors.js';
+import { AbortError, InvalidParameterError, invalidParameterError } from '../errors.js';
 import { invert, type GuidedNoise } from '../diffusion/inversion.js';
 import { imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size, type TokenMatches } from '../io/image.js';
 import { builderFingerprint, weightsIdentity } from '../runtime/model-cache.js';
@@ -75,6 +75,12 @@ export interface TransferOutput {
 export interface TransferInputs {
   structure: ImageSource;
   appearance: ImageSource;
+  /**
+   * Correspondences from elsewhere (a better matcher, a previous run): for transfer iteration `iteration` and hooked
+   * attn1 `site`, the appearance token each structure token takes (row-major over the site's token map; < 0 keeps
+   * the token). Return undefined to let the method's cosine argmax decide.
+   */
+  forcedMatches?: (iteration: number, site: string) => BigInt64Array | undefined;
 }
 
 interface LoadedInputs {
@@ -170,6 +176,14 @@ export class TransferPipeline {
       this.unetRunners.set(key, runner);
     }
     return runner;
+  }
+
+  /** Tokens of an attn1 for a latent of lh x lw: down block i works at 1/2^i, the mid block and up block 0 at the coarsest map. */
+  private siteTokens(site: string, lh: number, lw: number): number {
+    const n = this.model.unetConfig.blockOutChannels.length;
+    const block = /^(down|up)_blocks\.(\d+)\./.exec(site);
+    const level = block === null ? n - 1 : block[1] === 'down' ? Number(block[2]) : n - 1 - Number(block[2]);
+    return (lh / 2 ** level) * (lw / 2 ** level);
   }
 
   private modelIdentity(): unknown {
@@ -275,6 +289,7 @@ export class TransferPipeline {
       maskStruct: structureMask, maskApp: appearanceMask,
       adainMaskStruct: adainMasks ? downMask(structureMask ?? ones(), lh, lw) : undefined,
       adainMaskApp: adainMasks ? downMask(appearanceMask ?? ones(), lh, lw) : undefined,
+      forcedMatches: inputs.forcedMatches === undefined ? undefined : forcedFor(inputs.forcedMatches, unet.sites, (site) => this.siteTokens(site, lh, lw)),
       onStep: progressReporter('transfer', controls.onProgress), signal: controls.signal,
     }));
 
@@ -308,6 +323,26 @@ export class TransferPipeline {
  * Open a model for transfers: a local diffusers folder, or a Hugging Face id taken from the local HF cache or
  * downloaded into it (see model-source.ts). Graphs are built (or taken from the cache) on first use.
  */
+/** Adapts the user's per-site callback to the loop's per-iteration record. */
+function forcedFor(
+  source: (iteration: number, site: string) => BigInt64Array | undefined,
+  sites: readonly string[],
+  tokens: (site: string) => number,
+): (iteration: number) => Record<string, BigInt64Array> | undefined {
+  return (iteration) => {
+    const forced: Record<string, BigInt64Array> = {};
+    for (const site of sites) {
+      const m = source(iteration, site);
+      if (m === undefined) continue;
+      if (m.length !== tokens(site)) {
+        throw new InvalidParameterError(`forcedMatches(${iteration}, '${site}') gave ${m.length} indices; that layer has ${tokens(site)} tokens`);
+      }
+      forced[site] = m;
+    }
+    return Object.keys(forced).length > 0 ? forced : undefined;
+  };
+}
+
 export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelineOptions = {}): Promise<TransferPipeline> {
   const obtain: ObtainModelOptions = {};
   if (options.env !== undefined) obtain.env = options.env;

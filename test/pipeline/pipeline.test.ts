@@ -78,3 +78,19 @@ test('transfer: an aborted signal stops the run with AbortError', async () => {
   });
   await assert.rejects(run, (e: unknown) => e instanceof AbortError && e.code === 'E_ABORTED');
 });
+
+test('transfer: forced matches replace the argmax (all token 0, all keep-own); a wrong length is an error', async () => {
+  const natural = await pipeline.transfer({ structure, appearance }, FAST);
+  const site = natural.matches!.site;
+  // Force every out token of every hooked layer to take appearance token 0: the result must change.
+  const zeros = await pipeline.transfer({ structure, appearance, forcedMatches: (_i, s) => new BigInt64Array(s.startsWith('up_blocks.3') ? 256 : 64) }, FAST);
+  assert.notDeepEqual(zeros.image.data, natural.image.data);
+  assert.ok(Array.from(zeros.matches!.indices, Number).every((v) => v === 0));
+  // Keep-own (-1) everywhere = no feature matching at all; it differs from the natural run too.
+  const keep = await pipeline.transfer({ structure, appearance, forcedMatches: (_i, s) => new BigInt64Array(s.startsWith('up_blocks.3') ? 256 : 64).fill(-1n) }, FAST);
+  assert.ok(Array.from(keep.matches!.indices, Number).every((v) => v === -1));
+  assert.notDeepEqual(keep.image.data, natural.image.data);
+  await assert.rejects(pipeline.transfer({ structure, appearance, forcedMatches: () => new BigInt64Array(3) }, FAST),
+    new RegExp(`forcedMatches\\(2, 'up_blocks\\.2\\.attentions\\.0\\.transformer_blocks\\.0\\.attn1'\\) gave 3 indices; that layer has 64 tokens`));
+  assert.equal(site, 'up_blocks.3.attentions.2.transformer_blocks.0.attn1');
+});
