@@ -51,7 +51,6 @@ function stepDurations(events: readonly { step: number; t: number }[], phaseSeco
 }
 
 export async function phaseE2E(args: Args): Promise<Figures> {
-  if (args.threads !== undefined) log('e2e: loadPipeline has no threads option, the e2e phase runs with onnxruntime\'s default threads');
   const graphs = join(args.graphDir, 'graphs');
   mkdirSync(graphs, { recursive: true });
   const cacheDir = mkdtempSync(join(tmpdir(), 'e4e-bench-e2e-'));
@@ -67,7 +66,7 @@ export async function phaseE2E(args: Args): Promise<Figures> {
   };
   try {
     const t0 = performance.now();
-    const pipeline = await loadPipeline(args.modelDir, { cacheDir, onStatus: log });
+    const pipeline = await loadPipeline(args.modelDir, { cacheDir, onStatus: log, ...(args.threads === undefined ? {} : { threads: args.threads }) });
     const loadS = (performance.now() - t0) / 1000;
     const { numSteps, skip, featRange, adainRange } = E2E_REDUCED;
     log(`e2e: transfer 512x512, numSteps ${numSteps}, skip ${skip}, featRange [${featRange.join(', ')}], adainRange [${adainRange.join(', ')}], masks on`);

@@ -48,6 +48,13 @@ export interface LoadPipelineOptions {
   env?: NodeJS.ProcessEnv;
   /** Progress of a model download from the Hugging Face Hub (only called when the model is not in the cache). */
   onDownload?: (p: DownloadProgress) => void;
+  /** onnxruntime intra-op threads (default: one per physical core). */
+  threads?: number;
+  /**
+   * onnxruntime's CPU memory arena. Off by default: the transfer's batch-6 UNet calls and the 512x512 VAE make the
+   * arena keep gigabytes it rarely reuses (bench: 7.4 GB peak with it on); off costs no measurable speed.
+   */
+  memoryArena?: boolean;
 }
 
 /** Matches of the finest hooked layer at the last iteration that ran the matching. */
@@ -352,6 +359,8 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
   if (options.device !== undefined) modelOptions.device = options.device;
   if (options.cacheDir !== undefined) modelOptions.cacheDir = options.cacheDir;
   if (options.onStatus !== undefined) modelOptions.onStatus = options.onStatus;
+  if (options.threads !== undefined) modelOptions.threads = options.threads;
+  modelOptions.memoryArena = options.memoryArena ?? false;
   const model = StableDiffusionModel.open(source.path, modelOptions);
   // Open the weights now so that a broken model folder fails here, not halfway through a run.
   try {
