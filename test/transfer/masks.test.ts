@@ -65,6 +65,6 @@ describe('maskToFloat', () => {
   });
 
   it('downMask rejects a mask that is not [H, W]', () => {
-    assert.throws(() => downMask(tensor('uint8', [1, 4, 4]), 2, 2), /Expected \[H, W\] for mask.dims but received \[1 of type number, 4 of type number, 4 of type number\]/);
+    assert.throws(() => downMask(tensor('uint8', [1, 4, 4]), 2, 2), /Expected \[H, W\] for mask.dims but received \[1,4,4\] of type array/);
   });
 });
