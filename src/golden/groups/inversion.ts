@@ -8,7 +8,7 @@ import { invert } from '../../diffusion/inversion.js';
 import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
 import type { StableDiffusionModel } from '../../runtime/stable-diffusion.js';
 import type { GoldenContext } from '../runner.js';
-import { floatTensor, hookedSites } from './unet.js';
+import { floatTensor, hookedSites, stacked } from './unet.js';
 
 export function runConfigString(ctx: GoldenContext, key: string): string {
   const v = ctx.golden.runConfig[key];
@@ -54,13 +54,8 @@ export async function runInversionGroup(ctx: GoldenContext, group: string): Prom
     const predict = await guidedNoiseFn(model, prompt, hookedSites(ctx));
     const result = await invert(x0, ddimSchedule(model.schedulerConfig), predict, { numSteps, guidanceScale: guidance, noise: draws });
     const dims = x0.dims.slice(1);
-    const stackAll = (list: Float32Array[]): Tensor<'float32'> => {
-      const data = new Float32Array(list.length * list[0]!.length);
-      list.forEach((l, i) => data.set(l, i * l.length));
-      return { dtype: 'float32', dims: [list.length, ...dims], data };
-    };
-    out[`inversion.${which}.zs`] = stackAll(result.zs);
-    out[`inversion.${which}.wts`] = stackAll(result.xts);
+    out[`inversion.${which}.zs`] = stacked(result.zs, dims);
+    out[`inversion.${which}.wts`] = stacked(result.xts, dims);
   }
   return out;
 }

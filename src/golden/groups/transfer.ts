@@ -12,7 +12,7 @@ import { downMask } from '../../transfer/masks.js';
 import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
 import { compareTensors } from '../compare.js';
 import type { GoldenContext } from '../runner.js';
-import { floatTensor, hookedSites, maskTensor } from './unet.js';
+import { floatTensor, hookedSites, maskTensor, stacked } from './unet.js';
 import { runConfigNumber, runConfigString } from './inversion.js';
 
 function rows(t: Tensor<'float32'>): Float32Array[] {
@@ -25,15 +25,6 @@ function range(ctx: GoldenContext, key: string): { start: number; end: number } 
   return { start: Number(r[0]), end: Number(r[1]) };
 }
 
-function stacked(list: readonly Float32Array[], dims: readonly number[]): Tensor<'float32'> {
-  const data = new Float32Array(list.reduce((n, l) => n + l.length, 0));
-  let o = 0;
-  for (const l of list) {
-    data.set(l, o);
-    o += l.length;
-  }
-  return { dtype: 'float32', dims: [list.length, ...dims], data };
-}
 
 /** Golden match indices of a site at one iteration, or undefined when that iteration ran no matching. */
 function goldenMatches(ctx: GoldenContext, sites: readonly string[], iteration: number): Record<string, BigInt64Array> | undefined {

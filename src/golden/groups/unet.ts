@@ -17,6 +17,17 @@ export function floatTensor(ctx: GoldenContext, name: string): Tensor<'float32'>
   return t as Tensor<'float32'>;
 }
 
+/** Rows of equal length stacked into [rows, ...dims]. */
+export function stacked(list: readonly Float32Array[], dims: readonly number[]): Tensor<'float32'> {
+  const data = new Float32Array(list.reduce((n, l) => n + l.length, 0));
+  let o = 0;
+  for (const l of list) {
+    data.set(l, o);
+    o += l.length;
+  }
+  return { dtype: 'float32', dims: [list.length, ...dims], data };
+}
+
 export function scalarInt(ctx: GoldenContext, name: string): number {
   const t = ctx.golden.get(name);
   const v = t.data[0];
