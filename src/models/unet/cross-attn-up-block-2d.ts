@@ -22,7 +22,7 @@ export interface CrossAttnUpBlock2DConfig extends UpBlock2DConfig {
  *   x ─ cat(skip[-1]) ─ resnets.0 ─ attentions.0 ─ cat(skip[-2]) ─ resnets.1 ─ attentions.1 ─ ... ─ upsamplers.0
  */
 export function buildCrossAttnUpBlock2D(scope: WeightScope, config: CrossAttnUpBlock2DConfig, x: Value,
-  inputs: CrossAttnBlockInputs & { resSamples: readonly Value[] }): Value {
+  inputs: CrossAttnBlockInputs & { resSamples: readonly Value[]; upsampleTo?: Value | undefined }): Value {
   const transformer = {
     channels: config.outChannels, heads: config.heads, layers: config.transformerLayers,
     crossAttentionDim: config.crossAttentionDim, groups: config.groups, useLinearProjection: config.useLinearProjection,
@@ -33,6 +33,6 @@ export function buildCrossAttnUpBlock2D(scope: WeightScope, config: CrossAttnUpB
     h = buildResnetBlock2D(scope.child('resnets', j), upResnetConfig(config, j), h, inputs.temb); // [B, out, H, W]
     h = buildTransformer2D(scope.child('attentions', j), transformer, h, inputs); // [B, out, H, W]
   }
-  if (config.addUpsample) h = buildUpsample2D(scope.child('upsamplers', 0), { channels: config.outChannels }, h); // [B, out, 2H, 2W]
+  if (config.addUpsample) h = buildUpsample2D(scope.child('upsamplers', 0), { channels: config.outChannels }, h, inputs.upsampleTo); // [B, out, H', W']
   return h;
 }

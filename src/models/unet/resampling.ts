@@ -3,7 +3,7 @@
  * Mirrors diffusers v0.19.3 `Downsample2D` and `Upsample2D`:
  * https://github.com/huggingface/diffusers/blob/v0.19.3/src/diffusers/models/resnet.py
  */
-import { conv, upsampleNearest } from '../../onnx/ops.js';
+import { concat, conv, shape, slice, upsampleNearest } from '../../onnx/ops.js';
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { buildConv2d } from '../nn/conv2d.js';
@@ -30,10 +30,20 @@ export function buildDownsample2D(scope: WeightScope, config: Downsample2DConfig
 }
 
 /**
- * Plain x2: the UNet passes an explicit output size only when the map is not a multiple of 2^num_upsamplers,
- * which buildUNet rules out (h and w divisible by 2^(down blocks - 1)).
+ * Nearest upsampling to the size of `sizeOf` (the skip state the next up block concatenates, as diffusers passes
+ * `upsample_size` so that odd maps, halved with ceil on the way down, come back to their exact size), or plain x2.
  */
-export function buildUpsample2D(scope: WeightScope, config: Upsample2DConfig, x: Value): Value {
-  const up = upsampleNearest(scope, x, 2, { name: 'Resize' }); // [B, C, 2H, 2W]
+export function buildUpsample2D(scope: WeightScope, config: Upsample2DConfig, x: Value, sizeOf?: Value): Value {
+  const up = sizeOf === undefined
+    ? upsampleNearest(scope, x, 2, { name: 'Resize' }) // [B, C, 2H, 2W]
+    : resizeNearestLike(scope, x, sizeOf); // [B, C, H', W']
   return buildConv2d(scope.child('conv'), up, { inChannels: config.channels, outChannels: config.channels, kernel: 3, padding: 1 }); // [B, C, 2H, 2W]
+}
+
+/** F.interpolate(x, size=sizeOf.shape[2:], mode='nearest'): source index floor(dst * in / out). */
+function resizeNearestLike(scope: WeightScope, x: Value, sizeOf: Value): Value {
+  const batchChannels = slice(scope, shape(scope, x, { name: 'Shape_x' }), { starts: [0], ends: [2], axes: [0] }, { name: 'Slice_bc' }); // [2]
+  const spatial = slice(scope, shape(scope, sizeOf, { name: 'Shape_skip' }), { starts: [2], ends: [4], axes: [0] }, { name: 'Slice_hw' }); // [2]
+  const sizes = concat(scope, [batchChannels, spatial], 0, { name: 'Concat_sizes' }); // [4]
+  return scope.op('Resize', [x, null, null, sizes], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, { name: 'Resize' });
 }

@@ -4,7 +4,7 @@
  * post-process):
  * https://github.com/huggingface/diffusers/blob/v0.19.3/src/diffusers/models/unet_2d_condition.py
  *
- * Graph inputs: `sample` float32 [B, in_channels, h, w] (h, w multiples of 2^(down blocks - 1)), `timestep` int64 [1]
+ * Graph inputs: `sample` float32 [B, in_channels, h, w] (any h, w: odd maps are upsampled back to their skip sizes), `timestep` int64 [1]
  * (one timestep for the whole batch), `encoder_hidden_states` float32 [B, T, cross_attention_dim].
  * Output: `out_sample` float32 [B, out_channels, h, w].
  *
@@ -142,10 +142,12 @@ function buildUpPath(root: WeightScope, context: UNetContext, x: Value, resSampl
     const scope = root.child('up_blocks', i);
     if (options.freeu !== null) h = buildFreeU(scope.sub('freeu'), options.freeu, h, block.prevOutputChannels); // [B, C, H, W]
     const skips = resSamples.splice(resSamples.length - block.layers, block.layers);
+    // Upsample to the size of the next block's first skip state (exact for odd maps, like diffusers' upsample_size).
+    const upsampleTo = block.addUpsample ? resSamples[resSamples.length - 1] : undefined;
     h = type === 'UpBlock2D'
-      ? buildUpBlock2D(scope, block, h, { resSamples: skips, temb: context.temb })
+      ? buildUpBlock2D(scope, block, h, { resSamples: skips, temb: context.temb, upsampleTo })
       : buildCrossAttnUpBlock2D(scope, { ...block, ...attentionOf(context, n - 1 - i) }, h,
-        { ...blockInputs(context, i), resSamples: skips });
+        { ...blockInputs(context, i), resSamples: skips, upsampleTo });
   });
   if (resSamples.length !== 0) throw new ModelBuildError(`UNet: ${resSamples.length} skip connection(s) left unused`);
   return h;

@@ -41,12 +41,12 @@ export function skipFor(scope: WeightScope, resSamples: readonly Value[], j: num
 /**
  *   x ─ cat(skip[-1]) ─ resnets.0 ─ cat(skip[-2]) ─ resnets.1 ─ ... ─ upsamplers.0
  */
-export function buildUpBlock2D(scope: WeightScope, config: UpBlock2DConfig, x: Value, inputs: { resSamples: readonly Value[]; temb: Value }): Value {
+export function buildUpBlock2D(scope: WeightScope, config: UpBlock2DConfig, x: Value, inputs: { resSamples: readonly Value[]; temb: Value; upsampleTo?: Value | undefined }): Value {
   let h = x;
   for (let j = 0; j < config.layers; j++) {
     h = concat(scope.child('resnets', j), [h, skipFor(scope, inputs.resSamples, j)], 1, { name: 'Concat_skip' }); // [B, in, H, W]
     h = buildResnetBlock2D(scope.child('resnets', j), upResnetConfig(config, j), h, inputs.temb); // [B, out, H, W]
   }
-  if (config.addUpsample) h = buildUpsample2D(scope.child('upsamplers', 0), { channels: config.outChannels }, h); // [B, out, 2H, 2W]
+  if (config.addUpsample) h = buildUpsample2D(scope.child('upsamplers', 0), { channels: config.outChannels }, h, inputs.upsampleTo); // [B, out, H', W']
   return h;
 }

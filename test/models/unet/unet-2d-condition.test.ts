@@ -56,6 +56,20 @@ test('a non-square latent (16x24) runs and keeps its shape', async () => {
   assert.ok((out.data as Float32Array).every(Number.isFinite));
 });
 
+test('odd latent sizes (13x19, 9x7) run: the up path upsamples back to each skip size, as diffusers does', async () => {
+  const graph = buildUNet(sd1TinyUNetWeights(), config, { freeu: officialFreeU(config) });
+  for (const [h, w] of [[13, 19], [9, 7]] as const) {
+    const next = seededUniform(h * w);
+    const out = await runGraph(graph, {
+      sample: float32([2, 4, h, w], randomFloats(next, 2 * 4 * h * w)),
+      timestep: golden.get('unet.timestep'),
+      encoder_hidden_states: golden.get('unet.encoder_hidden_states'),
+    });
+    assert.deepEqual(out.dims, [2, 4, h, w]);
+    assert.ok((out.data as Float32Array).every(Number.isFinite));
+  }
+});
+
 test('the graph holds exactly the checkpoint tensors as named initializers', () => {
   const weights = sd1TinyUNetWeights();
   const g = buildUNet(weights, config, { freeu: null });
