@@ -6,6 +6,7 @@
  *   TorchCpuRng(seed): noise of app, then of struct ──▶ invert(x0) per image (cached as safetensors)
  *   ["", prompt] ──text encoder──▶ (uncond, cond) ──▶ runTransferLoop ──▶ out latent ──VAE decoder──▶ image
  */
+import { createHash } from 'node:crypto';
 import { ddimSchedule } from '../diffusion/ddim-schedule.js';
 import { realpathSync } from 'node:fs';
 import { AbortError, InvalidParameterError, invalidParameterError } from '../errors.js';
@@ -112,7 +113,13 @@ interface InversionJob {
 
 export interface TransferMetadata {
   options: TransferOptions;
-  model: ModelSource;
+  model: ModelSource & {
+    /**
+     * sha256 (first 16 hex digits) of the weights' identity: for every weights file its real path, size, mtime and
+     * safetensors header digest (Hugging Face blobs are named by their content hash), plus the graph builder's code.
+     */
+    identityHash: string;
+  };
   workingSize: Size;
   latentSize: Size;
   structureSize: Size;
@@ -315,7 +322,7 @@ export class TransferPipeline {
       matches: lastMatches(loop.trace.matches, latentSize),
       timings,
       metadata: {
-        options, model: this.source, workingSize: size, latentSize, structureSize: loaded.structureSize, appearanceSize: loaded.appearanceSize,
+        options, model: { ...this.source, identityHash: createHash('sha256').update(JSON.stringify(this.modelIdentity())).digest('hex').slice(0, 16) }, workingSize: size, latentSize, structureSize: loaded.structureSize, appearanceSize: loaded.appearanceSize,
         inversionCache: { app: app.hit ? 'hit' : 'miss', struct: struct.hit ? 'hit' : 'miss', dir: this.cacheDir },
       },
     };
@@ -326,10 +333,6 @@ export class TransferPipeline {
   }
 }
 
-/**
- * Open a model for transfers: a local diffusers folder, or a Hugging Face id taken from the local HF cache or
- * downloaded into it (see model-source.ts). Graphs are built (or taken from the cache) on first use.
- */
 /** Adapts the user's per-site callback to the loop's per-iteration record. */
 function forcedFor(
   source: (iteration: number, site: string) => BigInt64Array | undefined,
@@ -350,6 +353,10 @@ function forcedFor(
   };
 }
 
+/**
+ * Open a model for transfers: a local diffusers folder, or a Hugging Face id taken from the local HF cache or
+ * downloaded into it (see model-source.ts). Graphs are built (or taken from the cache) on first use.
+ */
 export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelineOptions = {}): Promise<TransferPipeline> {
   const obtain: ObtainModelOptions = {};
   if (options.env !== undefined) obtain.env = options.env;

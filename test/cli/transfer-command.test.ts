@@ -71,7 +71,9 @@ test('end to end on the tiny model: PNGs of the right sizes and a complete run.j
     featRange: [1, 5], adainRange: [2, 6], seed: 0, size: 128, injection: 'match', device: 'cpu',
     structureMask: join(examples, 'bird-blue-mask.png'), appearanceMask: join(examples, 'bird-red-mask.png'),
   });
-  assert.deepEqual(run.model, { id: sd1TinyModelDir, path: sd1TinyModelDir, kind: 'folder' });
+  const { identityHash, ...model } = run.model as { identityHash: string };
+  assert.deepEqual(model, { id: sd1TinyModelDir, path: sd1TinyModelDir, kind: 'folder' });
+  assert.match(identityHash, /^[0-9a-f]{16}$/);
   assert.equal(run.versions.eye4eye, JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version);
   assert.match(run.versions.onnxruntime, /^\d+\.\d+\.\d+/);
   for (const phase of ['load', 'encode', 'text', 'inversion-app', 'inversion-struct', 'transfer', 'decode', 'total']) assert.equal(typeof run.timings[phase], 'number', phase);
