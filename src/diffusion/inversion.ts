@@ -10,6 +10,19 @@ import type { DdimSchedule } from './ddim-schedule.js';
 import { inversionNoise, sampleXtsFromX0 } from './ddpm-step.js';
 import { classifierFreeGuidance } from './guidance.js';
 
+/**
+ * The reference's inversion encodes with a hard-coded 0.18215 whatever the VAE config says (golden README quirk 13;
+ * decoding uses the config's scaling_factor). Equal to SD-1.x/2.x's scaling_factor; kept for other VAEs.
+ */
+export const INVERSION_LATENT_SCALE = 0.18215;
+
+/** A latent encoded with the VAE's `scalingFactor`, rescaled to the inversion's fixed 0.18215. */
+export function toInversionLatent(latent: Tensor<'float32'>, scalingFactor: number): Tensor<'float32'> {
+  if (scalingFactor === INVERSION_LATENT_SCALE) return latent;
+  const ratio = INVERSION_LATENT_SCALE / scalingFactor;
+  return { dtype: 'float32', dims: latent.dims, data: latent.data.map((v) => Math.fround(v * ratio)) };
+}
+
 /** eps for [uncond, cond] at one latent: the UNet called on a batch of 2 with the two prompt embeddings. */
 export type GuidedNoise = (latent: Tensor<'float32'>, timestep: number) => Promise<{ uncond: Float32Array; cond: Float32Array }>;
 

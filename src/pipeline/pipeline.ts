@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { ddimSchedule } from '../diffusion/ddim-schedule.js';
 import { realpathSync } from 'node:fs';
 import { AbortError, InvalidParameterError, invalidParameterError } from '../errors.js';
-import { invert, type GuidedNoise } from '../diffusion/inversion.js';
+import { invert, toInversionLatent, type GuidedNoise } from '../diffusion/inversion.js';
 import { imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size, type TokenMatches } from '../io/image.js';
 import { builderFingerprint, weightsIdentity } from '../runtime/model-cache.js';
 import { defaultE4ESites, StableDiffusionModel } from '../runtime/stable-diffusion.js';
@@ -278,7 +278,10 @@ export class TransferPipeline {
     const t0 = performance.now();
     const loaded = await timed('load', () => this.loadInputs(inputs, options));
     const { size, structure, appearance, structureMask, appearanceMask } = loaded;
-    const [x0App, x0Struct] = await timed('encode', async () => [await this.model.encodeImage(appearance), await this.model.encodeImage(structure)]);
+    const sf = this.model.vaeConfig.scalingFactor;
+    const [x0App, x0Struct] = await timed('encode', async () => [
+      toInversionLatent(await this.model.encodeImage(appearance), sf), toInversionLatent(await this.model.encodeImage(structure), sf),
+    ]);
     const [, c, lh, lw] = x0App!.dims as [number, number, number, number];
     const latentDims: LatentDims = [c, lh, lw];
     const text = await timed('text', () => this.model.encodeText(['', options.prompt])); // [2, 77, C]

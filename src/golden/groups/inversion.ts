@@ -4,7 +4,7 @@
  */
 import { ddimSchedule } from '../../diffusion/ddim-schedule.js';
 import { GoldenError } from '../../errors.js';
-import { invert } from '../../diffusion/inversion.js';
+import { invert, toInversionLatent } from '../../diffusion/inversion.js';
 import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
 import type { StableDiffusionModel } from '../../runtime/stable-diffusion.js';
 import type { GoldenContext } from '../runner.js';
@@ -48,7 +48,7 @@ export async function runInversionGroup(ctx: GoldenContext, group: string): Prom
     const guidance = typeof params['cfg_scale_src'] === 'number' ? params['cfg_scale_src'] : 3.5;
     const prompt = typeof params['prompt_src'] === 'string' ? params['prompt_src'] : runConfigString(ctx, 'prompt');
     const image = floatTensor(ctx, `inputs.image_${which}`);
-    const x0 = await model.encodeImage(image);
+    const x0 = toInversionLatent(await model.encodeImage(image), model.vaeConfig.scalingFactor);
     const noise = floatTensor(ctx, `inversion.${which}.noise`);
     const draws = Array.from({ length: noise.dims[0]! }, (_, i) => Float32Array.from(sliceFirst(noise, i).data));
     const predict = await guidedNoiseFn(model, prompt, hookedSites(ctx));
