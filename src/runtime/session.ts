@@ -60,8 +60,8 @@ export function availableProviders(): ExecutionProvider[] {
 
 export const ORT_VERSION: string = ort.env.versions.node ?? ort.env.versions.common;
 
-const CUDA_HINT = 'CUDA needs the CUDA build of onnxruntime-node: reinstall it with `npm install onnxruntime-node --onnxruntime-node-install=cuda12` '
-  + '(or set ONNXRUNTIME_NODE_INSTALL=cuda12) on a machine with an NVIDIA driver, CUDA 12 and cuDNN 9; see the README.';
+const CUDA_HINT = 'CUDA needs onnxruntime-node\'s CUDA binaries: on a machine with an NVIDIA driver, CUDA 12 and cuDNN 9 run '
+  + '`npm install-scripts approve onnxruntime-node` (npm >= 11) and `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`; see the README.';
 
 export class Session {
   private disposed = false;
