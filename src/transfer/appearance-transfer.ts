@@ -11,7 +11,7 @@ import { classifierFreeGuidance } from '../diffusion/guidance.js';
 import type { E4EControls, UNetCall, UNetResult } from '../runtime/unet-runner.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { adain, maskedAdain, type LatentDims } from './adain.js';
-import { attentionMode, adainAfterIteration, stepSeenByUnet, type StepRange } from './schedule-rules.js';
+import { adainAfterIteration, injectionMode, stepSeenByUnet, type StepRange } from './schedule-rules.js';
 import { BRANCHES, OFFICIAL_CFG_SLOTS, SINGLE_BATCH_SLOTS, Slot, slotsInput } from './slots.js';
 
 export interface BranchInversion {
@@ -94,13 +94,13 @@ export async function runTransferLoop(
     if (options.signal?.aborted === true) throw new AbortError('transfer aborted');
     const t = timesteps[i]!;
     const step = stepSeenByUnet(i);
-    const rule = attentionMode(step, options.featRange);
+    const mode = injectionMode(step, options.featRange, options.injection);
     const e4e: E4EControls = {
-      mode: rule === 'match' ? options.injection : rule,
+      mode,
       slots,
       maskStruct: options.maskStruct,
       maskApp: options.maskApp,
-      forced: rule === 'off' || rule === 'structCopy' ? undefined : options.forcedMatches?.(i),
+      forced: mode === 'off' || mode === 'structCopy' ? undefined : options.forcedMatches?.(i),
     };
     const rows = guided ? [...latents, ...latents] : latents;
     const result = await unet({ sample: { dtype: 'float32', dims: [batchRows, c, h, w], data: concatRows(rows) }, timestep: t, encoderHiddenStates: context, e4e });

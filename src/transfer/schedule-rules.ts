@@ -56,3 +56,14 @@ export function attentionMode(step: number, featRange: StepRange): AttentionMode
   if (!inFeatureRange(step, featRange)) return 'off';
   return isStructureCopyStep(step) ? 'structCopy' : 'match';
 }
+
+/**
+ * The mode of a UNet call for an injection kind. V injection has no structure-copy steps: the reference runs it with
+ * `feature_swap = not do_v_swap`, so the copy rule never fires and the values are rearranged at every step of the
+ * feature range.
+ */
+export function injectionMode(step: number, featRange: StepRange, injection: 'match' | 'vInjection'): 'off' | 'structCopy' | 'match' | 'vInjection' {
+  const rule = attentionMode(step, featRange);
+  if (injection === 'match' || rule === 'off') return rule;
+  return 'vInjection';
+}

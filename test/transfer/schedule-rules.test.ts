@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import {
-  adainAfterIteration, attentionMode, inAdainRange, inFeatureRange, isStructureCopyStep, stepSeenByUnet, type StepRange,
+  adainAfterIteration, attentionMode, inAdainRange, inFeatureRange, injectionMode, isStructureCopyStep, stepSeenByUnet, type StepRange,
 } from '../../src/transfer/schedule-rules.js';
 import { readGoldenInts, readGoldenIoJson } from '../helpers/read-golden-tensor.js';
 
@@ -70,4 +70,14 @@ describe('schedule rules with the SD defaults (100 steps, skip 32, feat (10, 70)
     assert.deepEqual([0, 5, 35, 40, 41].map(isStructureCopyStep), [true, true, true, false, false]);
     assert.deepEqual([48, 49, 100, 101].map((s) => inAdainRange(s, adainRange)), [false, true, true, false]);
   });
+});
+
+test('V injection has no structure-copy steps: it acts at every step of the feature range', () => {
+  const range = { start: 2, end: 14 };
+  assert.equal(injectionMode(1, range, 'vInjection'), 'off');
+  assert.equal(injectionMode(5, range, 'vInjection'), 'vInjection');
+  assert.equal(injectionMode(5, range, 'match'), 'structCopy');
+  assert.equal(injectionMode(6, range, 'vInjection'), 'vInjection');
+  assert.equal(injectionMode(6, range, 'match'), 'match');
+  assert.equal(injectionMode(14, range, 'vInjection'), 'off');
 });

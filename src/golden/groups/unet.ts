@@ -5,7 +5,7 @@
 import { GoldenError } from '../../errors.js';
 import { defaultE4ESites } from '../../runtime/stable-diffusion.js';
 import type { E4EControls } from '../../runtime/unet-runner.js';
-import { attentionMode, type StepRange } from '../../transfer/schedule-rules.js';
+import { injectionMode, type StepRange } from '../../transfer/schedule-rules.js';
 import { OFFICIAL_CFG_SLOTS, SINGLE_BATCH_SLOTS, slotsInput } from '../../transfer/slots.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { GoldenContext } from '../runner.js';
@@ -92,10 +92,9 @@ export async function runE4EGroup(ctx: GoldenContext, group: string): Promise<Re
   const sites = hookedSites(ctx);
   const outName = group === 'unet_e4e' ? 'unet_e4e.baseline' : `${group}.out`;
   const step = modelStep(ctx, group, outName);
-  const rule = attentionMode(step, featRange(ctx));
   const sample = floatTensor(ctx, 'unet_e4e.sample');
   const masked = group.endsWith('_masked');
-  const mode = rule === 'match' && group.endsWith('_vswap') ? 'vInjection' : rule;
+  const mode = injectionMode(step, featRange(ctx), group.endsWith('_vswap') ? 'vInjection' : 'match');
   const e4e: E4EControls = {
     mode,
     slots: slotsInput(sample.dims[0] === 6 ? OFFICIAL_CFG_SLOTS : SINGLE_BATCH_SLOTS),
