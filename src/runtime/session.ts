@@ -63,6 +63,13 @@ export const ORT_VERSION: string = ort.env.versions.node ?? ort.env.versions.com
 const CUDA_HINT = 'CUDA needs onnxruntime-node\'s CUDA binaries: on a machine with an NVIDIA driver, CUDA 12 and cuDNN 9 run '
   + '`npm install-scripts approve onnxruntime-node` (npm >= 11) and `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`; see the README.';
 
+const WEBGPU_HINT = 'WebGPU needs a GPU adapter (Vulkan on Linux, D3D12 on Windows, Metal on macOS); without one use --device cpu.';
+
+function deviceHint(device: ExecutionProvider, cause?: unknown): { hint?: string; cause?: unknown } {
+  const hint = device === 'cuda' ? CUDA_HINT : device === 'webgpu' ? WEBGPU_HINT : undefined;
+  return { ...(hint === undefined ? {} : { hint }), ...(cause === undefined ? {} : { cause }) };
+}
+
 export class Session {
   private disposed = false;
 
@@ -81,7 +88,7 @@ export class Session {
     }
     if (!availableProviders().includes(device)) {
       throw new RuntimeError(`execution provider '${device}' is not available in this onnxruntime-node build (available: ${availableProviders().join(', ')})`,
-        device === 'cuda' ? { hint: CUDA_HINT } : {});
+        deviceHint(device));
     }
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
@@ -97,8 +104,7 @@ export class Session {
       return new Session(session, name, device);
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
-      throw new RuntimeError(`onnxruntime could not load model ${name} on ${device}: ${message}`,
-        device === 'cuda' ? { hint: CUDA_HINT, cause } : { cause });
+      throw new RuntimeError(`onnxruntime could not load model ${name} on ${device}: ${message}`, deviceHint(device, cause));
     }
   }
 

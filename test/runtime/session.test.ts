@@ -52,3 +52,16 @@ test('an unknown device is an invalid parameter; an absent provider is a clear r
 test('a corrupt model is reported with its name', async () => {
   await assert.rejects(Session.create(Uint8Array.of(1, 2, 3), { name: 'junk.onnx' }), /onnxruntime could not load model junk.onnx on cpu/);
 });
+
+test('webgpu without a GPU adapter fails with a hint to use the CPU', async (t) => {
+  const g = new GraphBuilder('g');
+  const x = g.input('x', 'float32', ['N']);
+  g.output(ops.add(new Scope(g, '/m'), x, ops.constFloat(g, 1)), 'y', 'float32', ['N']);
+  try {
+    const session = await Session.create(modelToBytes(g), { device: 'webgpu', name: 'add-one' });
+    await session.dispose();
+    t.skip('this machine has a WebGPU adapter');
+  } catch (err) {
+    assert.match((err as Error).message, /onnxruntime could not load model add-one on webgpu: .*\n {2}hint: WebGPU needs a GPU adapter .* use --device cpu/s);
+  }
+});
