@@ -3,9 +3,8 @@
  * Exit codes: 0 done; 2 usage (unknown / missing option, malformed or out-of-range value); 1 any other E4EError.
  * Files are written to temporary names and renamed; if anything fails, what this run wrote is removed.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, rmdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync, renameSync, rmSync, rmdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { E4EError, FileError, InvalidParameterError } from '../errors.js';
@@ -13,6 +12,7 @@ import { correspondencePng, gridPng, maskToPng } from '../io/image.js';
 import { DEFAULT_MODEL_ID, type DownloadProgress } from '../pipeline/model-source.js';
 import { validateTransferOptions, type TransferOptions } from '../pipeline/options.js';
 import { loadPipeline, type ProgressEvent, type TransferOutput } from '../pipeline/pipeline.js';
+import { VERSION } from '../version.js';
 import { ORT_VERSION } from '../runtime/session.js';
 import { flagHelp, flagOf, optionsFromFlags, parseArgsSpec, REQUIRED_FLAGS, TRANSFER_CLI_OPTIONS, UsageError } from './options-table.js';
 
@@ -32,23 +32,6 @@ export interface CommandIo {
 }
 
 /** The package version, found by walking up from this file to eye4eye's package.json. */
-export function packageVersion(): string {
-  // Compiled elsewhere (tsc --outDir /tmp/...), the walk finds nothing; the working directory is the last resort.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  const candidates: string[] = [];
-  for (let i = 0; i < 6; i++, dir = dirname(dir)) candidates.push(join(dir, 'package.json'));
-  candidates.push(resolve('package.json'));
-  for (const candidate of candidates) {
-    try {
-      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'eye4eye' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // keep looking
-    }
-  }
-  return 'unknown';
-}
-
 function formatSeconds(s: number | undefined): string {
   if (s === undefined || !Number.isFinite(s)) return '--:--';
   const r = Math.round(s);
@@ -161,7 +144,7 @@ function runRecord(args: { structure: string; appearance: string; outDir: string
     },
     options: { ...options, structureMask: describeInput(options.structureMask), appearanceMask: describeInput(options.appearanceMask), cacheDir: options.cacheDir },
     model: m.model,
-    versions: { eye4eye: packageVersion(), onnxruntime: ORT_VERSION, node: process.version, sharp: sharp.versions.sharp, vips: sharp.versions.vips },
+    versions: { eye4eye: VERSION, onnxruntime: ORT_VERSION, node: process.version, sharp: sharp.versions.sharp, vips: sharp.versions.vips },
     timings: result.timings,
     cache: { inversion: { app: m.inversionCache.app, struct: m.inversionCache.struct }, dir: m.inversionCache.dir },
     sizes: { structure: m.structureSize, appearance: m.appearanceSize, working: m.workingSize, latent: m.latentSize },

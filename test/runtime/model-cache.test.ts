@@ -5,7 +5,7 @@ import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GraphBuilder, Scope } from '../../src/onnx/graph-builder.js';
+import { GraphBuilder } from '../../src/onnx/graph-builder.js';
 import * as ops from '../../src/onnx/ops.js';
 import { WeightScope, WeightSet } from '../../src/onnx/weight-scope.js';
 import { openTensorSource, writeSafetensors } from '../../src/io/safetensors.js';
