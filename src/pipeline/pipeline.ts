@@ -369,7 +369,10 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
   if (options.device !== undefined) modelOptions.device = options.device;
   if (options.cacheDir !== undefined) modelOptions.cacheDir = options.cacheDir;
   if (options.onStatus !== undefined) modelOptions.onStatus = options.onStatus;
-  if (options.threads !== undefined) modelOptions.threads = options.threads;
+  if (options.threads !== undefined) {
+    if (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 1024) throw invalidParameterError('threads', 'integer between 1 and 1024', options.threads);
+    modelOptions.threads = options.threads;
+  }
   modelOptions.memoryArena = options.memoryArena ?? false;
   const model = StableDiffusionModel.open(source.path, modelOptions);
   // Open the weights now so that a broken model folder fails here, not halfway through a run.

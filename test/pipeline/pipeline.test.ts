@@ -94,3 +94,14 @@ test('transfer: forced matches replace the argmax (all token 0, all keep-own); a
     new RegExp(`forcedMatches\\(2, 'up_blocks\\.2\\.attentions\\.0\\.transformer_blocks\\.0\\.attn1'\\) gave 3 indices; that layer has 64 tokens`));
   assert.equal(site, 'up_blocks.3.attentions.2.transformer_blocks.0.attn1');
 });
+
+test('loadPipeline: threads and the memory arena are passed to onnxruntime; bad thread counts are rejected', async () => {
+  const own = await loadPipeline(sd1TinyModelDir, { cacheDir, threads: 1, memoryArena: true });
+  try {
+    const result = await own.transfer({ structure, appearance }, FAST);
+    assert.deepEqual(result.image.dims, [1, 3, 128, 128]);
+  } finally {
+    await own.dispose();
+  }
+  await assert.rejects(loadPipeline(sd1TinyModelDir, { cacheDir, threads: 0 }), /Expected integer between 1 and 1024 for threads but received 0 of type number/);
+});
