@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPipeline, type ProgressEvent } from '../src/pipeline/pipeline.js';
 import { DEFAULT_TRANSFER_OPTIONS } from '../src/pipeline/options.js';
-import { adainAfterIteration, attentionMode, stepSeenByUnet } from '../src/transfer/schedule-rules.js';
+import { adainAfterIteration, attentionMode, stepSeenByUnet } from '../src/methods/eye-for-an-eye/schedule.js';
 import { allFinite, EXAMPLES_DIR, log, maxRssGb, round, type Args, type Figures } from './common.js';
 
 /** The bench's schedule: 2 x 10 inversion UNet calls at batch 2, 7 transfer calls at batch 6. */

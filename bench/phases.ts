@@ -5,8 +5,9 @@
 import { buildClipTextModel } from '../src/models/clip/clip-text-model.js';
 import { buildVaeDecoder, buildVaeEncoder } from '../src/models/vae/autoencoder-kl.js';
 import { officialFreeU } from '../src/models/unet/freeu.js';
-import { defaultE4ESites, StableDiffusionModel, type ModelOptions } from '../src/runtime/stable-diffusion.js';
-import { OFFICIAL_CFG_SLOTS, slotsInput } from '../src/transfer/slots.js';
+import { e4eFeeds, injectionSlots, matchesOf } from '../src/methods/eye-for-an-eye/controls.js';
+import { e4eUNetVariant } from '../src/methods/eye-for-an-eye/index.js';
+import { StableDiffusionModel, type ModelOptions } from '../src/runtime/stable-diffusion.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { allFinite, cpuSeconds, log, maxRssGb, randn, round, StatusClock, timeCalls, type Args, type Figures } from './common.js';
 
@@ -36,7 +37,7 @@ export async function phaseText(args: Args): Promise<Figures> {
   const clock = new StatusClock();
   const model = openModel(args, clock);
   const cfg = model.textConfig;
-  await model.session('text_encoder', 'text_encoder', cfg, (w) => buildClipTextModel(w, cfg));
+  await model.session('text_encoder', 'text_encoder', cfg, (w) => ({ graph: buildClipTextModel(w, cfg) }));
   const open = clock.split();
   const hit = cacheHitSeconds(model, 'text_encoder', 'text_encoder', cfg);
   let out: Tensor<'float32'> | undefined;
@@ -56,7 +57,7 @@ export async function phaseVae(args: Args): Promise<Figures> {
   for (let i = 0; i < image.data.length; i++) image.data[i] = Math.tanh(image.data[i]!);
   const figures: Figures = {};
 
-  await model.session('vae_encoder', 'vae', cfg, (w) => buildVaeEncoder(w, cfg));
+  await model.session('vae_encoder', 'vae', cfg, (w) => ({ graph: buildVaeEncoder(w, cfg) }));
   figures['vae_encoder_graph'] = clock.split();
   figures['vae_encoder_cache_hit_s'] = cacheHitSeconds(model, 'vae_encoder', 'vae', cfg);
   let latent: Tensor<'float32'> | undefined;
@@ -65,7 +66,7 @@ export async function phaseVae(args: Args): Promise<Figures> {
   figures['vae_encode_timing'] = enc;
 
   clock.reset();
-  await model.session('vae_decoder', 'vae', cfg, (w) => buildVaeDecoder(w, cfg));
+  await model.session('vae_decoder', 'vae', cfg, (w) => ({ graph: buildVaeDecoder(w, cfg) }));
   figures['vae_decoder_graph'] = clock.split();
   figures['vae_decoder_cache_hit_s'] = cacheHitSeconds(model, 'vae_decoder', 'vae', cfg);
   const z = latent ?? randn([1, 4, 64, 64], 8);
@@ -87,11 +88,11 @@ function unetInputs(batch: number): { sample: Tensor<'float32'>; encoderHiddenSt
 
 async function openUNet(args: Args, clock: StatusClock, memoryArena: boolean) {
   const model = openModel(args, clock, { memoryArena });
-  const sites = defaultE4ESites(model.unetConfig);
-  const runner = await model.unet({ freeu: true, e4eSites: sites });
+  const variant = e4eUNetVariant(model.unetConfig);
+  const runner = await model.unet(variant);
   const open = clock.split();
-  const hit = cacheHitSeconds(model, 'unet_freeu_e4e', 'unet', { config: model.unetConfig, freeu: officialFreeU(model.unetConfig), sites });
-  return { model, runner, open, hit, sites };
+  const hit = cacheHitSeconds(model, 'unet_freeu_e4e', 'unet', { config: model.unetConfig, freeu: officialFreeU(model.unetConfig), processors: variant.processors?.key });
+  return { model, runner, open, hit, sites: runner.info.processed };
 }
 
 export async function phaseUNet(args: Args): Promise<Figures> {
@@ -101,8 +102,8 @@ export async function phaseUNet(args: Args): Promise<Figures> {
   let finite = true;
   for (const batch of [1, 2]) {
     const inputs = unetInputs(batch);
-    const timing = await timeCalls(`UNet batch ${batch} (FreeU, e4e off)`, async () => {
-      const r = await runner.call({ ...inputs, timestep: 501, e4e: { mode: 'off', slots: [0, 0, 0, 0, 0, 0] } });
+    const timing = await timeCalls(`UNet batch ${batch} (FreeU, e4e neutral)`, async () => {
+      const r = await runner.call({ ...inputs, timestep: 501 }); // processors neutral (mode off), as in the inversion
       finite &&= allFinite(r.noise);
     }, args.calls);
     figures[`unet_b${batch}_s`] = timing.mean_s;
@@ -117,10 +118,10 @@ export async function phaseUNet(args: Args): Promise<Figures> {
 
 export async function phaseUNetB6(args: Args): Promise<Figures> {
   const clock = new StatusClock();
-  const { model, runner, open } = await openUNet(args, clock, args.b6Arena);
+  const { model, runner, open, sites } = await openUNet(args, clock, args.b6Arena);
   const figures: Figures = { unet_b6_graph: open, unet_b6_arena: args.b6Arena, rss_b6_after_session_gb: round(maxRssGb(), 2) };
   const inputs = unetInputs(6);
-  const slots = slotsInput(OFFICIAL_CFG_SLOTS);
+  const slots = injectionSlots(true);
   let finite = true;
   let matched = 0;
   const offCpu: number[] = [];
@@ -129,11 +130,11 @@ export async function phaseUNetB6(args: Args): Promise<Figures> {
     (globalThis as { gc?: () => void }).gc?.();
     const c = process.cpuUsage();
     const t = performance.now();
-    const r = await runner.call({ ...inputs, timestep: 501, e4e: { mode, slots } });
+    const r = await runner.call({ ...inputs, timestep: 501, feeds: e4eFeeds({ mode, slots }, sites, 6) });
     const s = (performance.now() - t) / 1000;
     (mode === 'off' ? offCpu : onCpu).push(cpuSeconds(c));
     finite &&= allFinite(r.noise);
-    if (mode === 'match') matched = Object.values(r.matches).reduce((n, m) => n + m.filter((x) => x >= 0n).length, 0);
+    if (mode === 'match') matched = Object.values(matchesOf(r.outputs, sites)).reduce((n, m) => n + m.filter((x) => x >= 0n).length, 0);
     return s;
   };
   const warm = await call('off');

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadClipTextConfig, loadUNetConfig, loadVaeConfig } from '../src/config/index.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
-import { defaultE4ESites, StableDiffusionModel } from '../src/runtime/stable-diffusion.js';
-import { OFFICIAL_CFG_SLOTS, slotsInput } from '../src/transfer/slots.js';
+import { e4eFeeds, injectionSlots } from '../src/methods/eye-for-an-eye/controls.js';
+import { e4eUNetVariant } from '../src/methods/eye-for-an-eye/index.js';
+import { StableDiffusionModel } from '../src/runtime/stable-diffusion.js';
 import { allFinite, CONFIG_DIR, randn, TINY_DIR, TOKENIZER_DIR } from './common.js';
 import { ensureRandomModel } from './random-model.js';
 import { clipTextWeights, countParameters, unetWeights, vaeWeights, type WeightSpec } from './weight-list.js';
@@ -66,11 +67,11 @@ export async function selfCheck(): Promise<void> {
     const text = await model.encodeText(['a cat']);
     const latent = await model.encodeImage(randn([1, 3, 128, 128], 3));
     const image = await model.decodeLatent(latent);
-    const runner = await model.unet({ freeu: true, e4eSites: defaultE4ESites(model.unetConfig) });
+    const runner = await model.unet(e4eUNetVariant(model.unetConfig));
     const b = 6;
     const r = await runner.call({
       sample: randn([b, 4, 16, 16], 4), timestep: 10, encoderHiddenStates: randn([b, 77, model.textConfig.hiddenSize], 5),
-      e4e: { mode: 'match', slots: slotsInput(OFFICIAL_CFG_SLOTS) },
+      feeds: e4eFeeds({ mode: 'match', slots: injectionSlots(true) }, runner.info.processed, b),
     });
     await model.dispose();
     buildsOk = [text, latent, image, r.noise].every(allFinite);

@@ -30,8 +30,12 @@ export class E4EError extends Error {
 }
 
 export class InvalidParameterError extends E4EError {
-  constructor(message: string, options: { hint?: string } = {}) {
+  /** The option or argument at fault (e.g. `numSteps`), when there is one. */
+  readonly parameter: string | undefined;
+
+  constructor(message: string, options: { hint?: string; parameter?: string } = {}) {
     super('E_INVALID_PARAMETER', message, options);
+    this.parameter = options.parameter;
   }
 }
 
@@ -120,5 +124,5 @@ function describe(value: unknown): string {
  * `Expected integer between 1 and 1000 for numTimesteps but received 0 of type number`.
  */
 export function invalidParameterError(name: string, expected: string, actual: unknown): InvalidParameterError {
-  return new InvalidParameterError(`Expected ${expected} for ${name} but received ${describe(actual)}`);
+  return new InvalidParameterError(`Expected ${expected} for ${name} but received ${describe(actual)}`, { parameter: name });
 }

@@ -14,9 +14,16 @@ export type { Device, Injection, TransferOptions, TransferOptionsInput } from '.
 export { DEFAULT_MODEL_ID, obtainModelSource, resolveModelSource } from './pipeline/model-source.js';
 export { downloadDiffusersModel } from './pipeline/hub-download.js';
 
-export { StableDiffusionModel, defaultE4ESites } from './runtime/stable-diffusion.js';
+export { StableDiffusionModel } from './runtime/stable-diffusion.js';
 export type { ModelOptions, UNetVariant } from './runtime/stable-diffusion.js';
-export type { E4EControls, UNetCall, UNetResult } from './runtime/unet-runner.js';
+export type { UNetCall, UNetGraphInfo, UNetResult } from './runtime/unet-runner.js';
+export { tokenMapSize } from './models/unet/attention-processor.js';
+export type { AttentionProcessor, AttentionSite, ProcessorPlan } from './models/unet/attention-processor.js';
+export { METHODS, METHOD_NAMES } from './methods/index.js';
+export type { MethodName } from './methods/index.js';
+export type { Correspondence, MethodInputs, MethodOutput, TransferMethod } from './methods/method.js';
+export { e4eFeeds, injectionSlots } from './methods/eye-for-an-eye/controls.js';
+export type { E4EControls, E4EMode } from './methods/eye-for-an-eye/controls.js';
 export { availableProviders, ORT_VERSION } from './runtime/session.js';
 export type { ExecutionProvider } from './runtime/session.js';
 

@@ -1,8 +1,9 @@
 /**
- * The dependency direction of docs/DESIGN.md, checked on the sources:
- *   errors, tensor, version -> io -> config -> onnx -> models -> runtime -> diffusion -> transfer -> golden, pipeline -> cli
- * A module may import from its own layer or an earlier one. Only runtime/session.ts imports onnxruntime-node, and
- * onnx/ and models/ touch neither files nor onnxruntime.
+ * The dependency direction of docs/architecture.md, checked on the sources:
+ *   errors, tensor, version -> io -> config -> onnx -> models -> runtime -> diffusion -> methods -> golden, pipeline -> cli
+ * A module may import from its own layer or an earlier one. Only runtime/session.ts imports onnxruntime-node;
+ * onnx/, models/ and the methods' processors touch neither files nor onnxruntime; a method folder imports no other
+ * method folder (only methods/shared and methods/method.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['models'],
   ['runtime'],
   ['diffusion'],
-  ['transfer'],
+  ['methods'],
   ['golden', 'pipeline'],
   ['cli', 'index.ts'],
 ];
@@ -67,10 +68,26 @@ test('only runtime/session.ts imports onnxruntime-node; onnx/ and models/ use no
     if (specs.includes('onnxruntime-node') && rel !== join('runtime', 'session.ts')) ort.push(rel);
     // Exceptions: onnx/save.ts writes the built graph; the CLIP tokenizer reads its vocabulary files (it builds no graph).
     const exempt = [join('onnx', 'save.ts'), join('models', 'clip', 'clip-tokenizer.ts')];
-    if ((rel.startsWith('onnx') || rel.startsWith('models')) && !exempt.includes(rel)) {
+    const graphCode = rel.startsWith('onnx') || rel.startsWith('models') || /^methods[\\/][^\\/]+[\\/]processor\.ts$/.test(rel);
+    if (graphCode && !exempt.includes(rel)) {
       if (specs.some((s) => s === 'node:fs' || s === 'sharp' || s === 'onnxruntime-node')) impure.push(rel);
     }
   }
   assert.deepEqual(ort, []);
   assert.deepEqual(impure, []);
+});
+
+test('a method folder imports no other method folder', () => {
+  const methodsDir = join(srcDir, 'methods');
+  const violations: string[] = [];
+  for (const file of sources(methodsDir)) {
+    const own = relative(methodsDir, file).split(/[\\/]/);
+    if (own.length < 2 || own[0] === 'shared') continue;
+    for (const spec of imports(file)) {
+      if (!spec.startsWith('.')) continue;
+      const target = relative(methodsDir, resolve(dirname(file), spec)).split(/[\\/]/);
+      if (target.length >= 2 && target[0] !== '..' && target[0] !== 'shared' && target[0] !== own[0]) violations.push(`${relative(repoRoot, file)} imports ${target.join('/')}`);
+    }
+  }
+  assert.deepEqual(violations, []);
 });

@@ -1,9 +1,9 @@
 /**
- * The `transfer` command's flags as a typed table derived from TransferOptions (DESIGN.md rule 13): every option has
+ * The `transfer` command's flags as a typed table derived from TransferOptions (docs/architecture.md, "Options"): every option has
  * a flag or an explicit `null`, so an option cannot be added to the library without deciding its CLI form.
  * Parsers only turn text into values; the ranges and rules are checked once, by validateTransferOptions.
  */
-import { DEFAULT_TRANSFER_OPTIONS, DEVICES, type TransferOptions } from '../pipeline/options.js';
+import { DEFAULT_TRANSFER_OPTIONS, DEVICES, METHOD_NAMES, type TransferOptions } from '../pipeline/options.js';
 
 /** A command-line mistake (unknown or missing option, malformed value): exit code 2. */
 export class UsageError extends Error {
@@ -49,6 +49,7 @@ function range(flag: string): (raw: string | boolean) => readonly [number, numbe
 const d = DEFAULT_TRANSFER_OPTIONS;
 
 export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
+  method: { flag: 'method', type: 'string', valueName: METHOD_NAMES.join('|'), description: `appearance-transfer method (default ${d.method})`, parse: (raw) => String(raw) as TransferOptions['method'] },
   domain: { flag: 'domain', type: 'string', valueName: 'NAME', description: 'object class, e.g. bird (required)', parse: text },
   prompt: { flag: 'prompt', type: 'string', valueName: 'TEXT', description: "prompt (default: 'A photo of a <domain>')", parse: text },
   numSteps: { flag: 'steps', type: 'string', valueName: 'N', description: `DDIM steps of inversion and transfer (default ${d.numSteps})`, parse: number('steps') },

@@ -155,17 +155,18 @@ function runRecord(args: { structure: string; appearance: string; outDir: string
 }
 
 function parseCommandLine(argv: readonly string[]): { values: Record<string, string | boolean | undefined> } {
-  try {
-    const { values } = parseArgs({ args: [...argv], options: parseArgsSpec(), strict: true, allowPositionals: false });
-    return { values: values as Record<string, string | boolean | undefined> };
-  } catch (e) {
-    const error = e as Error & { code?: string };
-    const unknown = /Unknown option '([^']+)'/.exec(error.message);
-    if (unknown !== null) throw new UsageError(`unknown option '${unknown[1]}'`);
-    const positional = /Unexpected argument '([^']+)'/.exec(error.message);
-    if (positional !== null) throw new UsageError(`unexpected argument '${positional[1]}' (every input is given with a flag, e.g. --structure FILE)`);
-    throw new UsageError(error.message);
+  const spec = parseArgsSpec();
+  // Not strict: the tokens are checked here, so each mistake is named from the token itself.
+  const { values, tokens } = parseArgs({ args: [...argv], options: spec, strict: false, allowPositionals: true, tokens: true });
+  for (const token of tokens) {
+    if (token.kind === 'positional') throw new UsageError(`unexpected argument '${token.value}' (every input is given with a flag, e.g. --structure FILE)`);
+    if (token.kind !== 'option') continue;
+    const known = spec[token.name];
+    if (known === undefined) throw new UsageError(`unknown option '${token.rawName}'`);
+    if (known.type === 'string' && token.value === undefined) throw new UsageError(`option '${token.rawName}' needs a value`);
+    if (known.type === 'boolean' && token.value !== undefined) throw new UsageError(`option '${token.rawName}' takes no value`);
   }
+  return { values: values as Record<string, string | boolean | undefined> };
 }
 
 async function run(argv: readonly string[], io: CommandIo): Promise<number> {
@@ -182,8 +183,7 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
     options = validateTransferOptions(optionsFromFlags(values));
   } catch (e) {
     if (!(e instanceof InvalidParameterError)) throw e;
-    const key = /for (\w+) but/.exec(e.message)?.[1];
-    const flag = key === undefined ? undefined : flagOf(key);
+    const flag = e.parameter === undefined ? undefined : flagOf(e.parameter);
     throw new UsageError(flag === undefined ? e.message : `${flag}: ${e.message}`);
   }
   const structure = String(values['structure']);

@@ -1,17 +1,19 @@
 /**
- * Edit-friendly DDPM inversion (eta = 1) of a real image's latent, as the reference runs it (METHOD.md §2; golden
- * README quirk 13): noisy latents xts sampled independently per timestep from x0, then, from the smallest timestep
+ * Edit-friendly DDPM inversion (eta = 1) of a real image's latent, as the reference runs it (docs/method.md §2,
+ * quirk 13): noisy latents xts sampled independently per timestep from x0, then, from the smallest timestep
  * up, the noise map z that makes the eta = 1 step from xts[i] land exactly on xts[i + 1].
  */
 import { AbortError, InvalidParameterError } from '../errors.js';
+import type { UNetRunner } from '../runtime/unet-runner.js';
 import type { Rng } from '../tensor/rng.js';
+import { concatRows } from '../tensor/rows.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { DdimSchedule } from './ddim-schedule.js';
 import { inversionNoise, sampleXtsFromX0 } from './ddpm-step.js';
 import { classifierFreeGuidance } from './guidance.js';
 
 /**
- * The reference's inversion encodes with a hard-coded 0.18215 whatever the VAE config says (golden README quirk 13;
+ * The reference's inversion encodes with a hard-coded 0.18215 whatever the VAE config says (docs/method.md, quirk 13;
  * decoding uses the config's scaling_factor). Equal to SD-1.x/2.x's scaling_factor; kept for other VAEs.
  */
 export const INVERSION_LATENT_SCALE = 0.18215;
@@ -25,6 +27,20 @@ export function toInversionLatent(latent: Tensor<'float32'>, scalingFactor: numb
 
 /** eps for [uncond, cond] at one latent: the UNet called on a batch of 2 with the two prompt embeddings. */
 export type GuidedNoise = (latent: Tensor<'float32'>, timestep: number) => Promise<{ uncond: Float32Array; cond: Float32Array }>;
+
+/**
+ * GuidedNoise from a UNet and the [uncond, cond] text embeddings [2, T, D]: the latent twice in one call, no processor
+ * feeds (every processor neutral, as in the reference's inversion, which runs with the method's UNet switched off).
+ */
+export function guidedUNetNoise(unet: UNetRunner, text: Tensor<'float32'>): GuidedNoise {
+  if (text.dims[0] !== 2) throw new InvalidParameterError(`guided noise needs [uncond, cond] embeddings, got batch ${text.dims[0]}`);
+  return async (latent, timestep) => {
+    const [, ...dims] = latent.dims;
+    const n = latent.data.length;
+    const r = await unet.call({ sample: { dtype: 'float32', dims: [2, ...dims], data: concatRows([latent.data, latent.data]) }, timestep, encoderHiddenStates: text });
+    return { uncond: r.noise.data.slice(0, n), cond: r.noise.data.slice(n, 2 * n) };
+  };
+}
 
 export interface InversionOptions {
   numSteps: number;
@@ -46,7 +62,7 @@ export interface InversionResult {
 }
 
 /** Draw the N noise maps in the reference's order: from the smallest timestep (index N - 1) up. */
-function drawNoise(rng: Rng, n: number, size: number): Float32Array[] {
+export function drawInversionNoise(rng: Rng, n: number, size: number): Float32Array[] {
   const out: Float32Array[] = new Array<Float32Array>(n);
   for (let i = n - 1; i >= 0; i--) out[i] = rng.randn(size);
   return out;
@@ -57,7 +73,7 @@ export async function invert(x0: Tensor<'float32'>, schedule: DdimSchedule, pred
   if (x0.dims[0] !== 1) throw new InvalidParameterError(`inversion takes one latent [1, C, h, w], got batch ${x0.dims[0]}`);
   const size = x0.data.length;
   const timesteps = schedule.timesteps(numSteps);
-  const noise = Array.isArray(options.noise) ? [...(options.noise as readonly Float32Array[])] : drawNoise(options.noise as Rng, numSteps, size);
+  const noise = Array.isArray(options.noise) ? [...(options.noise as readonly Float32Array[])] : drawInversionNoise(options.noise as Rng, numSteps, size);
   if (noise.length !== numSteps || noise.some((n) => n.length !== size)) {
     throw new InvalidParameterError(`inversion needs ${numSteps} noise maps of ${size} values`);
   }

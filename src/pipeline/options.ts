@@ -1,20 +1,26 @@
 /**
- * TransferOptions: the single source of the transfer's user-facing options (DESIGN.md rule 13). The type, the
- * defaults and the validator live here; the CLI table (src/cli/options-table.ts) and later the web UI derive from it.
+ * TransferOptions: the single source of the transfer's user-facing options (docs/architecture.md, "Options"). The
+ * type, the defaults and the validator live here; the CLI table (src/cli/options-table.ts) and later the web page
+ * derive from it.
  *
- * Defaults are the authors' example run (METHOD.md §3): 100 steps, skip 32, guidance 2.5, inversion guidance 3.5,
+ * Defaults are the authors' example run (docs/method.md §3): 100 steps, skip 32, guidance 2.5, inversion guidance 3.5,
  * feature range [10, 70) and AdaIN range [50, 100). The ranges are in units of the reference's `model.step`, an
- * index into the TRUNCATED schedule (golden README quirk 5), and are not rescaled when numSteps or skip change.
+ * index into the TRUNCATED schedule (docs/method.md, quirk 5), and are not rescaled when numSteps or skip change.
  */
 import { InvalidParameterError, invalidParameterError } from '../errors.js';
-import type { StepRange } from '../transfer/schedule-rules.js';
 import type { ImageSource } from '../io/image.js';
+import { INJECTIONS, type Injection } from '../methods/eye-for-an-eye/controls.js';
+import { METHOD_NAMES, type MethodName } from '../methods/index.js';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.js';
 
-export type Injection = 'match' | 'vInjection';
-export type Device = 'cpu' | 'cuda' | 'webgpu';
-export type { ImageSource };
+export type Device = ExecutionProvider;
+export const DEVICES: readonly Device[] = EXECUTION_PROVIDERS;
+export { INJECTIONS, METHOD_NAMES };
+export type { ImageSource, Injection, MethodName };
 
 export interface TransferOptions {
+  /** The method (src/methods/): 'eye-for-an-eye', the only one so far. */
+  method: MethodName;
   /** The object class, e.g. "bird": the prompt is built from it. */
   domain: string;
   /** Text prompt of the inversion and the transfer; default `A photo of a ${domain}`. */
@@ -53,6 +59,7 @@ export interface TransferOptions {
 
 /** Every option that has a default (domain has none; masks and cacheDir are absent by default). */
 export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
+  method: 'eye-for-an-eye' as MethodName,
   numSteps: 100,
   skip: 32,
   guidanceScale: 2.5,
@@ -70,12 +77,10 @@ export const MIN_SIZE = 64;
 export const MAX_SIZE = 2048;
 export const MAX_STEPS = 1000;
 export const MAX_GUIDANCE = 50;
-export const INJECTIONS: readonly Injection[] = ['match', 'vInjection'];
-export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
 
 /** Every key of TransferOptions, in display order (the validator rejects any other key by name). */
 export const TRANSFER_OPTION_KEYS = [
-  'domain', 'prompt', 'numSteps', 'skip', 'guidanceScale', 'inversionGuidance', 'featRange', 'adainRange', 'seed',
+  'method', 'domain', 'prompt', 'numSteps', 'skip', 'guidanceScale', 'inversionGuidance', 'featRange', 'adainRange', 'seed',
   'size', 'structureMask', 'appearanceMask', 'injection', 'device', 'cacheDir', 'hookSites',
 ] as const satisfies readonly (keyof TransferOptions)[];
 
@@ -148,6 +153,7 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   const domain = nonEmptyString('domain', given['domain']);
   const numSteps = integerBetween('numSteps', pick('numSteps'), 1, MAX_STEPS);
   const options: TransferOptions = {
+    method: oneOf('method', pick('method'), METHOD_NAMES),
     domain,
     prompt: given['prompt'] === undefined ? `A photo of a ${domain}` : nonEmptyString('prompt', given['prompt']),
     numSteps,
@@ -172,11 +178,6 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   if (given['cacheDir'] !== undefined) options.cacheDir = nonEmptyString('cacheDir', given['cacheDir']);
   if (given['hookSites'] !== undefined) options.hookSites = hookSites(given['hookSites']);
   return Object.freeze(options);
-}
-
-/** The loop's range type from an options tuple. */
-export function toStepRange(range: readonly [number, number]): StepRange {
-  return { start: range[0], end: range[1] };
 }
 
 /**

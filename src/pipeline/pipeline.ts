@@ -1,28 +1,29 @@
 /**
- * The library API (DESIGN.md §5 "Orchestration"): load a model once, then run appearance transfers with progress
- * events and an AbortSignal.
+ * The library API (docs/architecture.md, "Data flow"): load a model once, then run appearance transfers with
+ * progress events and an AbortSignal. The method (src/methods/) is chosen by name in the options.
  *
  *   structure.png, appearance.png ──io/image──▶ [1,3,H,W] ──VAE encoder──▶ x0 (app, struct)
  *   TorchCpuRng(seed): noise of app, then of struct ──▶ invert(x0) per image (cached as safetensors)
- *   ["", prompt] ──text encoder──▶ (uncond, cond) ──▶ runTransferLoop ──▶ out latent ──VAE decoder──▶ image
+ *   ["", prompt] ──text encoder──▶ (uncond, cond) ──▶ method.run ──▶ out latent ──VAE decoder──▶ image
  */
 import { createHash } from 'node:crypto';
-import { ddimSchedule } from '../diffusion/ddim-schedule.js';
 import { realpathSync } from 'node:fs';
-import { AbortError, InvalidParameterError, invalidParameterError } from '../errors.js';
-import { invert, toInversionLatent, type GuidedNoise } from '../diffusion/inversion.js';
-import { imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size, type TokenMatches } from '../io/image.js';
+import { ddimSchedule } from '../diffusion/ddim-schedule.js';
+import { AbortError, invalidParameterError } from '../errors.js';
+import { drawInversionNoise, guidedUNetNoise, invert, toInversionLatent, type GuidedNoise } from '../diffusion/inversion.js';
+import { imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size } from '../io/image.js';
+import { METHODS } from '../methods/index.js';
+import type { BranchInversion, Correspondence } from '../methods/method.js';
+import type { LatentDims } from '../methods/shared/adain.js';
 import { builderFingerprint, weightsIdentity } from '../runtime/model-cache.js';
-import { defaultE4ESites, StableDiffusionModel } from '../runtime/stable-diffusion.js';
+import { StableDiffusionModel } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
-import { TorchCpuRng, type Rng } from '../tensor/rng.js';
+import { TorchCpuRng } from '../tensor/rng.js';
+import { rowTensor } from '../tensor/rows.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { runTransferLoop, type BranchInversion } from '../transfer/appearance-transfer.js';
-import { downMask } from '../transfer/masks.js';
-import type { LatentDims } from '../transfer/adain.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
 import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
-import { toStepRange, validateTransferOptions, workingSize, type Device, type TransferOptions, type TransferOptionsInput } from './options.js';
+import { validateTransferOptions, workingSize, type Device, type TransferOptions, type TransferOptionsInput } from './options.js';
 
 export type Phase = 'inversion-app' | 'inversion-struct' | 'transfer' | 'decode';
 
@@ -58,11 +59,8 @@ export interface LoadPipelineOptions {
   memoryArena?: boolean;
 }
 
-/** Matches of the finest hooked layer at the last iteration that ran the matching. */
-export interface CorrespondenceMatches extends TokenMatches {
-  site: string;
-  iteration: number;
-}
+/** Matches of the finest processed layer at the last iteration that ran the matching. */
+export type CorrespondenceMatches = Correspondence;
 
 export interface TransferOutput {
   /** Decoded out latent, clamped to [-1, 1], [1, 3, H, W] at the working size. */
@@ -84,9 +82,9 @@ export interface TransferInputs {
   structure: ImageSource;
   appearance: ImageSource;
   /**
-   * Correspondences from elsewhere (a better matcher, a previous run): for transfer iteration `iteration` and hooked
-   * attn1 `site`, the appearance token each structure token takes (row-major over the site's token map; < 0 keeps
-   * the token). Return undefined to let the method's cosine argmax decide.
+   * Eye-for-an-eye: correspondences from elsewhere (a better matcher, a previous run): for transfer iteration
+   * `iteration` and processed attn1 `site`, the appearance token each structure token takes (row-major over the
+   * site's token map; < 0 keeps the token). Return undefined to let the method's cosine argmax decide.
    */
   forcedMatches?: (iteration: number, site: string) => BigInt64Array | undefined;
 }
@@ -109,6 +107,8 @@ interface InversionJob {
   noise: Float32Array[];
   predict: GuidedNoise;
   latentDims: LatentDims;
+  /** The model's identity (computed once per transfer). */
+  modelIdentity: unknown;
 }
 
 export interface TransferMetadata {
@@ -130,40 +130,12 @@ export interface TransferMetadata {
 /** Seconds since `start` (performance.now()). */
 const since = (start: number): number => (performance.now() - start) / 1000;
 
-/** The reference draws each image's N noise maps from the smallest timestep up (index N - 1 first). */
-function drawInversionNoise(rng: Rng, numSteps: number, size: number): Float32Array[] {
-  const out = new Array<Float32Array>(numSteps);
-  for (let i = numSteps - 1; i >= 0; i--) out[i] = rng.randn(size);
-  return out;
-}
-
 function progressReporter(phase: Phase, onProgress: RunControls['onProgress']): (step: number, total: number) => void {
   const start = performance.now();
   return (step, total) => {
     const elapsed = since(start);
     onProgress?.({ phase, step, total, etaSeconds: step > 0 ? (elapsed / step) * (total - step) : undefined });
   };
-}
-
-function rowTensor(t: Tensor<'float32'>, row: number): Tensor<'float32'> {
-  const [, ...rest] = t.dims;
-  const size = rest.reduce((a, b) => a * b, 1);
-  return { dtype: 'float32', dims: [1, ...rest], data: t.data.slice(row * size, (row + 1) * size) };
-}
-
-function lastMatches(trace: Record<string, BigInt64Array[]>, latent: Size): CorrespondenceMatches | undefined {
-  const sites = Object.keys(trace).sort();
-  const tokens = (s: string): number => trace[s]?.[0]?.length ?? 0;
-  const finest = sites.reduce<string | undefined>((best, s) => (best === undefined || tokens(s) >= tokens(best) ? s : best), undefined);
-  if (finest === undefined) return undefined;
-  const rows = trace[finest]!;
-  for (let i = rows.length - 1; i >= 0; i--) {
-    const idx = rows[i]!;
-    if (!idx.some((v) => v !== -2n)) continue;
-    const factor = Math.round(Math.sqrt((latent.width * latent.height) / idx.length));
-    return { site: finest, iteration: i, width: latent.width / factor, height: latent.height / factor, indices: idx };
-  }
-  return undefined;
 }
 
 export class TransferPipeline {
@@ -182,22 +154,16 @@ export class TransferPipeline {
     return vae * 2 ** (this.model.unetConfig.downBlockTypes.length - 1);
   }
 
-  private unet(sites: readonly string[] = defaultE4ESites(this.model.unetConfig)): Promise<UNetRunner> {
-    const key = sites.join(',');
+  private unet(options: TransferOptions): Promise<UNetRunner> {
+    const variant = METHODS[options.method].unet(this.model.unetConfig, options);
+    const key = JSON.stringify({ freeu: variant.freeu, processors: variant.processors?.key ?? null });
     let runner = this.unetRunners.get(key);
     if (runner === undefined) {
-      runner = this.model.unet({ freeu: true, e4eSites: sites });
+      runner = this.model.unet(variant);
+      runner.catch(() => this.unetRunners.delete(key));
       this.unetRunners.set(key, runner);
     }
     return runner;
-  }
-
-  /** Tokens of an attn1 for a latent of lh x lw: down block i works at 1/2^i, the mid block and up block 0 at the coarsest map. */
-  private siteTokens(site: string, lh: number, lw: number): number {
-    const n = this.model.unetConfig.blockOutChannels.length;
-    const block = /^(down|up)_blocks\.(\d+)\./.exec(site);
-    const level = block === null ? n - 1 : block[1] === 'down' ? Number(block[2]) : n - 1 - Number(block[2]);
-    return (lh / 2 ** level) * (lw / 2 ** level);
   }
 
   private modelIdentity(): unknown {
@@ -221,25 +187,12 @@ export class TransferPipeline {
     };
   }
 
-  /** eps for [uncond, cond] at one latent (the inversion's guided UNet call, hook off). */
-  private guidedNoise(unet: UNetRunner, text: Tensor<'float32'>, latentDims: LatentDims): GuidedNoise {
-    const [c, h, w] = latentDims;
-    const n = c * h * w;
-    return async (latent, timestep) => {
-      const sample = new Float32Array(2 * n);
-      sample.set(latent.data, 0);
-      sample.set(latent.data, n);
-      const r = await unet.call({ sample: { dtype: 'float32', dims: [2, c, h, w], data: sample }, timestep, encoderHiddenStates: text });
-      return { uncond: r.noise.data.subarray(0, n), cond: r.noise.data.subarray(n, 2 * n) };
-    };
-  }
-
   /** Invert one image, or take its inversion from the cache. */
   private async invertCached(job: InversionJob, options: TransferOptions, controls: RunControls): Promise<{ inv: BranchInversion; hit: boolean }> {
     const phase: Phase = job.role === 'app' ? 'inversion-app' : 'inversion-struct';
     const [c, h, w] = job.latentDims;
     const key = inversionCacheKey({
-      pixels: job.image.data, model: this.modelIdentity(), numSteps: options.numSteps, guidance: options.inversionGuidance,
+      pixels: job.image.data, model: job.modelIdentity, numSteps: options.numSteps, guidance: options.inversionGuidance,
       prompt: options.prompt, seed: options.seed, role: job.role, width: job.image.dims[3]!, height: job.image.dims[2]!,
     });
     const cached = readCachedInversion(this.cacheDir, key, options.numSteps, c * h * w);
@@ -285,34 +238,29 @@ export class TransferPipeline {
     const [, c, lh, lw] = x0App!.dims as [number, number, number, number];
     const latentDims: LatentDims = [c, lh, lw];
     const text = await timed('text', () => this.model.encodeText(['', options.prompt])); // [2, 77, C]
-    const unet = await this.unet(options.hookSites);
-    const predict = this.guidedNoise(unet, text, latentDims);
+    const unet = await this.unet(options);
+    const predict = guidedUNetNoise(unet, text);
+    const modelIdentity = this.modelIdentity();
 
     // Noise for both images first (app, then struct, from one seeded generator), so a cache hit on one image
     // leaves the other's draws unchanged.
     const rng = new TorchCpuRng(options.seed);
     const noiseApp = drawInversionNoise(rng, options.numSteps, c * lh * lw);
     const noiseStruct = drawInversionNoise(rng, options.numSteps, c * lh * lw);
-    const app = await timed('inversion-app', () => this.invertCached({ role: 'app', image: appearance, x0: x0App!, noise: noiseApp, predict, latentDims }, options, controls));
-    const struct = await timed('inversion-struct', () => this.invertCached({ role: 'struct', image: structure, x0: x0Struct!, noise: noiseStruct, predict, latentDims }, options, controls));
+    const job = { predict, latentDims, modelIdentity };
+    const app = await timed('inversion-app', () => this.invertCached({ ...job, role: 'app', image: appearance, x0: x0App!, noise: noiseApp }, options, controls));
+    const struct = await timed('inversion-struct', () => this.invertCached({ ...job, role: 'struct', image: structure, x0: x0Struct!, noise: noiseStruct }, options, controls));
 
-    const adainMasks = structureMask !== undefined || appearanceMask !== undefined;
-    const ones = (): Tensor<'float32'> => ({ dtype: 'float32', dims: [size.height, size.width], data: new Float32Array(size.width * size.height).fill(1) });
-    const loop = await timed('transfer', () => runTransferLoop((call) => unet.call(call), ddimSchedule(this.model.schedulerConfig), {
-      app: app.inv, struct: struct.inv, latentDims, embeddings: { uncond: rowTensor(text, 0), cond: rowTensor(text, 1) },
-    }, {
-      numSteps: options.numSteps, skip: options.skip, guidanceScale: options.guidanceScale,
-      featRange: toStepRange(options.featRange), adainRange: toStepRange(options.adainRange), injection: options.injection,
-      maskStruct: structureMask, maskApp: appearanceMask,
-      adainMaskStruct: adainMasks ? downMask(structureMask ?? ones(), lh, lw) : undefined,
-      adainMaskApp: adainMasks ? downMask(appearanceMask ?? ones(), lh, lw) : undefined,
-      forcedMatches: inputs.forcedMatches === undefined ? undefined : forcedFor(inputs.forcedMatches, unet.sites, (site) => this.siteTokens(site, lh, lw)),
-      onStep: progressReporter('transfer', controls.onProgress), signal: controls.signal,
-    }));
+    const method = METHODS[options.method];
+    const run = await timed('transfer', () => method.run({
+      unet, schedule: ddimSchedule(this.model.schedulerConfig), app: app.inv, struct: struct.inv, latentDims,
+      embeddings: { uncond: rowTensor(text, 0), cond: rowTensor(text, 1) },
+      structureMask, appearanceMask, onStep: progressReporter('transfer', controls.onProgress), signal: controls.signal,
+    }, { ...options, forcedMatches: inputs.forcedMatches }));
 
     const { image, png } = await timed('decode', async () => {
       controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined });
-      const decoded = await this.model.decodeLatent({ dtype: 'float32', dims: [1, c, lh, lw], data: loop.latents[0]! });
+      const decoded = await this.model.decodeLatent({ dtype: 'float32', dims: [1, c, lh, lw], data: run.latents[0]! });
       const clamped: Tensor<'float32'> = { dtype: 'float32', dims: decoded.dims, data: decoded.data.map((v) => Math.min(Math.max(v, -1), 1)) };
       const encoded = await tensorToPng(clamped);
       controls.onProgress?.({ phase: 'decode', step: 1, total: 1, etaSeconds: 0 });
@@ -322,10 +270,11 @@ export class TransferPipeline {
     const latentSize = { width: lw, height: lh };
     return {
       image, png, structure, appearance, structureMask, appearanceMask,
-      matches: lastMatches(loop.trace.matches, latentSize),
+      matches: run.correspondence,
       timings,
       metadata: {
-        options, model: { ...this.source, identityHash: createHash('sha256').update(JSON.stringify(this.modelIdentity())).digest('hex').slice(0, 16) }, workingSize: size, latentSize, structureSize: loaded.structureSize, appearanceSize: loaded.appearanceSize,
+        options, model: { ...this.source, identityHash: createHash('sha256').update(JSON.stringify(modelIdentity)).digest('hex').slice(0, 16) },
+        workingSize: size, latentSize, structureSize: loaded.structureSize, appearanceSize: loaded.appearanceSize,
         inversionCache: { app: app.hit ? 'hit' : 'miss', struct: struct.hit ? 'hit' : 'miss', dir: this.cacheDir },
       },
     };
@@ -334,26 +283,6 @@ export class TransferPipeline {
   async dispose(): Promise<void> {
     await this.model.dispose();
   }
-}
-
-/** Adapts the user's per-site callback to the loop's per-iteration record. */
-function forcedFor(
-  source: (iteration: number, site: string) => BigInt64Array | undefined,
-  sites: readonly string[],
-  tokens: (site: string) => number,
-): (iteration: number) => Record<string, BigInt64Array> | undefined {
-  return (iteration) => {
-    const forced: Record<string, BigInt64Array> = {};
-    for (const site of sites) {
-      const m = source(iteration, site);
-      if (m === undefined) continue;
-      if (m.length !== tokens(site)) {
-        throw new InvalidParameterError(`forcedMatches(${iteration}, '${site}') gave ${m.length} indices; that layer has ${tokens(site)} tokens`);
-      }
-      forced[site] = m;
-    }
-    return Object.keys(forced).length > 0 ? forced : undefined;
-  };
 }
 
 /**

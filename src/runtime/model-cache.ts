@@ -26,8 +26,14 @@ export interface CacheEntryRequest {
   config: unknown;
   /** The weights files the graph reads. */
   weightFiles: readonly string[];
-  /** Build the graph (called only on a cache miss). */
-  build: () => GraphBuilder;
+  /** Build the graph (called only on a cache miss), with what the caller must know about it later (JSON). */
+  build: () => BuiltGraph;
+}
+
+export interface BuiltGraph {
+  graph: GraphBuilder;
+  /** Kept in the entry and returned on every hit (e.g. the attention sites of a UNet). */
+  meta?: unknown;
 }
 
 export interface CacheEntry {
@@ -36,6 +42,8 @@ export interface CacheEntry {
   /** True when the entry was built by this call. */
   built: boolean;
   buildSeconds: number;
+  /** The build's meta, as stored (undefined when the build gave none). */
+  meta: unknown;
 }
 
 /** The platform's cache folder for eye4eye, overridable with E4E_CACHE_DIR. */
@@ -81,7 +89,7 @@ function stableJson(value: unknown): string {
 let fingerprint: string | undefined;
 
 /**
- * A digest of the graph-building code itself (src/onnx and src/models as loaded), so that any change to a builder
+ * A digest of the graph-building code itself (src/onnx, src/models and the methods' processors, as loaded), so that any change to a builder
  * gives new cache entries even when BUILDER_VERSION was not bumped.
  */
 export function builderFingerprint(): string {
@@ -94,7 +102,7 @@ export function builderFingerprint(): string {
         else if (entry.name.endsWith('.js')) hash.update(entry.name).update(readFileSync(path));
       }
     };
-    for (const part of ['../onnx', '../models']) walk(fileURLToPath(new URL(part, import.meta.url)));
+    for (const part of ['../onnx', '../models', '../methods']) walk(fileURLToPath(new URL(part, import.meta.url)));
     fingerprint = hash.digest('hex').slice(0, 16);
   }
   return fingerprint;
@@ -115,6 +123,7 @@ interface EntryManifest {
   builderVersion: string;
   key: string;
   files: Record<string, number>;
+  meta?: unknown;
 }
 
 function listSizes(dir: string, names: readonly string[]): Record<string, number> {
@@ -123,16 +132,22 @@ function listSizes(dir: string, names: readonly string[]): Record<string, number
   return sizes;
 }
 
-function isComplete(dir: string, key: string): boolean {
+/** The entry's manifest when the entry is complete, else undefined. */
+function completeManifest(dir: string, key: string): EntryManifest | undefined {
   const manifestPath = join(dir, 'entry.json');
-  if (!existsSync(manifestPath)) return false;
+  if (!existsSync(manifestPath)) return undefined;
   try {
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as EntryManifest;
-    if (manifest.key !== key || manifest.builderVersion !== BUILDER_VERSION) return false;
-    return Object.entries(manifest.files).every(([n, size]) => existsSync(join(dir, n)) && statSync(join(dir, n)).size === size);
+    if (manifest.key !== key || manifest.builderVersion !== BUILDER_VERSION) return undefined;
+    const complete = Object.entries(manifest.files).every(([n, size]) => existsSync(join(dir, n)) && statSync(join(dir, n)).size === size);
+    return complete ? manifest : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+function isComplete(dir: string, key: string): boolean {
+  return completeManifest(dir, key) !== undefined;
 }
 
 export class ModelCache {
@@ -147,17 +162,18 @@ export class ModelCache {
     const key = cacheKey(request);
     const dir = this.entryDir(request.name, key);
     const modelPath = join(dir, `${request.name}.onnx`);
-    if (isComplete(dir, key)) return { modelPath, key, built: false, buildSeconds: 0 };
+    const cached = completeManifest(dir, key);
+    if (cached !== undefined) return { modelPath, key, built: false, buildSeconds: 0, meta: cached.meta };
     const started = performance.now();
     const graphs = join(this.root, 'graphs');
     mkdirSync(graphs, { recursive: true });
     const tmp = join(graphs, `.tmp-${request.name}-${key}-${process.pid}-${Math.random().toString(36).slice(2)}`);
     mkdirSync(tmp);
     try {
-      const builder = request.build();
-      saveModel(builder, tmp, request.name);
+      const { graph, meta } = request.build();
+      saveModel(graph, tmp, request.name);
       const files = listSizes(tmp, readdirSync(tmp));
-      const manifest: EntryManifest = { builderVersion: BUILDER_VERSION, key, files };
+      const manifest: EntryManifest = { builderVersion: BUILDER_VERSION, key, files, ...(meta === undefined ? {} : { meta }) };
       writeFileSync(join(tmp, 'entry.json'), JSON.stringify(manifest, null, 2));
       if (existsSync(dir) && !isComplete(dir, key)) rmSync(dir, { recursive: true, force: true });
       try {
@@ -172,6 +188,6 @@ export class ModelCache {
       if (err instanceof Error && 'code' in err && typeof (err as { code: unknown }).code === 'string' && (err as { code: string }).code.startsWith('E_')) throw err;
       throw new ModelBuildError(`could not write the graph cache entry ${dir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-    return { modelPath, key, built: true, buildSeconds: (performance.now() - started) / 1000 };
+    return { modelPath, key, built: true, buildSeconds: (performance.now() - started) / 1000, meta: completeManifest(dir, key)?.meta };
   }
 }

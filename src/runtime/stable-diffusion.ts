@@ -7,18 +7,18 @@ import { loadClipTextConfig, loadSchedulerConfig, loadTokenizerConfig, loadUNetC
 import type { ClipTextConfig, SchedulerConfig, TokenizerConfig, UNetConfig, VaeConfig } from '../config/index.js';
 import { findWeights, resolveDiffusersLayout, type DiffusersLayout } from '../io/diffusers-layout.js';
 import { openTensorSource, type TensorSource } from '../io/safetensors.js';
+import { ModelBuildError } from '../errors.js';
 import { ClipTokenizer } from '../models/clip/clip-tokenizer.js';
 import { buildClipTextModel } from '../models/clip/clip-text-model.js';
 import { buildVaeDecoder, buildVaeEncoder } from '../models/vae/autoencoder-kl.js';
 import { WeightSet } from '../onnx/weight-scope.js';
-import type { GraphBuilder } from '../onnx/graph-builder.js';
 import { buildUNet } from '../models/unet/unet-2d-condition.js';
 import { officialFreeU } from '../models/unet/freeu.js';
-import { attn1ModulePaths } from '../models/unet/hook.js';
-import { featureInjectionHook } from '../models/unet/feature-injection.js';
-import { ModelCache } from './model-cache.js';
-import { UNetRunner } from './unet-runner.js';
+import type { ProcessorPlan } from '../models/unet/attention-processor.js';
+import { ModelCache, type BuiltGraph } from './model-cache.js';
+import { UNetRunner, type UNetGraphInfo } from './unet-runner.js';
 import { Session, type SessionOptions } from './session.js';
+import { tensorFromJson, tensorToJson, type TensorJson } from './tensor-json.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface ModelOptions extends SessionOptions {
@@ -28,19 +28,23 @@ export interface ModelOptions extends SessionOptions {
   onStatus?: (message: string) => void;
 }
 
-/** Which UNet graph: FreeU on or off, and the attn1 sites that get the Eye-for-an-eye controls (none = stock). */
+/** Which UNet graph: FreeU on or off, and the attention processors of a method (none = stock attention). */
 export interface UNetVariant {
   freeu: boolean;
-  e4eSites: readonly string[];
+  processors?: {
+    /** Names the graph (e.g. `e4e`): part of the cache entry's name. */
+    readonly name: string;
+    /** Everything the plan's graph depends on (JSON): part of the cache key and the session table's key. */
+    readonly key: unknown;
+    readonly plan: ProcessorPlan;
+  } | undefined;
 }
 
-/**
- * The default hook sites: every attn1 of the two highest-resolution up blocks with attention (SD: up_blocks.2 and
- * up_blocks.3, the 32x32 and 64x64 token maps at 512x512).
- */
-export function defaultE4ESites(config: UNetConfig): string[] {
-  const attnUpBlocks = config.upBlockTypes.flatMap((type, i) => (type === 'CrossAttnUpBlock2D' ? [i] : [])).slice(-2);
-  return attn1ModulePaths(config).filter((p) => attnUpBlocks.some((i) => p.startsWith(`up_blocks.${i}.`)));
+/** The UNet graph info as kept in the cache entry. */
+interface UNetMeta {
+  sites: UNetGraphInfo['sites'];
+  processed: UNetGraphInfo['processed'];
+  neutralFeeds: Record<string, TensorJson>;
 }
 
 export interface ComponentWeights {
@@ -70,7 +74,7 @@ export class StableDiffusionModel {
   readonly schedulerConfig: SchedulerConfig;
   readonly tokenizer: ClipTokenizer;
   readonly cache: ModelCache;
-  private readonly sessions = new Map<string, Promise<Session>>();
+  private readonly sessions = new Map<string, Promise<{ session: Session; meta: unknown }>>();
   private readonly weights = new Map<string, ComponentWeights>();
 
   private constructor(readonly root: string, readonly options: ModelOptions) {
@@ -102,8 +106,12 @@ export class StableDiffusionModel {
     return w;
   }
 
-  /** A session for a graph, built (or taken from the cache) once per process. */
-  session(name: string, component: 'unet' | 'vae' | 'text_encoder', config: unknown, build: (weights: WeightSet) => GraphBuilder): Promise<Session> {
+  /** A session for a graph (built, or taken from the cache, once per process) and the build's meta. */
+  session(name: string, component: 'unet' | 'vae' | 'text_encoder', config: unknown, build: (weights: WeightSet) => BuiltGraph): Promise<Session> {
+    return this.sessionWithMeta(name, component, config, build).then((s) => s.session);
+  }
+
+  private sessionWithMeta(name: string, component: 'unet' | 'vae' | 'text_encoder', config: unknown, build: (weights: WeightSet) => BuiltGraph): Promise<{ session: Session; meta: unknown }> {
     const sessionKey = `${name}:${JSON.stringify(config)}`;
     let pending = this.sessions.get(sessionKey);
     if (pending === undefined) {
@@ -121,7 +129,7 @@ export class StableDiffusionModel {
         for (const key of ['device', 'threads', 'memoryArena', 'optimization', 'logSeverity'] as const) {
           if (this.options[key] !== undefined) (sessionOptions as unknown as Record<string, unknown>)[key] = this.options[key];
         }
-        return Session.create(entry.modelPath, sessionOptions);
+        return { session: await Session.create(entry.modelPath, sessionOptions), meta: entry.meta };
       })();
       pending.catch(() => this.sessions.delete(sessionKey));
       this.sessions.set(sessionKey, pending);
@@ -137,20 +145,20 @@ export class StableDiffusionModel {
 
   /** last_hidden_state [n, 77, C] of the prompts. */
   async encodeText(prompts: readonly string[]): Promise<Tensor<'float32'>> {
-    const session = await this.session('text_encoder', 'text_encoder', this.textConfig, (w) => buildClipTextModel(w, this.textConfig));
+    const session = await this.session('text_encoder', 'text_encoder', this.textConfig, (w) => ({ graph: buildClipTextModel(w, this.textConfig) }));
     const out = await session.run({ input_ids: this.tokenize(prompts) });
     return out['last_hidden_state'] as Tensor<'float32'>;
   }
 
   /** Image [B, 3, H, W] in [-1, 1] -> scaled latent mean [B, 4, H/8, W/8]. */
   async encodeImage(image: Tensor<'float32'>): Promise<Tensor<'float32'>> {
-    const session = await this.session('vae_encoder', 'vae', this.vaeConfig, (w) => buildVaeEncoder(w, this.vaeConfig));
+    const session = await this.session('vae_encoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeEncoder(w, this.vaeConfig) }));
     return (await session.run({ sample: image }))['latent'] as Tensor<'float32'>;
   }
 
   /** Scaled latent [B, 4, h, w] -> raw decoded image [B, 3, 8h, 8w] (not clamped). */
   async decodeLatent(latent: Tensor<'float32'>): Promise<Tensor<'float32'>> {
-    const session = await this.session('vae_decoder', 'vae', this.vaeConfig, (w) => buildVaeDecoder(w, this.vaeConfig));
+    const session = await this.session('vae_decoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeDecoder(w, this.vaeConfig) }));
     return (await session.run({ latent }))['image'] as Tensor<'float32'>;
   }
 
@@ -158,16 +166,22 @@ export class StableDiffusionModel {
   async unet(variant: UNetVariant): Promise<UNetRunner> {
     const config = this.unetConfig;
     const freeu = variant.freeu ? officialFreeU(config) : null;
-    const sites = [...variant.e4eSites];
-    const name = `unet${variant.freeu ? '_freeu' : ''}${sites.length > 0 ? '_e4e' : ''}`;
-    const session = await this.session(`${name}`, 'unet', { config, freeu, sites }, (w) => {
-      if (sites.length === 0) return buildUNet(w, config, { freeu });
-      const injection = featureInjectionHook(sites);
-      const g = buildUNet(w, config, { freeu, attn1Hook: injection.hook });
-      injection.finish(attn1ModulePaths(config));
-      return g;
+    const processors = variant.processors;
+    const name = `unet${variant.freeu ? '_freeu' : ''}${processors === undefined ? '' : `_${processors.name}`}`;
+    const { session, meta } = await this.sessionWithMeta(name, 'unet', { config, freeu, processors: processors?.key ?? null }, (w) => {
+      const built = buildUNet(w, config, { freeu, processors: processors?.plan });
+      const unetMeta: UNetMeta = {
+        sites: built.sites, processed: built.processed,
+        neutralFeeds: Object.fromEntries(built.processorInputs.map((io) => [io.name, tensorToJson(io.neutral)])),
+      };
+      return { graph: built.graph, meta: unetMeta };
     });
-    return new UNetRunner(session, sites);
+    const info = meta as UNetMeta | undefined;
+    if (info === undefined || !Array.isArray(info.sites)) throw new ModelBuildError(`graph cache entry of ${name} has no attention sites (rebuild with an empty cache folder)`);
+    return new UNetRunner(session, {
+      sites: info.sites, processed: info.processed,
+      neutralFeeds: Object.fromEntries(Object.entries(info.neutralFeeds).map(([n, t]) => [n, tensorFromJson(t)])),
+    });
   }
 
   async dispose(): Promise<void> {
@@ -175,7 +189,7 @@ export class StableDiffusionModel {
     this.sessions.clear();
     for (const s of sessions) {
       try {
-        await (await s).dispose();
+        await (await s).session.dispose();
       } catch {
         // a session that failed to start has nothing to release
       }

@@ -67,7 +67,7 @@ test('end to end on the tiny model: PNGs of the right sizes and a complete run.j
   assert.equal(run.inputs.structure, join(examples, 'bird-blue.png'));
   assert.equal(run.inputs.appearanceMask, join(examples, 'bird-red-mask.png'));
   assert.deepEqual(run.options, {
-    domain: 'bird', prompt: 'A photo of a bird', numSteps: 6, skip: 2, guidanceScale: 2.5, inversionGuidance: 3.5,
+    method: 'eye-for-an-eye', domain: 'bird', prompt: 'A photo of a bird', numSteps: 6, skip: 2, guidanceScale: 2.5, inversionGuidance: 3.5,
     featRange: [1, 5], adainRange: [2, 6], seed: 0, size: 128, injection: 'match', device: 'cpu',
     structureMask: join(examples, 'bird-blue-mask.png'), appearanceMask: join(examples, 'bird-red-mask.png'),
   });
@@ -179,7 +179,7 @@ test('--hook-sites picks where the method acts; an unknown module path is an err
   const badDir = join(root, 'out-sites-bad');
   const bad = await cli(args(badDir, ['--hook-sites', 'up_blocks.7.attentions.0.transformer_blocks.0.attn1']));
   assert.equal(bad.code, 1);
-  assert.match(bad.err, /feature injection: no attn1 at up_blocks\.7\.attentions\.0\.transformer_blocks\.0\.attn1/);
+  assert.match(bad.err, /no attention module at up_blocks\.7\.attentions\.0\.transformer_blocks\.0\.attn1 \(attn1 modules of this UNet: /);
   assert.equal(existsSync(badDir) && readdirSync(badDir).length > 0, false);
   const malformed = await cli(args(join(root, 'out-sites-m'), ['--hook-sites', 'up_blocks.3']));
   assert.equal(malformed.code, 2);

@@ -7,7 +7,7 @@ import { TRANSFER_CLI_OPTIONS } from '../../src/cli/options-table.js';
 test('defaults: the authors example run, prompt from the domain', () => {
   const o = validateTransferOptions({ domain: 'bird' });
   assert.deepEqual({ ...o }, {
-    domain: 'bird', prompt: 'A photo of a bird', numSteps: 100, skip: 32, guidanceScale: 2.5, inversionGuidance: 3.5,
+    method: 'eye-for-an-eye', domain: 'bird', prompt: 'A photo of a bird', numSteps: 100, skip: 32, guidanceScale: 2.5, inversionGuidance: 3.5,
     featRange: [10, 70], adainRange: [50, 100], seed: 0, size: 512, injection: 'match', device: 'cpu',
   });
   assert.equal(DEFAULT_TRANSFER_OPTIONS.numSteps, 100);
@@ -72,7 +72,7 @@ test('rejects a missing domain and non-objects', () => {
 test('rejects unknown keys by name', () => {
   assert.throws(() => validateTransferOptions({ domain: 'bird', steps: 10, guidance: 2 }), (e: unknown) => {
     assert.ok(e instanceof InvalidParameterError);
-    assert.match(e.message, /^Unknown options 'steps', 'guidance' \(known options: domain, prompt, numSteps/);
+    assert.match(e.message, /^Unknown options 'steps', 'guidance' \(known options: method, domain, prompt, numSteps/);
     return true;
   });
 });

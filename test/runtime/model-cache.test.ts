@@ -43,11 +43,13 @@ test('cache: built once, reused, rebuilt when corrupt or when the weights change
     const file = tinyLinearModel(dir);
     const cache = new ModelCache(join(dir, 'cache'));
     let builds = 0;
-    const request = { name: 'lin', config: { a: 1 }, weightFiles: [file], build: () => { builds++; return buildFrom(file); } };
+    const request = { name: 'lin', config: { a: 1 }, weightFiles: [file], build: () => { builds++; return { graph: buildFrom(file), meta: { sites: ['lin'], n: 2 } }; } };
     const first = cache.obtain(request);
     assert.equal(first.built, true);
     assert.deepEqual(await runLinear(first.modelPath), [16, 35]);
+    assert.deepEqual(first.meta, { sites: ['lin'], n: 2 });
     const second = cache.obtain(request);
+    assert.deepEqual(second.meta, { sites: ['lin'], n: 2 }, 'the build meta comes back from the cache entry');
     assert.equal(second.built, false);
     assert.equal(second.modelPath, first.modelPath);
     assert.equal(builds, 1);
@@ -80,7 +82,7 @@ test('cache: a failing build leaves nothing behind', () => {
       const g = new GraphBuilder('bad');
       const weights = WeightSet.fromSource(openTensorSource(file));
       new WeightScope(g, '/m', weights, '').child('lin').weight('weight', [3, 3]);
-      return g;
+      return { graph: g };
     } }), /w\.safetensors: lin\.weight: expected \[3, 3\], got \[2, 3\]/);
     assert.deepEqual(readdirSync(join(dir, 'cache', 'graphs')), []);
   } finally {
@@ -107,7 +109,7 @@ test('cache: two processes building the same entry at once both get a complete e
         const x = g.input('x', 'float32', ['B', 3]);
         const t0 = Date.now(); while (Date.now() - t0 < 200) {}
         g.output(ops.add(s, ops.gemm(s, x, s.weight('weight', [2, 3]), null, { transB: true }), s.weight('bias', [2])), 'y', 'float32', ['B', 2]);
-        return g;
+        return { graph: g };
       } });
       console.log(entry.modelPath);
     `;
@@ -164,7 +166,7 @@ test('external data beyond 2 GiB: a weight stored after 2.2 GB of (sparse) paddi
       const s = new WeightScope(g, '/m', weights, '').child('lin');
       const x = g.input('x', 'float32', ['B', 2]);
       g.output(ops.gemm(s, x, s.weight('weight', [1, 2]), null, { transB: true }), 'y', 'float32', ['B', 1]);
-      return g;
+      return { graph: g };
     } });
     assert.ok(existsSync(entry.modelPath));
     const session = await Session.create(entry.modelPath);

@@ -4,11 +4,10 @@
  */
 import { ddimSchedule } from '../../diffusion/ddim-schedule.js';
 import { GoldenError } from '../../errors.js';
-import { invert, toInversionLatent } from '../../diffusion/inversion.js';
+import { guidedUNetNoise, invert, toInversionLatent } from '../../diffusion/inversion.js';
 import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
-import type { StableDiffusionModel } from '../../runtime/stable-diffusion.js';
 import type { GoldenContext } from '../runner.js';
-import { floatTensor, hookedSites, stacked } from './unet.js';
+import { e4eUNet, floatTensor, stacked } from './unet.js';
 
 export function runConfigString(ctx: GoldenContext, key: string): string {
   const v = ctx.golden.runConfig[key];
@@ -20,21 +19,6 @@ export function runConfigNumber(ctx: GoldenContext, key: string): number {
   const v = ctx.golden.runConfig[key];
   if (typeof v !== 'number') throw new GoldenError(`${ctx.golden.dir}: io.json run_config.${key} must be a number`);
   return v;
-}
-
-/** [uncond, cond] noise of one latent through the method's UNet with the injection off (one session for everything). */
-export async function guidedNoiseFn(model: StableDiffusionModel, prompt: string, sites: readonly string[]): Promise<(latent: Tensor<'float32'>, t: number) => Promise<{ uncond: Float32Array; cond: Float32Array }>> {
-  const unet = await model.unet({ freeu: true, e4eSites: sites });
-  const emb = await model.encodeText(['', prompt]);
-  return async (latent, t) => {
-    const [, c, h, w] = latent.dims;
-    const size = c! * h! * w!;
-    const sample: Tensor<'float32'> = { dtype: 'float32', dims: [2, c!, h!, w!], data: new Float32Array(2 * size) };
-    sample.data.set(latent.data, 0);
-    sample.data.set(latent.data, size);
-    const out = await unet.call({ sample, timestep: t, encoderHiddenStates: emb });
-    return { uncond: out.noise.data.slice(0, size), cond: out.noise.data.slice(size, 2 * size) };
-  };
 }
 
 export async function runInversionGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
@@ -51,7 +35,7 @@ export async function runInversionGroup(ctx: GoldenContext, group: string): Prom
     const x0 = toInversionLatent(await model.encodeImage(image), model.vaeConfig.scalingFactor);
     const noise = floatTensor(ctx, `inversion.${which}.noise`);
     const draws = Array.from({ length: noise.dims[0]! }, (_, i) => Float32Array.from(sliceFirst(noise, i).data));
-    const predict = await guidedNoiseFn(model, prompt, hookedSites(ctx));
+    const predict = guidedUNetNoise(await e4eUNet(ctx), await model.encodeText(['', prompt]));
     const result = await invert(x0, ddimSchedule(model.schedulerConfig), predict, { numSteps, guidanceScale: guidance, noise: draws });
     const dims = x0.dims.slice(1);
     out[`inversion.${which}.zs`] = stacked(result.zs, dims);

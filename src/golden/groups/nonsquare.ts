@@ -25,7 +25,7 @@ export async function runNonsquareGroup(ctx: GoldenContext, group: string): Prom
       const sample = findInput(ctx, (n, d) => /sample$/.test(n) && /unet/.test(n) && d.length === 4, 'UNet sample') as Tensor<'float32'>;
       const timestep = findInput(ctx, (n) => /timestep$/.test(n), 'timestep');
       const context = findInput(ctx, (n) => /encoder_hidden_states$/.test(n), 'encoder_hidden_states') as Tensor<'float32'>;
-      const unet = await model.unet({ freeu: inner.startsWith('unet_freeu'), e4eSites: [] });
+      const unet = await model.unet({ freeu: inner.startsWith('unet_freeu') });
       out[name] = (await unet.call({ sample, timestep: Number(timestep.data[0]), encoderHiddenStates: context })).noise;
     } else if (/^vae\.encode\./.test(inner)) {
       const image = findInput(ctx, (n, d) => d.length === 4 && d[1] === 3 && /image|sample/.test(n), 'VAE image') as Tensor<'float32'>;

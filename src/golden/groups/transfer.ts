@@ -7,12 +7,12 @@
 import { ddimSchedule } from '../../diffusion/ddim-schedule.js';
 import { GoldenError } from '../../errors.js';
 import type { StableDiffusionModel } from '../../runtime/stable-diffusion.js';
-import { runTransferLoop, type TransferResult } from '../../transfer/appearance-transfer.js';
-import { downMask } from '../../transfer/masks.js';
+import { runE4ELoop, type E4ELoopResult } from '../../methods/eye-for-an-eye/loop.js';
+import { downMask } from '../../methods/shared/masks.js';
 import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
 import { compareTensors } from '../compare.js';
 import type { GoldenContext } from '../runner.js';
-import { floatTensor, hookedSites, maskTensor, stacked } from './unet.js';
+import { e4eUNet, floatTensor, maskTensor, stacked } from './unet.js';
 import { runConfigNumber, runConfigString } from './inversion.js';
 
 function rows(t: Tensor<'float32'>): Float32Array[] {
@@ -41,9 +41,9 @@ function goldenMatches(ctx: GoldenContext, sites: readonly string[], iteration: 
   return forced;
 }
 
-async function runLoop(ctx: GoldenContext, model: StableDiffusionModel, forced: boolean): Promise<{ result: TransferResult; sites: string[] }> {
-  const sites = hookedSites(ctx);
-  const unet = await model.unet({ freeu: true, e4eSites: sites });
+async function runLoop(ctx: GoldenContext, model: StableDiffusionModel, forced: boolean): Promise<{ result: E4ELoopResult; sites: readonly string[] }> {
+  const unet = await e4eUNet(ctx);
+  const sites = unet.info.processed;
   const prompt = runConfigString(ctx, 'prompt');
   const emb = await model.encodeText(['', prompt]);
   const [c, h, w] = floatTensor(ctx, 'inversion.app.zs').dims.slice(1) as [number, number, number];
@@ -54,11 +54,13 @@ async function runLoop(ctx: GoldenContext, model: StableDiffusionModel, forced: 
   const maskStruct = useMasks ? maskTensor(ctx, 'inputs.mask_struct') : undefined;
   const maskApp = useMasks ? maskTensor(ctx, 'inputs.mask_app') : undefined;
   const masked = useMasks && ctx.golden.runConfig['use_masked_adain'] !== false;
-  const result = await runTransferLoop((call) => unet.call(call), ddimSchedule(model.schedulerConfig), {
+  const result = await runE4ELoop({
+    unet, schedule: ddimSchedule(model.schedulerConfig),
     app: { xts: rows(floatTensor(ctx, 'inversion.app.wts')), zs: rows(floatTensor(ctx, 'inversion.app.zs')) },
     struct: { xts: rows(floatTensor(ctx, 'inversion.struct.wts')), zs: rows(floatTensor(ctx, 'inversion.struct.zs')) },
     latentDims: [c, h, w],
     embeddings: { uncond, cond },
+    structureMask: maskStruct, appearanceMask: maskApp,
   }, {
     numSteps: runConfigNumber(ctx, 'num_timesteps'),
     skip: runConfigNumber(ctx, 'skip_steps'),
@@ -66,10 +68,8 @@ async function runLoop(ctx: GoldenContext, model: StableDiffusionModel, forced: 
     featRange: range(ctx, 'feat_range'),
     adainRange: range(ctx, 'adain_range'),
     injection: ctx.golden.runConfig['do_v_swap'] === true ? 'vInjection' : 'match',
-    maskStruct,
-    maskApp,
-    adainMaskStruct: masked && maskStruct !== undefined ? downMask(maskStruct, h, w) : undefined,
-    adainMaskApp: masked && maskApp !== undefined ? downMask(maskApp, h, w) : undefined,
+    adainMasks: masked && maskStruct !== undefined && maskApp !== undefined
+      ? { structure: downMask(maskStruct, h, w), appearance: downMask(maskApp, h, w) } : undefined,
     forcedMatches: forced ? (i) => goldenMatches(ctx, sites, i) : undefined,
   });
   return { result, sites };

@@ -3,10 +3,10 @@
  * in each mode: baseline, match, structcopy, match_masked, vswap), plus their namespaced copies (`nonsquare.`).
  */
 import { GoldenError } from '../../errors.js';
-import { defaultE4ESites } from '../../runtime/stable-diffusion.js';
-import type { E4EControls } from '../../runtime/unet-runner.js';
-import { injectionMode, type StepRange } from '../../transfer/schedule-rules.js';
-import { OFFICIAL_CFG_SLOTS, SINGLE_BATCH_SLOTS, slotsInput } from '../../transfer/slots.js';
+import { e4eFeeds, injectionSlots, matchesOf, type E4EControls } from '../../methods/eye-for-an-eye/controls.js';
+import { e4eUNetVariant } from '../../methods/eye-for-an-eye/index.js';
+import { injectionMode, type StepRange } from '../../methods/eye-for-an-eye/schedule.js';
+import type { UNetRunner } from '../../runtime/unet-runner.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { GoldenContext } from '../runner.js';
 
@@ -61,19 +61,25 @@ function modelStep(ctx: GoldenContext, group: string, outName: string): number {
  * The hooked attn1 sites: the layers the case records match indices for (the hook points are configurable, and the
  * case names the ones its reference run used), else our default (the two highest-resolution attention up blocks).
  */
-export function hookedSites(ctx: GoldenContext): string[] {
+export function hookedSites(ctx: GoldenContext): string[] | undefined {
   const sites = new Set<string>();
   for (const name of Object.keys(ctx.golden.tensors)) {
     const m = /^(?:unet_e4e[a-z_]*|transfer)\.match_index\.(.+)$/.exec(name);
     if (m !== null) sites.add(m[1]!);
   }
-  return sites.size > 0 ? [...sites] : defaultE4ESites(ctx.model().unetConfig);
+  return sites.size > 0 ? [...sites] : undefined;
+}
+
+/** The method's UNet with the case's sites (its default ones when the case records none). */
+export function e4eUNet(ctx: GoldenContext): Promise<UNetRunner> {
+  const model = ctx.model();
+  return model.unet(e4eUNetVariant(model.unetConfig, hookedSites(ctx)));
 }
 
 /** `unet_plain` / `unet_freeu` and prefixed copies: sample, timestep, encoder_hidden_states under `${prefix}unet.`. */
 export async function runPlainUNet(ctx: GoldenContext, prefix: string, group: string): Promise<Record<string, Tensor>> {
   const freeu = group.endsWith('unet_freeu');
-  const unet = await ctx.model().unet({ freeu, e4eSites: [] });
+  const unet = await ctx.model().unet({ freeu });
   const result = await unet.call({
     sample: floatTensor(ctx, `${prefix}unet.sample`),
     timestep: scalarInt(ctx, `${prefix}unet.timestep`),
@@ -88,8 +94,6 @@ export async function runUNetGroup(ctx: GoldenContext, group: string): Promise<R
 
 /** `unet_e4e` (baseline), `unet_e4e_match`, `unet_e4e_structcopy`, `unet_e4e_match_masked`, `unet_e4e_vswap`. */
 export async function runE4EGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  const model = ctx.model();
-  const sites = hookedSites(ctx);
   const outName = group === 'unet_e4e' ? 'unet_e4e.baseline' : `${group}.out`;
   const step = modelStep(ctx, group, outName);
   const sample = floatTensor(ctx, 'unet_e4e.sample');
@@ -97,20 +101,23 @@ export async function runE4EGroup(ctx: GoldenContext, group: string): Promise<Re
   const mode = injectionMode(step, featRange(ctx), group.endsWith('_vswap') ? 'vInjection' : 'match');
   const e4e: E4EControls = {
     mode,
-    slots: slotsInput(sample.dims[0] === 6 ? OFFICIAL_CFG_SLOTS : SINGLE_BATCH_SLOTS),
+    slots: injectionSlots(sample.dims[0] === 6),
     maskStruct: masked ? maskTensor(ctx, 'inputs.mask_struct') : undefined,
     maskApp: masked ? maskTensor(ctx, 'inputs.mask_app') : undefined,
   };
-  const unet = await model.unet({ freeu: true, e4eSites: sites });
+  const unet = await e4eUNet(ctx);
+  const sites = unet.info.processed;
   const result = await unet.call({
-    sample, timestep: scalarInt(ctx, 'unet_e4e.timestep'), encoderHiddenStates: floatTensor(ctx, 'unet_e4e.encoder_hidden_states'), e4e,
+    sample, timestep: scalarInt(ctx, 'unet_e4e.timestep'), encoderHiddenStates: floatTensor(ctx, 'unet_e4e.encoder_hidden_states'),
+    feeds: e4eFeeds(e4e, sites, sample.dims[0]!),
   });
+  const matches = matchesOf(result.outputs, sites);
   const out: Record<string, Tensor> = { [outName]: result.noise };
   for (const name of ctx.outputs(group)) {
     const m = new RegExp(`^${group}\\.match_index\\.(.+)$`).exec(name);
     if (m === null) continue;
     const site = m[1]!;
-    const idx = result.matches[site];
+    const idx = matches[site];
     if (idx === undefined) throw new GoldenError(`${name}: layer ${site} is not one of our hooked sites (${sites.join(', ')})`);
     out[name] = { dtype: 'int64', dims: [idx.length], data: idx };
   }

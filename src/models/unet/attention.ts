@@ -1,18 +1,20 @@
 /**
- * Attention (to_q, to_k, to_v without bias, to_out.0 with bias), self- or cross-attention.
- * Mirrors diffusers v0.19.3 `Attention` with the classic `AttnProcessor` the reference runs:
+ * Attention (to_q, to_k, to_v without bias, to_out.0 with bias), self- or cross-attention, with an optional
+ * attention processor (attention-processor.ts). Mirrors diffusers v0.19.3 `Attention` with the classic
+ * `AttnProcessor` the reference runs:
  * https://github.com/huggingface/diffusers/blob/v0.19.3/src/diffusers/models/attention_processor.py
  *
- * softmax(q k^T / sqrt(head_dim)) v runs in com.microsoft.MultiHeadAttention, whose memory-efficient kernel never
- * materialises the [B, heads, HW, HW] scores (SD at 512x512 has 4096 tokens). `upcast_attention` only changes fp16
- * runs; we compute in float32, and the reference processor ignores it anyway (golden README quirk 11).
+ * Without a processor, softmax(q k^T / sqrt(head_dim)) v runs in com.microsoft.MultiHeadAttention, whose
+ * memory-efficient kernel never materialises the [B, heads, HW, HW] scores (SD at 512x512 has 4096 tokens).
+ * `upcast_attention` only changes fp16 runs; we compute in float32, and the reference processor ignores it anyway
+ * (docs/method.md, quirk 11).
  */
 import { ModelBuildError } from '../../errors.js';
 import { multiHeadAttention } from '../../onnx/ops.js';
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { buildLinear } from '../nn/linear.js';
-import type { Attn1Edit } from './hook.js';
+import type { BoundProcessor, QKV } from './attention-processor.js';
 
 export interface AttentionConfig {
   /** Width C of the hidden states (= heads * head_dim = inner dim in the UNet). */
@@ -25,27 +27,37 @@ export interface AttentionConfig {
 export interface AttentionInputs {
   /** Cross-attention context [B, T, crossAttentionDim]; absent for self-attention. */
   readonly context?: Value | undefined;
-  /** Replaces the hidden states that Q/K and V are computed from (the attn1 hook, self-attention only). */
-  readonly transformInput?: ((scope: WeightScope, hidden: Value) => Attn1Edit) | undefined;
+  /** The processor of this module (from the UNet's ProcessorHost), if any. */
+  readonly processor?: BoundProcessor | undefined;
+  /** Height and width of the query token map, int64 [1] each (what a processor sees). */
+  readonly tokenMap?: { readonly height: Value; readonly width: Value } | undefined;
 }
 
 /**
- *   hidden ─(transformInput)─┬─ qk ─ to_q ───────────────┐
- *                            ├─ qk ─ to_k ── (self) ─────┤
- *                            └─ v ── to_v ── (self) ── MultiHeadAttention ── to_out.0
- *   context (cross) ──────────────── to_k, to_v ─────────┘
+ *   hidden ──────┬─ (editSources) ─ q ─ to_q ─┐
+ *   context ─────┴─────────────────  k ─ to_k ─┼─ (editProjections) ─ attend | MultiHeadAttention ─ to_out.0
+ *   (self: hidden)                   v ─ to_v ─┘
  */
 export function buildAttention(scope: WeightScope, config: AttentionConfig, hidden: Value, inputs: AttentionInputs = {}): Value {
   const { queryDim: c, heads } = config;
   const isSelf = config.crossAttentionDim === null;
-  if (!isSelf && inputs.transformInput !== undefined) throw new ModelBuildError(`${scope.path}: an input transform is for self-attention only`);
-  const input = inputs.transformInput === undefined ? { qk: hidden, v: hidden } : inputs.transformInput(scope, hidden); // [B, S, C] each
-  const context = isSelf ? { qk: input.qk, v: input.v } : { qk: inputs.context, v: inputs.context };
-  if (context.qk === undefined || context.v === undefined) throw new ModelBuildError(`${scope.path}: cross-attention built without a context`);
+  const context = isSelf ? hidden : inputs.context;
+  if (context === undefined) throw new ModelBuildError(`${scope.path}: cross-attention built without a context`);
+  const bound = inputs.processor;
+  if (bound !== undefined && inputs.tokenMap === undefined) throw new ModelBuildError(`${scope.path}: a processor needs the token map size`);
+  const ctx = bound === undefined || inputs.tokenMap === undefined ? undefined : bound.context(scope, inputs.tokenMap.height, inputs.tokenMap.width);
+  const processor = bound?.processor;
   const contextDim = config.crossAttentionDim ?? c;
-  const q = buildLinear(scope.child('to_q'), input.qk, c, c, { bias: false }); // [B, S, C]
-  const k = buildLinear(scope.child('to_k'), context.qk, contextDim, c, { bias: false }); // [B, T, C]
-  const v = buildLinear(scope.child('to_v'), context.v, contextDim, c, { bias: false }); // [B, T, C]
-  const attended = multiHeadAttention(scope, q, k, v, heads); // [B, S, C]
+
+  let sources: QKV = { q: hidden, k: context, v: context }; // [B, S, C], [B, T, Ck], [B, T, Ck]
+  if (processor?.editSources !== undefined) sources = processor.editSources(ctx!, sources);
+  let qkv: QKV = {
+    q: buildLinear(scope.child('to_q'), sources.q, c, c, { bias: false }), // [B, S, C]
+    k: buildLinear(scope.child('to_k'), sources.k, contextDim, c, { bias: false }), // [B, T, C]
+    v: buildLinear(scope.child('to_v'), sources.v, contextDim, c, { bias: false }), // [B, T, C]
+  };
+  if (processor?.editProjections !== undefined) qkv = processor.editProjections(ctx!, qkv);
+  const attended = processor?.attend !== undefined ? processor.attend(ctx!, qkv) : multiHeadAttention(scope, qkv.q, qkv.k, qkv.v, heads); // [B, S, C]
+  bound?.done();
   return buildLinear(scope.child('to_out', 0), attended, c, c); // [B, S, C]
 }

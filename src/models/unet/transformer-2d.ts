@@ -10,7 +10,7 @@ import { buildConv2d } from '../nn/conv2d.js';
 import { buildLinear } from '../nn/linear.js';
 import { buildGroupNorm } from '../nn/norm.js';
 import { buildBasicTransformerBlock } from './basic-transformer-block.js';
-import type { Attn1HookPoint } from './hook.js';
+import type { AttentionHostPoint } from './attention-processor.js';
 
 export interface Transformer2DConfig {
   /** in_channels = inner_dim = heads * head_dim (always equal in the UNet). */
@@ -26,7 +26,7 @@ export interface Transformer2DConfig {
 
 export interface Transformer2DInputs {
   readonly encoderHiddenStates: Value;
-  readonly hook?: Attn1HookPoint | undefined;
+  readonly attention: AttentionHostPoint;
 }
 
 /** What the cross-attention blocks of the UNet receive besides their input feature map. */
@@ -59,7 +59,7 @@ export function buildTransformer2D(scope: WeightScope, config: Transformer2DConf
   for (let k = 0; k < config.layers; k++) {
     h = buildBasicTransformerBlock(scope.child('transformer_blocks', k),
       { dim: c, heads: config.heads, crossAttentionDim: config.crossAttentionDim },
-      h, { encoderHiddenStates: inputs.encoderHiddenStates, height, width, hook: inputs.hook }); // [B, HW, C]
+      h, { encoderHiddenStates: inputs.encoderHiddenStates, height, width, attention: inputs.attention }); // [B, HW, C]
   }
   const out = linear
     ? toMap(buildLinear(scope.child('proj_out'), h, c, c)) // [B, C, H, W]

@@ -1,12 +1,13 @@
 /**
- * UNet2DConditionModel (SD-1.x / SD-2.x) as one ONNX graph, with the reference's FreeU variant and an attn1 hook.
+ * UNet2DConditionModel (SD-1.x / SD-2.x) as one ONNX graph, with the reference's FreeU variant and attention
+ * processors chosen per Attention module (attention-processor.ts).
  * Mirrors diffusers v0.19.3 `UNet2DConditionModel` (phases of its forward: time, pre-process, down, mid, up,
  * post-process):
  * https://github.com/huggingface/diffusers/blob/v0.19.3/src/diffusers/models/unet_2d_condition.py
  *
  * Graph inputs: `sample` float32 [B, in_channels, h, w] (any h, w: odd maps are upsampled back to their skip sizes), `timestep` int64 [1]
  * (one timestep for the whole batch), `encoder_hidden_states` float32 [B, T, cross_attention_dim].
- * Output: `out_sample` float32 [B, out_channels, h, w].
+ * Output: `out_sample` float32 [B, out_channels, h, w]. Processors add the graph inputs and outputs they declare.
  *
  *   timestep ─ time_proj ─ time_embedding ─────────────── temb (every resnet) ──────────────────────┐
  *   sample ─ conv_in ─ down_blocks.0..n-1 ─ mid_block ─ [FreeU] up_blocks.0 ... [FreeU] up_blocks.n-1 ─ conv_norm_out ─ SiLU ─ conv_out
@@ -23,16 +24,28 @@ import { buildCrossAttnDownBlock2D } from './cross-attn-down-block-2d.js';
 import { buildCrossAttnUpBlock2D } from './cross-attn-up-block-2d.js';
 import { buildDownBlock2D, type DownBlock2DConfig } from './down-block-2d.js';
 import { buildFreeU, validateFreeU, type FreeUOptions } from './freeu.js';
-import type { Attn1Hook } from './hook.js';
+import { ProcessorHost, type AttentionSite, type ProcessorInput, type ProcessorPlan, type SiteLocation } from './attention-processor.js';
 import { buildTimestepEmbedding, buildTimesteps } from './timestep-embedding.js';
 import { buildUNetMidBlock2DCrossAttn } from './unet-mid-block-2d-cross-attn.js';
+import type { CrossAttnBlockInputs } from './transformer-2d.js';
 import { buildUpBlock2D, type UpBlock2DConfig } from './up-block-2d.js';
 
 export interface UNetBuildOptions {
   /** The reference's FreeU variant (officialFreeU(config) gives its values), or null for the stock UNet. */
   freeu: FreeUOptions | null;
-  /** Called for every attn1 (see hook.ts); absent = stock diffusers attention. */
-  attn1Hook?: Attn1Hook | undefined;
+  /** Attention processors by module path; absent = stock diffusers attention everywhere. */
+  processors?: ProcessorPlan | undefined;
+}
+
+/** The built graph and what it holds. */
+export interface BuiltUNet {
+  readonly graph: GraphBuilder;
+  /** Every Attention module, in execution order (down, mid, up; attn1 before attn2). */
+  readonly sites: readonly AttentionSite[];
+  /** Module paths that got a processor. */
+  readonly processed: readonly string[];
+  /** The graph inputs the processors declared, with their neutral values. */
+  readonly processorInputs: readonly ProcessorInput[];
 }
 
 /** Every tensor of a diffusers UNet2DConditionModel checkpoint is used by the graph. */
@@ -41,13 +54,14 @@ export const UNET_IGNORED_WEIGHTS: readonly IgnoredWeight[] = [];
 interface UNetContext {
   readonly config: UNetConfig;
   readonly options: UNetBuildOptions;
+  readonly host: ProcessorHost;
   readonly temb: Value;
   readonly encoderHiddenStates: Value;
   readonly crossAttentionDim: number;
 }
 
 /** Build the UNet graph; weights are checked in both directions (every file tensor must be used). */
-export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetBuildOptions): GraphBuilder {
+export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetBuildOptions): BuiltUNet {
   const crossAttentionDim = checkSupported(config);
   if (options.freeu !== null) validateFreeU(options.freeu);
   const g = new GraphBuilder('unet');
@@ -61,7 +75,8 @@ export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetB
   const tProj = buildTimesteps(root.child('time_proj'),
     { numChannels: c0, flipSinToCos: config.flipSinToCos, downscaleFreqShift: config.freqShift }, timestep); // [1, C0]
   const temb = buildTimestepEmbedding(root.child('time_embedding'), { inChannels: c0, timeEmbedDim: config.timeEmbeddingDim }, tProj); // [1, temb]
-  const context: UNetContext = { config, options, temb, encoderHiddenStates, crossAttentionDim };
+  const host = new ProcessorHost(g, options.processors);
+  const context: UNetContext = { config, options, host, temb, encoderHiddenStates, crossAttentionDim };
 
   // 2. pre-process
   let h = sample;
@@ -81,7 +96,8 @@ export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetB
   h = buildConv2d(root.child('conv_out'), h, { inChannels: c0, outChannels: config.outChannels, kernel: kOut, padding: (kOut - 1) / 2 }); // [B, out, h, w]
   g.output(h, 'out_sample', 'float32', ['batch', config.outChannels, 'height', 'width']);
   weights.assertAllUsed(UNET_IGNORED_WEIGHTS);
-  return g;
+  host.finish();
+  return { graph: g, sites: host.sites, processed: host.processed, processorInputs: host.inputs };
 }
 
 /** Features parseUNetConfig accepts but this builder does not; returns the single cross-attention width. */
@@ -111,7 +127,7 @@ function buildDownPath(root: WeightScope, context: UNetContext, x: Value): { hid
     const scope = root.child('down_blocks', i);
     const out = type === 'DownBlock2D'
       ? buildDownBlock2D(scope, block, h, temb)
-      : buildCrossAttnDownBlock2D(scope, { ...block, ...attentionOf(context, i) }, h, blockInputs(context, null));
+      : buildCrossAttnDownBlock2D(scope, { ...block, ...attentionOf(context, i) }, h, blockInputs(context, { block: 'down', blockIndex: i, level: i }));
     h = out.hidden;
     resSamples.push(...out.resSamples);
   });
@@ -124,7 +140,7 @@ function buildMid(root: WeightScope, context: UNetContext, x: Value): Value {
   return buildUNetMidBlock2DCrossAttn(root.child('mid_block'), {
     channels: config.blockOutChannels[n - 1]!, tembChannels: config.timeEmbeddingDim, groups: config.normNumGroups, eps: config.normEps,
     outputScaleFactor: config.midBlockScaleFactor, ...attentionOf(context, n - 1),
-  }, x, blockInputs(context, null)); // [B, C_last, h/2^(n-1), w/2^(n-1)]
+  }, x, blockInputs(context, { block: 'mid', blockIndex: 0, level: n - 1 })); // [B, C_last, h/2^(n-1), w/2^(n-1)]
 }
 
 /** Up block i consumes the newest layers+1 skip states; FreeU acts on its backbone input first. */
@@ -147,7 +163,7 @@ function buildUpPath(root: WeightScope, context: UNetContext, x: Value, resSampl
     h = type === 'UpBlock2D'
       ? buildUpBlock2D(scope, block, h, { resSamples: skips, temb: context.temb, upsampleTo })
       : buildCrossAttnUpBlock2D(scope, { ...block, ...attentionOf(context, n - 1 - i) }, h,
-        { ...blockInputs(context, i), resSamples: skips, upsampleTo });
+        { ...blockInputs(context, { block: 'up', blockIndex: i, level: n - 1 - i }), resSamples: skips, upsampleTo });
   });
   if (resSamples.length !== 0) throw new ModelBuildError(`UNet: ${resSamples.length} skip connection(s) left unused`);
   return h;
@@ -162,7 +178,6 @@ function attentionOf(context: UNetContext, i: number): { heads: number; transfor
   };
 }
 
-function blockInputs(context: UNetContext, upBlockIndex: number | null): { temb: Value; encoderHiddenStates: Value; hook: { hook: Attn1Hook; upBlockIndex: number | null } | undefined } {
-  const hook = context.options.attn1Hook;
-  return { temb: context.temb, encoderHiddenStates: context.encoderHiddenStates, hook: hook === undefined ? undefined : { hook, upBlockIndex } };
+function blockInputs(context: UNetContext, location: SiteLocation): CrossAttnBlockInputs {
+  return { temb: context.temb, encoderHiddenStates: context.encoderHiddenStates, attention: { host: context.host, location } };
 }

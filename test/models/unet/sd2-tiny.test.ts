@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseUNetConfig } from '../../../src/config/unet-config.js';
 import { WeightSet } from '../../../src/onnx/weight-scope.js';
-import { attn1ModulePaths } from '../../../src/models/unet/hook.js';
 import { officialFreeU } from '../../../src/models/unet/freeu.js';
 import { buildUNet } from '../../../src/models/unet/unet-2d-condition.js';
 import { float32, tensor, type Tensor } from '../../../src/tensor/tensor.js';
@@ -119,11 +118,11 @@ const feeds = {
 };
 
 test('an SD-2-shaped UNet (linear projections, heads per block) builds from diffusers-named weights and runs', async () => {
-  const g = buildUNet(WeightSet.fromTensors(tensors, 'sd2-tiny unet'), config, { freeu: officialFreeU(config) });
-  const out = await runGraph(g, feeds);
+  const built = buildUNet(WeightSet.fromTensors(tensors, 'sd2-tiny unet'), config, { freeu: officialFreeU(config) });
+  const out = await runGraph(built, feeds);
   assert.deepEqual(out.dims, [3, 3, 8, 12]);
   assert.ok((out.data as Float32Array).every(Number.isFinite));
-  assert.equal(attn1ModulePaths(config).length, 1 + 2 + 1 + 2 * 2 + 2 * 1);
+  assert.equal(built.sites.filter((s) => s.kind === 'self').length, 1 + 2 + 1 + 2 * 2 + 2 * 1);
 });
 
 test('linear projections equal 1x1-conv projections with the same weights', async () => {

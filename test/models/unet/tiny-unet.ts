@@ -22,12 +22,13 @@ export function sd1TinyUNetWeights(): WeightSet {
   return WeightSet.fromSource(source);
 }
 
-/** Run a built graph once on CPU and return its only output. */
-export async function runGraph(builder: GraphBuilder, feeds: Feeds): Promise<Tensor> {
+/** Run a built graph (or a built UNet's graph) once on CPU and return its main output (out_sample, else its first). */
+export async function runGraph(built: GraphBuilder | { graph: GraphBuilder }, feeds: Feeds): Promise<Tensor> {
+  const builder = 'graph' in built ? built.graph : built;
   const session = await Session.create(modelToBytes(builder), { name: builder.name });
   try {
     const outputs = await session.run(feeds);
-    const [first] = Object.values(outputs);
+    const first = outputs['out_sample'] ?? Object.values(outputs)[0];
     if (first === undefined) throw new Error(`${builder.name}: no output`);
     return first;
   } finally {

@@ -72,7 +72,7 @@ test('odd latent sizes (13x19, 9x7) run: the up path upsamples back to each skip
 
 test('the graph holds exactly the checkpoint tensors as named initializers', () => {
   const weights = sd1TinyUNetWeights();
-  const g = buildUNet(weights, config, { freeu: null });
+  const { graph: g } = buildUNet(weights, config, { freeu: null });
   const named = g.listInitializers().map((i) => i.name).filter((n) => !n.startsWith('/constants/')).sort();
   assert.deepEqual(named, weights.names().sort());
 });

@@ -1,18 +1,16 @@
 /**
- * When the method's rules fire (METHOD.md §3-4; golden README quirks 5, 6, 7): pure predicates over step numbers.
+ * When Eye-for-an-eye's rules fire (docs/method.md §3-4; quirks 5, 6, 7): pure predicates over step numbers.
  *
  * "step" is the reference's `model.step`: an index into the truncated schedule (0 .. N - skip - 1), not a timestep
  * and not an absolute step number. "iteration" is the index of the denoising loop (0 .. N - skip - 1).
  */
+import type { E4EMode, Injection } from './controls.js';
 
 /** A half-open range of steps `[start, end)`, as the reference's `Range(start, end)`. */
 export interface StepRange {
   readonly start: number;
   readonly end: number;
 }
-
-/** What the self-attention hook does during one UNet call. */
-export type AttentionMode = 'off' | 'structCopy' | 'match';
 
 /** Feature injection is active while `featRange.start <= step < featRange.end`. */
 export function inFeatureRange(step: number, range: StepRange): boolean {
@@ -51,8 +49,8 @@ export function adainAfterIteration(iteration: number, adainRange: StepRange): b
   return inAdainRange(iteration, adainRange);
 }
 
-/** The attention hook's mode for a UNet call that sees `step`: off outside the feature range, else copy or match. */
-export function attentionMode(step: number, featRange: StepRange): AttentionMode {
+/** The processor's mode for a UNet call that sees `step`: off outside the feature range, else copy or match. */
+export function attentionMode(step: number, featRange: StepRange): Exclude<E4EMode, 'vInjection'> {
   if (!inFeatureRange(step, featRange)) return 'off';
   return isStructureCopyStep(step) ? 'structCopy' : 'match';
 }
@@ -62,7 +60,7 @@ export function attentionMode(step: number, featRange: StepRange): AttentionMode
  * `feature_swap = not do_v_swap`, so the copy rule never fires and the values are rearranged at every step of the
  * feature range.
  */
-export function injectionMode(step: number, featRange: StepRange, injection: 'match' | 'vInjection'): 'off' | 'structCopy' | 'match' | 'vInjection' {
+export function injectionMode(step: number, featRange: StepRange, injection: Injection): E4EMode {
   const rule = attentionMode(step, featRange);
   if (injection === 'match' || rule === 'off') return rule;
   return 'vInjection';

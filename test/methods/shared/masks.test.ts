@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { downMask, maskToFloat, resizeBilinear } from '../../src/transfer/masks.js';
-import { tensor } from '../../src/tensor/tensor.js';
-import { readGoldenF32, readGoldenTensor } from '../helpers/read-golden-tensor.js';
+import { downMask, maskToFloat, resizeBilinear } from '../../../src/methods/shared/masks.js';
+import { tensor } from '../../../src/tensor/tensor.js';
+import { readGoldenF32, readGoldenTensor } from '../../helpers/read-golden-tensor.js';
 
 function goldenMask(name: string): Uint8Array {
   const t = readGoldenTensor(name);

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
 import {
   adainAfterIteration, attentionMode, inAdainRange, inFeatureRange, injectionMode, isStructureCopyStep, stepSeenByUnet, type StepRange,
-} from '../../src/transfer/schedule-rules.js';
-import { readGoldenInts, readGoldenIoJson } from '../helpers/read-golden-tensor.js';
+} from '../../../src/methods/eye-for-an-eye/schedule.js';
+import { readGoldenInts, readGoldenIoJson } from '../../helpers/read-golden-tensor.js';
 
 interface TransferStep {
   iteration: number;

@@ -1,12 +1,12 @@
 /**
- * AdaIN on latents (METHOD.md §5, golden README quirk 7), as the reference's utils/adain.py computes it:
+ * AdaIN on latents (docs/method.md §5, quirk 7), as the reference's utils/adain.py computes it:
  * per channel `(c - mean(c)) / std(c) * std(s) + mean(s)` with `std = sqrt(var_unbiased + 1e-5)`.
  * The masked variant takes the statistics of the content over the pixels where the structure mask is exactly 1 and
  * of the style where the appearance mask is exactly 1, then blends `c * (1 - m) + adain * m` with the fractional
  * structure mask m. Means and variances are accumulated in double and rounded to float32 (torch's CPU variance
  * accumulates in double); the element-wise part is rounded per op in float32 in the reference's order.
  */
-import { invalidParameterError } from '../errors.js';
+import { invalidParameterError } from '../../errors.js';
 
 const f32 = Math.fround;
 const ADAIN_EPS = 1e-5;

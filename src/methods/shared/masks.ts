@@ -4,8 +4,8 @@
  * (align_corners=False, no antialias). Resizing a binary mask gives fractional values at the object border
  * (0 / 0.5 / 1 for an 8x reduction), which matters: AdaIN statistics use only the pixels that are exactly 1.
  */
-import { invalidParameterError } from '../errors.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { invalidParameterError } from '../../errors.js';
+import type { Tensor } from '../../tensor/tensor.js';
 
 const f32 = Math.fround;
 

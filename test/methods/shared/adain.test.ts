@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { adain, isStatisticsPixel, maskedAdain, type LatentDims } from '../../src/transfer/adain.js';
-import { downMask } from '../../src/transfer/masks.js';
-import { float32, tensor } from '../../src/tensor/tensor.js';
-import { expectClose } from '../helpers/expect-close.js';
-import { goldenSlice, readGoldenF32, readGoldenIoJson, readGoldenTensor } from '../helpers/read-golden-tensor.js';
+import { adain, isStatisticsPixel, maskedAdain, type LatentDims } from '../../../src/methods/shared/adain.js';
+import { downMask } from '../../../src/methods/shared/masks.js';
+import { float32, tensor } from '../../../src/tensor/tensor.js';
+import { expectClose } from '../../helpers/expect-close.js';
+import { goldenSlice, readGoldenF32, readGoldenIoJson, readGoldenTensor } from '../../helpers/read-golden-tensor.js';
 
 const DIMS: LatentDims = [4, 16, 16];
 

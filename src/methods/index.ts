@@ -1,0 +1,9 @@
+/** The methods the pipeline can run, by the name users select them with. */
+import { eyeForAnEye } from './eye-for-an-eye/index.js';
+
+export const METHODS = {
+  'eye-for-an-eye': eyeForAnEye,
+} as const;
+
+export type MethodName = keyof typeof METHODS;
+export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
