@@ -1,7 +1,7 @@
 /** `eye4eye golden <case-dir> [--only GROUPS] [--save FILE]`: fidelity against a golden case. */
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { InvalidParameterError } from '../errors.js';
+import { invalidParameterError } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { formatCompare } from '../golden/compare.js';
 import { runGolden, type GroupReport } from '../golden/runner.js';
@@ -13,7 +13,7 @@ export const GOLDEN_HELP = `  golden <case-dir>     run every tensor group of a 
                         Exits 1 if any tensor fails or any group cannot run.
     --only GROUPS       comma-separated groups or prefixes (text,scheduler,vae,unet_plain,unet_freeu,unet_e4e,...)
     --save FILE         also write every computed tensor, under its golden name, to a safetensors file
-    --device DEV        cpu (default), cuda or webgpu
+    --device DEV        ${EXECUTION_PROVIDERS.join(' | ')} (default cpu)
     --cache-dir DIR     graph cache folder (default: the platform cache or E4E_CACHE_DIR)`;
 
 function printGroup(report: GroupReport, out: (s: string) => void): void {
@@ -47,7 +47,7 @@ export async function runGoldenCommand(args: readonly string[], out: (s: string)
   }
   const device = values.device ?? 'cpu';
   if (!EXECUTION_PROVIDERS.includes(device as ExecutionProvider)) {
-    throw new InvalidParameterError(`Expected one of ${EXECUTION_PROVIDERS.join(', ')} for --device but received '${device}'`);
+    throw invalidParameterError('--device', `one of ${EXECUTION_PROVIDERS.join(', ')}`, device);
   }
   const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const report = await runGolden(resolve(caseDir), {

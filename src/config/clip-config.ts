@@ -52,8 +52,6 @@ export function parseClipTextConfig(json: unknown, path: string): ClipTextConfig
 }
 
 /** transformers' class name for the same config. */
-export type CLIPTextConfig = ClipTextConfig;
-export const parseCLIPTextConfig = parseClipTextConfig;
 
 /** Read and parse `text_encoder/config.json`. */
 export function loadClipTextConfig(path: string): ClipTextConfig {

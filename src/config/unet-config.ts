@@ -48,12 +48,11 @@ export interface UNetConfig {
   readonly timeEmbeddingDim: number;
   /** `attention_head_dim` exactly as written in config.json (a misnomer in SD-1/2 configs, see numAttentionHeads). */
   readonly attentionHeadDim: number | readonly number[];
-  /** RESOLVED number of attention heads per down block (head size = block channels / heads). */
+  /**
+   * RESOLVED number of attention heads per down block (head size = block channels / heads); up block i uses
+   * entry n-1-i and the mid block the last one.
+   */
   readonly numAttentionHeads: readonly number[];
-  /** Heads per up block (numAttentionHeads reversed). */
-  readonly upNumAttentionHeads: readonly number[];
-  /** Heads of the mid block (the last down block's). */
-  readonly midNumAttentionHeads: number;
 }
 
 const DEFAULT_DOWN: UNetDownBlockType[] = ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'];
@@ -180,8 +179,6 @@ export function parseUNetConfig(json: unknown, path: string): UNetConfig {
     timeEmbeddingDim: r.nullable('time_embedding_dim', isPositiveInt, 'a positive integer', null) ?? blockOutChannels[0]! * 4,
     attentionHeadDim,
     numAttentionHeads: heads,
-    upNumAttentionHeads: [...heads].reverse(),
-    midNumAttentionHeads: heads[n - 1]!,
   };
   return deepFreeze(config);
 }

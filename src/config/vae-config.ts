@@ -69,8 +69,6 @@ export function parseVaeConfig(json: unknown, path: string): VaeConfig {
 }
 
 /** diffusers' class name for the same config. */
-export type AutoencoderKLConfig = VaeConfig;
-export const parseAutoencoderKLConfig = parseVaeConfig;
 
 /** Read and parse `vae/config.json`. */
 export function loadVaeConfig(path: string): VaeConfig {

@@ -1,6 +1,6 @@
 /**
  * The eta = 1 DDPM step with an explicit noise map, shared by the edit-friendly inversion and the transfer loop
- * (METHOD.md §2-3; golden README quirk 12), plus the pieces of the inversion built on it.
+ * (docs/method.md §2-3, quirk 12), plus the pieces of the inversion built on it.
  *
  * Every operation is rounded to float32 in the order PyTorch evaluates the official code
  * (eye_for_an_eye `perform_ddpm_step`, `ddpm_inversion.inversion_forward_process` / `sample_xts_from_x0`): scalars
@@ -125,7 +125,7 @@ export function inversionNoise(input: InversionNoiseInput): InversionNoise {
 }
 
 /**
- * METHOD.md §2 step 1: `xts[i] = sqrt(ab[t_i]) x0 + sqrt(1 - ab[t_i]) noise[i]` for each timestep t_i (in the order
+ * docs/method.md §2, step 1: `xts[i] = sqrt(ab[t_i]) x0 + sqrt(1 - ab[t_i]) noise[i]` for each timestep t_i (in the order
  * of `alphaProds`, i.e. of the timesteps), followed by x0 itself: N + 1 entries, the last one is x0.
  * `noises[i]` belongs to timestep i (the reference draws them from the smallest timestep up; replaying recorded
  * draws in this indexing reproduces its xts bit for bit).

@@ -6,8 +6,7 @@
 import { AbortError, InvalidParameterError } from '../errors.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
 import type { Rng } from '../tensor/rng.js';
-import { concatRows } from '../tensor/rows.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { concatRows, type Tensor } from '../tensor/tensor.js';
 import type { DdimSchedule } from './ddim-schedule.js';
 import { inversionNoise, sampleXtsFromX0 } from './ddpm-step.js';
 import { classifierFreeGuidance } from './guidance.js';

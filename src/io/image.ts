@@ -2,9 +2,10 @@
  * Images in and out (sharp): decode + resize to NCHW float [-1, 1], masks to 0/1 planes, PNG encoding of tensors,
  * and the pictures the CLI writes (grid, mask, correspondence lines).
  *
- * Resizing: `fit: 'cover'` (scale to cover the target, centre crop), as the reference's `load_size` centre-crops to
- * a square before resizing, with sharp's `cubic` kernel (Catmull-Rom, a = -0.5), the same filter as PIL's
- * `Image.resize` default BICUBIC that the reference uses. EXIF orientation is applied first.
+ * Resizing: `fit: 'cover'` (scale to cover the working size, which keeps the structure image's aspect, then centre
+ * crop), with sharp's `cubic` kernel (Catmull-Rom, a = -0.5), the filter family of PIL's default BICUBIC. EXIF
+ * orientation is applied first. This is NOT the reference's loading: its `load_size` stretches every image to
+ * 512x512 (the centre crop there is commented out), drops alpha and ignores EXIF (docs/method.md §8).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';

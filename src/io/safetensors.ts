@@ -24,11 +24,6 @@ const TO_SAFETENSORS: Readonly<Record<DType, SafetensorsDtype>> = {
   uint8: 'U8', bool: 'BOOL', float64: 'F64', uint16: 'U16',
 };
 
-/** The safetensors name of one of our dtypes (`float32` -> `F32`). */
-export function toSafetensorsDtype(dtype: DType): SafetensorsDtype {
-  return TO_SAFETENSORS[dtype];
-}
-
 export interface TensorInfo {
   name: string;
   dtype: DType;

@@ -35,7 +35,6 @@ export const add = binary('Add');
 export const sub = binary('Sub');
 export const mul = binary('Mul');
 export const div = binary('Div');
-export const pow = binary('Pow');
 export const equal = binary('Equal');
 export const greater = binary('Greater');
 export const less = binary('Less');
@@ -121,16 +120,8 @@ export function gather(s: Scope, x: Value, indices: Value, axis: number, o: Name
   return s.op('Gather', [x, indices], { axis }, o);
 }
 
-export function gatherElements(s: Scope, x: Value, indices: Value, axis: number, o: Named = {}): Value {
-  return s.op('GatherElements', [x, indices], { axis }, o);
-}
-
 export function expand(s: Scope, x: Value, dims: Value, o: Named = {}): Value {
   return s.op('Expand', [x, dims], {}, o);
-}
-
-export function tile(s: Scope, x: Value, repeats: Value, o: Named = {}): Value {
-  return s.op('Tile', [x, repeats], {}, o);
 }
 
 // ---- reductions ----------------------------------------------------------------------------------------------

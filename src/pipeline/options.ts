@@ -31,11 +31,11 @@ export interface TransferOptions {
   skip: number;
   /** Classifier-free guidance of the transfer (reference example: 2.5); 1 = no guidance. */
   guidanceScale: number;
-  /** Classifier-free guidance of the inversion (reference: 3.5, hard-coded; quirk 13). */
+  /** Classifier-free guidance of the inversion (reference: 3.5, hard-coded; docs/method.md quirk 13). */
   inversionGuidance: number;
   /** Feature-injection steps [start, end) in truncated-schedule steps. */
   featRange: readonly [number, number];
-  /** AdaIN steps [start, end) in truncated-schedule steps (applied from start - 1 to end, quirk 7). */
+  /** AdaIN steps [start, end) in truncated-schedule steps (applied from start - 1 to end; docs/method.md quirk 7). */
   adainRange: readonly [number, number];
   /** Seed of the inversion noise: TorchCpuRng(seed), drawn for the appearance image first, then the structure. */
   seed: number;

@@ -19,8 +19,7 @@ import { builderFingerprint, weightsIdentity } from '../runtime/model-cache.js';
 import { StableDiffusionModel } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
 import { TorchCpuRng } from '../tensor/rng.js';
-import { rowTensor } from '../tensor/rows.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
 import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
 import { validateTransferOptions, workingSize, type Device, type TransferOptions, type TransferOptionsInput } from './options.js';
@@ -254,7 +253,7 @@ export class TransferPipeline {
     const method = METHODS[options.method];
     const run = await timed('transfer', () => method.run({
       unet, schedule: ddimSchedule(this.model.schedulerConfig), app: app.inv, struct: struct.inv, latentDims,
-      embeddings: { uncond: rowTensor(text, 0), cond: rowTensor(text, 1) },
+      embeddings: { uncond: reshape(sliceFirst(text, 0), [1, ...text.dims.slice(1)]), cond: reshape(sliceFirst(text, 1), [1, ...text.dims.slice(1)]) },
       structureMask, appearanceMask, onStep: progressReporter('transfer', controls.onProgress), signal: controls.signal,
     }, { ...options, forcedMatches: inputs.forcedMatches }));
 

@@ -1,5 +1,5 @@
 /**
- * Seeded randomness. `Rng` is what the library consumes (DESIGN.md rule 10: randomness is an input);
+ * Seeded randomness. `Rng` is what the library consumes (docs/architecture.md, "House rules": randomness is an input);
  * `TorchCpuRng` reproduces `torch.manual_seed(seed); torch.randn(n)` of PyTorch on CPU, float32, bit for bit.
  *
  * What torch does (aten/src/ATen/native/cpu/DistributionTemplates.h, CPUGeneratorImpl, avx_mathfun.h):

@@ -19,8 +19,6 @@ export interface TypedArrayOf {
   uint16: Uint16Array;
 }
 
-export type TensorData = TypedArrayOf[DType];
-
 export interface Tensor<D extends DType = DType> {
   readonly dtype: D;
   readonly dims: readonly number[];
@@ -102,23 +100,15 @@ export function stack<D extends DType>(parts: readonly Tensor<D>[]): Tensor<D> {
   return { dtype: first.dtype, dims: [parts.length, ...first.dims], data: out };
 }
 
-/** Concatenate along the first axis (copies). */
-export function concatFirst<D extends DType>(parts: readonly Tensor<D>[]): Tensor<D> {
-  const first = parts[0];
-  if (first === undefined) throw new InvalidParameterError('concat needs at least one tensor');
-  const rest = first.dims.slice(1);
-  let total = 0;
-  for (const p of parts) {
-    if (!sameDims(p.dims.slice(1), rest)) throw new InvalidParameterError(`concat: dims ${formatDims(p.dims)} do not fit ${formatDims(first.dims)}`);
-    total += p.dims[0] ?? 0;
-  }
-  const out = allocate(first.dtype, total * numel(rest));
+/** Equal-sized rows (latents, embeddings) one after the other in one array: the data of a batch. */
+export function concatRows(rows: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
   let offset = 0;
-  for (const p of parts) {
-    (out as Float32Array).set(p.data as Float32Array, offset);
-    offset += p.data.length;
+  for (const r of rows) {
+    out.set(r, offset);
+    offset += r.length;
   }
-  return { dtype: first.dtype, dims: [total, ...rest], data: out };
+  return out;
 }
 
 export function reshape<D extends DType>(t: Tensor<D>, dims: readonly number[]): Tensor<D> {

@@ -54,8 +54,6 @@ test('fixture sd1-tiny UNet: attention_head_dim 2 means 2 heads per block', () =
   assert.deepEqual(config.blockOutChannels, [8, 16, 32, 32]);
   assert.equal(config.attentionHeadDim, 2);
   assert.deepEqual(config.numAttentionHeads, [2, 2, 2, 2]);
-  assert.deepEqual(config.upNumAttentionHeads, [2, 2, 2, 2]);
-  assert.equal(config.midNumAttentionHeads, 2);
   assert.equal(config.crossAttentionDim, 32);
   assert.equal(config.sampleSize, 16);
   assert.equal(config.normNumGroups, 4);
@@ -88,11 +86,9 @@ test('SD-2.1 UNet: attention_head_dim [5, 10, 20, 20] are head counts, each head
   const config = parseUNetConfig(sd21, P);
   assert.deepEqual(config.attentionHeadDim, [5, 10, 20, 20]);
   assert.deepEqual(config.numAttentionHeads, [5, 10, 20, 20]);
-  assert.deepEqual(config.upNumAttentionHeads, [20, 20, 10, 5]);
-  assert.equal(config.midNumAttentionHeads, 20);
   assert.deepEqual(config.blockOutChannels.map((c, i) => c / config.numAttentionHeads[i]!), [64, 64, 64, 64]);
   const upChannels = [...config.blockOutChannels].reverse();
-  assert.deepEqual(upChannels.map((c, i) => c / config.upNumAttentionHeads[i]!), [64, 64, 64, 64]);
+  assert.deepEqual(upChannels.map((c, i) => c / [...config.numAttentionHeads].reverse()[i]!), [64, 64, 64, 64]);
   assert.equal(config.useLinearProjection, true);
   assert.equal(config.upcastAttention, true);
   assert.equal(config.crossAttentionDim, 1024);

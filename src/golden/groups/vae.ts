@@ -14,7 +14,7 @@ function floatInput(ctx: GoldenContext, names: readonly string[]): Tensor<'float
   throw new GoldenError(`${ctx.golden.dir}: none of the inputs ${names.join(', ')} is in the case`);
 }
 
-/** The scaling factor the case used for a tensor (the reference hard-codes 0.18215 when encoding; quirk 13). */
+/** The scaling factor the case used for a tensor (the reference hard-codes 0.18215 when encoding; docs/method.md quirk 13). */
 function caseScale(ctx: GoldenContext, name: string, fallback: number): number {
   const v = ctx.golden.tensors[name]?.params?.['scaling_factor'];
   return typeof v === 'number' ? v : fallback;

@@ -6,12 +6,10 @@
 import type { DdimSchedule } from '../../diffusion/ddim-schedule.js';
 import { ddpmStep } from '../../diffusion/ddpm-step.js';
 import { classifierFreeGuidance } from '../../diffusion/guidance.js';
-import { concatRows } from '../../tensor/rows.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import { concatRows, type Tensor } from '../../tensor/tensor.js';
 import type { BranchInversion } from '../method.js';
 
 export const Branch = { Out: 0, Style: 1, Struct: 2 } as const;
-export type BranchName = keyof typeof Branch;
 export const BRANCHES = 3;
 
 /** Row of a branch in the UNet batch: its uncond row, or with `cond` its cond row (guided batches only). */

@@ -35,8 +35,6 @@ export interface AttentionSite {
   /** Width C of the hidden states [B, HW, C] (= heads x head_dim). */
   readonly channels: number;
   readonly heads: number;
-  /** Width of the keys' source: C for self-attention, the encoder hidden states' width for cross-attention. */
-  readonly contextChannels: number;
 }
 
 /** Height and width of a site's token map for a latent of `latent` (tokens are numbered y * width + x). */

@@ -40,7 +40,7 @@ export function buildBasicTransformerBlock(scope: WeightScope, config: BasicTran
     const isSelf = name === 'attn1';
     const processor = host.enter({
       modulePath: s.prefix.slice(0, -1), kind: isSelf ? 'self' : 'cross', ...location,
-      channels: dim, heads, contextChannels: isSelf ? dim : config.crossAttentionDim,
+      channels: dim, heads,
     });
     return buildAttention(s, { queryDim: dim, crossAttentionDim: isSelf ? null : config.crossAttentionDim, heads }, hidden,
       { context: isSelf ? undefined : inputs.encoderHiddenStates, processor, tokenMap }); // [B, HW, C]

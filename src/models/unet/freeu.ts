@@ -1,5 +1,5 @@
 /**
- * The FreeU variant of the reference (METHOD.md §1, golden README quirk 10): on the BACKBONE features entering each
+ * The FreeU variant of the reference (docs/method.md §1, quirk 10): on the BACKBONE features entering each
  * up block, scale the first channels and damp the 2x2 lowest frequencies with a Fourier filter.
  * Mirrors the official FreeUUNet2DConditionModel (sooyeon-go/eye_for_an_eye, models/unet_2d_condition.py), which
  * adapts the FreeU backbone rule to diffusers v0.19.3's `UNet2DConditionModel.forward`:

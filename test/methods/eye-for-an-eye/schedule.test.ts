@@ -39,7 +39,7 @@ describe('schedule rules reproduce io.json transfer_steps of sd1-tiny (20 steps,
 describe('schedule rules with the SD defaults (100 steps, skip 32, feat (10, 70), adain (50, 100))', () => {
   const featRange: StepRange = { start: 10, end: 70 };
   const adainRange: StepRange = { start: 50, end: 100 };
-  // iteration -> [step seen, mode, AdaIN after]; hand-checked from METHOD.md §3-4 and quirks 5-7
+  // iteration -> [step seen, mode, AdaIN after]; hand-checked from docs/method.md §3-4 and quirks 5-7
   const table: [number, number, 'off' | 'structCopy' | 'match', boolean][] = [
     [0, 0, 'off', false],
     [1, 0, 'off', false],

@@ -36,7 +36,6 @@ test('buildUNet returns every Attention module it built, attn1 and attn2, with b
   const expected = transformers.flatMap((t) => (['attn1', 'attn2'] as const).map((a) => ({
     modulePath: `${t.path}.${a}`, kind: a === 'attn1' ? 'self' : 'cross', block: t.block, blockIndex: t.index, level: t.level,
     channels: config.blockOutChannels[t.block === 'up' ? 3 - t.index : t.block === 'mid' ? 3 : t.index], heads: 2,
-    contextChannels: a === 'attn1' ? config.blockOutChannels[t.block === 'up' ? 3 - t.index : t.block === 'mid' ? 3 : t.index] : 32,
   })));
   assert.deepEqual(built.sites, expected);
   assert.deepEqual(built.processed, []);
