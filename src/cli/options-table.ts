@@ -1,5 +1,5 @@
 /**
- * The `transfer` command's flags as a typed table derived from TransferOptions (docs/architecture.md, "Options"): every option has
+ * The `transfer` command's flags as a typed table derived from TransferOptions (docs/architecture.md, "House rules"): every option has
  * a flag or an explicit `null`, so an option cannot be added to the library without deciding its CLI form.
  * Parsers only turn text into values; the ranges and rules are checked once, by validateTransferOptions.
  */

@@ -1,5 +1,5 @@
 /**
- * TransferOptions: the single source of the transfer's user-facing options (docs/architecture.md, "Options"). The
+ * TransferOptions: the single source of the transfer's user-facing options (docs/architecture.md, "House rules"). The
  * type, the defaults and the validator live here; the CLI table (src/cli/options-table.ts) and later the web page
  * derive from it.
  *

@@ -1,5 +1,5 @@
 /**
- * The library API (docs/architecture.md, "Data flow"): load a model once, then run appearance transfers with
+ * The library API (docs/architecture.md, "Data flow of a transfer"): load a model once, then run appearance transfers with
  * progress events and an AbortSignal. The method (src/methods/) is chosen by name in the options.
  *
  *   structure.png, appearance.png ──io/image──▶ [1,3,H,W] ──VAE encoder──▶ x0 (app, struct)
