@@ -60,8 +60,8 @@ export function availableProviders(): ExecutionProvider[] {
 
 export const ORT_VERSION: string = ort.env.versions.node ?? ort.env.versions.common;
 
-const CUDA_HINT = 'CUDA needs onnxruntime-node\'s CUDA binaries: on a machine with an NVIDIA driver, CUDA 12 and cuDNN 9 run '
-  + '`npm install-scripts approve onnxruntime-node` (npm >= 11) and `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`; see the README.';
+const CUDA_HINT = 'CUDA needs onnxruntime-node\'s CUDA 12 binaries: on a machine with an NVIDIA driver, CUDA 12 and cuDNN 9 run '
+  + '`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --dangerously-allow-all-scripts`; see the README (GPU).';
 
 const WEBGPU_HINT = 'WebGPU needs a GPU adapter (Vulkan on Linux, D3D12 on Windows, Metal on macOS); without one use --device cpu.';
 
