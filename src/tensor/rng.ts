@@ -108,6 +108,7 @@ const LOG_P = [
 ].map(f32);
 const LOG_Q1 = f32(-2.1219444e-4);
 const LOG_Q2 = f32(0.693359375);
+// eslint-disable-next-line no-loss-of-precision -- the Cephes constant digit for digit, rounded to float32 by f32()
 const SQRT_HALF = f32(0.707106781186547524);
 const MIN_NORM_POS = floatFromBits(0x00800000);
 
@@ -133,6 +134,7 @@ function logAvx2(input: number): number {
   return input <= 0 ? Number.NaN : x;
 }
 
+// eslint-disable-next-line no-loss-of-precision -- the Cephes constants digit for digit, rounded to float32 by f32()
 const MINUS_DP = [-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8].map(f32);
 const COSCOF = [2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2].map(f32);
 const SINCOF = [-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1].map(f32);

@@ -33,7 +33,7 @@ function rowDiff(a: Tensor<'float32'>, b: Tensor<'float32'>, row: number): numbe
 
 interface Setup {
   unet: UNetRunner;
-  call(controls: E4EControls): Promise<{ noise: Tensor<'float32'>; matches: Record<string, BigInt64Array> }>;
+  call: (controls: E4EControls) => Promise<{ noise: Tensor<'float32'>; matches: Record<string, BigInt64Array> }>;
 }
 
 async function setup(): Promise<Setup> {
@@ -45,7 +45,7 @@ async function setup(): Promise<Setup> {
   const unet = await model.unet(e4eUNetVariant(model.unetConfig));
   return {
     unet,
-    async call(controls) {
+    call: async (controls) => {
       const r = await unet.call({ sample, timestep, encoderHiddenStates: context, feeds: e4eFeeds(controls, unet.info.processed, 3) });
       return { noise: r.noise, matches: matchesOf(r.outputs, unet.info.processed) };
     },
