@@ -4,13 +4,14 @@
  *
  *   1. a tensor (or literal value) bound by a parameter of the anchor (`params.timestep = "unet.timestep"`);
  *   2. input tensors named in the anchor's meaning / producer / params text;
- *   3. input tensors named in the texts of the anchor group's input tensors;
- *   4. the group-namespaced analogue of the role's top-level tensor (`nonsquare.unet.sample` for `unet.sample`);
+ *   3. the group-namespaced analogue of the role's top-level tensor (`nonsquare.unet.sample` for `unet.sample`);
+ *   4. input tensors named in the texts of the anchor group's input tensors (after 3: an input's meaning may name
+ *      the tensor it was made from, e.g. "a crop of unet.sample");
  *   5. the role's top-level tensor itself (`unet.sample`);
  *   6. the only input tensor of the anchor's group that fits the role.
  *
  * Every candidate is checked against the role (dtype, rank, channel counts, and the shape the anchor implies); the
- * first that fits wins (within 2 and 3, tensors of the anchor's own group and the role's usual names come first).
+ * first that fits wins (within 2 and 4, tensors of the anchor's own group and the role's usual names come first).
  * When none fits, the error names the anchor, the role, and every candidate with the reason it was rejected.
  */
 import { GoldenError } from '../errors.js';
@@ -127,14 +128,18 @@ export function resolveInput<T>(golden: GoldenCase, role: InputRole<T>, options:
   const groupInputs = Object.keys(golden.tensors).filter((n) => n !== anchor && groupOf(n) === group && isInput(n));
   const tiers: (() => ResolvedInput<T> | undefined)[] = [
     () => mentionTier([[anchor, anchorMeta]]),
-    () => mentionTier(groupInputs.map((n) => [n, golden.tensors[n]])),
-    // 4, 5. The usual names: namespaced analogues, then the top-level tensors.
+    // 3. The group-namespaced analogues of the usual names (before 4: an input's text may name what it was made from).
     () => {
+      if (options.namespace === undefined) return undefined;
       for (const d of role.defaults) {
-        if (options.namespace === undefined) continue;
         const found = consider(`${options.namespace}.${d}`, `group analogue of ${d}`);
         if (found !== undefined) return found;
       }
+      return undefined;
+    },
+    () => mentionTier(groupInputs.map((n) => [n, golden.tensors[n]])),
+    // 5. The top-level tensors.
+    () => {
       for (const d of role.defaults) {
         const found = consider(d, 'top-level input');
         if (found !== undefined) return found;
