@@ -9,8 +9,9 @@ import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.
 
 export const GOLDEN_HELP = `  golden <case-dir>     run every tensor group of a golden case (io.json + io.safetensors + model/)
                         through eye4eye and compare each output tensor (max abs / rel error, pass/fail
-                        against io.json's recommended tolerances; default rtol 1e-3, atol 1e-4).
-                        Exits 1 if any tensor fails or any group cannot run.
+                        against io.json's recommended tolerances; default rtol 1e-3, atol 1e-4), plus
+                        the groups' own checks (the transfer's natural-argmax run, as a 'check' line).
+                        Exits 1 if any tensor or check fails or any group cannot run.
     --only GROUPS       comma-separated groups or prefixes (text,scheduler,vae,unet_plain,unet_freeu,unet_e4e,...)
     --save FILE         also write every computed tensor, under its golden name, to a safetensors file
     --device DEV        cpu (default), cuda or webgpu

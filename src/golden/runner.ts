@@ -26,6 +26,8 @@ export interface GoldenContext {
   note(message: string): void;
   /** A diagnostic comparison of the group beyond its output tensors (reported as its own line; a failure fails the group). */
   check(result: CompareResult): void;
+  /** One output could not be computed (e.g. an input io.json documents is missing): its line says why; the rest go on. */
+  fail(output: string, error: unknown): void;
 }
 
 /** Computes the tensors of one group, keyed by their golden names. */
@@ -92,12 +94,17 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
   let engine: GoldenEngine | undefined;
   let notes: string[] = [];
   let checks: CompareResult[] = [];
+  let failures = new Map<string, string>();
   const ctx: GoldenContext = {
     golden,
     model: () => (engine ??= openEngine(golden.modelDir, options)),
     outputs: (group) => Object.keys(golden.tensors).filter((n) => groupOf(n) === group && isCompared(golden, n)),
     note: (message) => { notes.push(message); },
     check: (result) => { checks.push(result); },
+    fail: (output, error) => {
+      const message = error instanceof Error ? error.message : String(error);
+      failures.set(output, message.startsWith(`${output}: `) ? message.slice(output.length + 2) : message);
+    },
   };
   const groups = selectGroups(caseGroups(golden), options.only);
   const reports: GroupReport[] = [];
@@ -107,6 +114,7 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
       const started = performance.now();
       notes = [];
       checks = [];
+      failures = new Map();
       const report: GroupReport = { group, comparisons: [], checks, seconds: 0, ok: false, notes };
       const runner = runnerFor(group);
       try {
@@ -118,7 +126,8 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
           const expected = golden.get(name);
           const tol = golden.tolerance(name);
           if (ours === undefined) {
-            report.comparisons.push({ label: name, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: 0, count: 0, pairs: [], shapeError: 'not computed by our implementation', ...tol });
+            const why = failures.has(name) ? `not computed: ${failures.get(name)}` : 'not computed by our implementation';
+            report.comparisons.push({ label: name, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: 0, count: 0, pairs: [], shapeError: why, ...tol });
           } else {
             report.comparisons.push(compareTensors(ours, expected, { ...tol, label: name }));
           }

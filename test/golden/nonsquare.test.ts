@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeEngine, decodeLatent, encodeImage, openEngine, unetForward } from '../../src/golden/engine.js';
+import type { CompareResult } from '../../src/golden/compare.js';
 import { runGolden } from '../../src/golden/runner.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { caseVariant, sd1TinyTensors, type VariantOptions } from '../helpers/case-variant.js';
@@ -95,19 +96,27 @@ test('nonsquare: every output maps to its documented inputs and matches', async 
   }
 });
 
-test('nonsquare: a missing input fails the group with the tensor, the candidates and why each was rejected', async () => {
+test('nonsquare: a missing input fails its outputs with the tensor, the candidates and why each was rejected; the others still run', async () => {
   const c = caseVariant({ ...variant, remove: ['nonsquare.unet.sample'] });
   try {
     const report = await runGolden(c.dir, { only: ['nonsquare'], cacheDir });
-    const [group] = report.groups;
+    const group = report.groups[0]!;
     assert.equal(report.ok, false);
-    assert.equal(group?.ok, false);
-    assert.equal(group.error, 'nonsquare.unet_plain.out: cannot map its UNet sample input (wants float [2, 4, 16, 8]); candidates looked at:\n'
+    assert.equal(group.ok, false);
+    assert.equal(group.error, undefined);
+    const line = (name: string): CompareResult => group.comparisons.find((r) => r.label === name)!;
+    assert.equal(line('nonsquare.unet_plain.out').ok, false);
+    assert.equal(line('nonsquare.unet_plain.out').shapeError,
+      'not computed: cannot map its UNet sample input (wants float [2, 4, 16, 8]); candidates looked at:\n'
       + '  nonsquare.unet.sample (group analogue of unet.sample): not in the case\n'
       + '  inputs.image_app_uint8 (named in the meaning of nonsquare.image_hwc): dtype uint8, not a float\n'
       + '  inputs.image_app (named in the meaning of nonsquare.image_hwc): 3 channels, the UNet takes 4\n'
       + '  vae.decode.latent (named in the meaning of nonsquare.vae.decode.latent): shape [1, 4, 16, 16], the sample this output needs is [2, 4, 16, 8]\n'
       + '  unet.sample (top-level input): shape [2, 4, 16, 16], the sample this output needs is [2, 4, 16, 8]');
+    assert.match(line('nonsquare.unet_freeu.out').shapeError ?? '', /^not computed: cannot map its UNet sample input/);
+    assert.equal(line('nonsquare.vae.encode.latent').ok, true);
+    assert.equal(line('nonsquare.vae.decode.image').ok, true);
+    assert.deepEqual(Object.keys(report.computed).sort(), ['nonsquare.vae.decode.image', 'nonsquare.vae.encode.latent']);
   } finally {
     c.cleanup();
   }
@@ -118,8 +127,12 @@ test('nonsquare: a uint8 image of the wrong size is rejected with its shape', as
   const c = caseVariant({ ...variant, tensors: { ...variant.tensors, 'nonsquare.image_hwc': cropLast(image, 0, 56, true) } });
   try {
     const report = await runGolden(c.dir, { only: ['nonsquare'], cacheDir });
-    const error = report.groups[0]?.error ?? '';
-    assert.match(error, /^nonsquare\.vae\.encode\.latent: cannot map its VAE image input \(wants float \[1, 3, 128, 64\] or uint8 HWC \[128, 64, 3\]\)/);
+    const group = report.groups[0]!;
+    assert.deepEqual(group.comparisons.map((r) => [r.label, r.ok]), [
+      ['nonsquare.unet_plain.out', true], ['nonsquare.unet_freeu.out', true], ['nonsquare.vae.encode.latent', false], ['nonsquare.vae.decode.image', true],
+    ]);
+    const error = group.comparisons[2]!.shapeError ?? '';
+    assert.match(error, /^not computed: cannot map its VAE image input \(wants float \[1, 3, 128, 64\] or uint8 HWC \[128, 64, 3\]\)/);
     assert.match(error, /\n {2}nonsquare\.image_hwc \(named in the meaning of nonsquare\.vae\.encode\.latent\): shape \[128, 56, 3\], the image this latent needs \(uint8 HWC\) is \[128, 64, 3\]/);
   } finally {
     c.cleanup();

@@ -60,3 +60,19 @@ export function noteInputs(ctx: GoldenContext, anchor: string, inputs: Record<st
   const parts = Object.entries(inputs).flatMap(([what, r]) => (r === undefined ? [] : [`${what} <- ${r.name}${r.source === 'top-level input' ? '' : ` (${r.source})`}`]));
   ctx.note(`inputs of ${anchor}: ${parts.join(', ')}`);
 }
+
+/**
+ * Computes each output on its own: one that cannot be computed (an input that does not map, say) is reported on its
+ * own line through ctx.fail, and the others are still computed, compared and saved.
+ */
+export async function eachOutput(ctx: GoldenContext, names: readonly string[], compute: (name: string) => Promise<Tensor>): Promise<Record<string, Tensor>> {
+  const out: Record<string, Tensor> = {};
+  for (const name of names) {
+    try {
+      out[name] = await compute(name);
+    } catch (error) {
+      ctx.fail(name, error);
+    }
+  }
+  return out;
+}

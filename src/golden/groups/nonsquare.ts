@@ -9,16 +9,15 @@ import { GoldenError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { groupOf } from '../golden-case.js';
 import type { GoldenContext } from '../runner.js';
+import { eachOutput } from './common.js';
 import { runPlainUNetOutput } from './unet.js';
 import { runVaeOutput } from './vae.js';
 
 export async function runNonsquareGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  const out: Record<string, Tensor> = {};
-  for (const name of ctx.outputs(group)) {
+  return eachOutput(ctx, ctx.outputs(group), async (name) => {
     const inner = groupOf(name.slice(group.length + 1));
-    if (inner === 'unet_plain' || inner === 'unet_freeu') out[name] = await runPlainUNetOutput(ctx, name, inner === 'unet_freeu', group);
-    else if (inner === 'vae') out[name] = await runVaeOutput(ctx, name, group);
-    else throw new GoldenError(`${name}: no implementation for this tensor of group ${group} (mirrors unet_plain, unet_freeu and vae)`);
-  }
-  return out;
+    if (inner === 'unet_plain' || inner === 'unet_freeu') return runPlainUNetOutput(ctx, name, inner === 'unet_freeu', group);
+    if (inner === 'vae') return runVaeOutput(ctx, name, group);
+    throw new GoldenError(`${name}: no implementation for this tensor of group ${group} (it mirrors unet_plain, unet_freeu and vae)`);
+  });
 }

@@ -8,7 +8,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { e4eForward, unetForward } from '../engine.js';
 import { encoderStatesRole, maskRole, resolveInput, timestepRole, unetSampleRole, type ResolvedInput } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
-import { hookedSites, noteInputs, runConfigRange } from './common.js';
+import { eachOutput, hookedSites, noteInputs, runConfigRange } from './common.js';
 
 interface UNetInputs {
   sample: ResolvedInput<Tensor<'float32'>>;
@@ -35,9 +35,7 @@ export async function runPlainUNetOutput(ctx: GoldenContext, name: string, freeu
 }
 
 export async function runUNetGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  const out: Record<string, Tensor> = {};
-  for (const name of ctx.outputs(group)) out[name] = await runPlainUNetOutput(ctx, name, group === 'unet_freeu');
-  return out;
+  return eachOutput(ctx, ctx.outputs(group), (name) => runPlainUNetOutput(ctx, name, group === 'unet_freeu'));
 }
 
 function modelStep(ctx: GoldenContext, group: string, outName: string): number {

@@ -8,7 +8,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { decodeLatent, encodeImage } from '../engine.js';
 import { resolveInput, vaeImageRole, vaeLatentRole } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
-import { noteInputs } from './common.js';
+import { eachOutput, noteInputs } from './common.js';
 
 /** The scaling factor the case used for a tensor (the reference hard-codes 0.18215 when encoding; quirk 13). */
 function caseScale(ctx: GoldenContext, name: string, fallback: number): number {
@@ -46,7 +46,5 @@ export async function runVaeOutput(ctx: GoldenContext, name: string, namespace?:
 }
 
 export async function runVaeGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  const out: Record<string, Tensor> = {};
-  for (const name of ctx.outputs(group)) out[name] = await runVaeOutput(ctx, name);
-  return out;
+  return eachOutput(ctx, ctx.outputs(group), (name) => runVaeOutput(ctx, name));
 }
