@@ -8,7 +8,9 @@
  *   4. input tensors named in the texts of the anchor group's input tensors (after 3: an input's meaning may name
  *      the tensor it was made from, e.g. "a crop of unet.sample");
  *   5. the role's top-level tensor itself (`unet.sample`);
- *   6. the only input tensor of the anchor's group that fits the role.
+ *   6. the reference value of a non-input tensor the anchor's texts name (`vae.decode(nonsquare.vae.encode.latent)`);
+ *      only this late, because texts also name outputs for comparison ("as unet_plain.out, with FreeU");
+ *   7. the only input tensor of the anchor's group that fits the role (or several equal once converted).
  *
  * Every candidate is checked against the role (dtype, rank, channel counts, and the shape the anchor implies); the
  * first that fits wins (within 2 and 4, tensors of the anchor's own group and the role's usual names come first).
@@ -146,11 +148,28 @@ export function resolveInput<T>(golden: GoldenCase, role: InputRole<T>, options:
       }
       return undefined;
     },
-    // 6. The only remaining input of the group that fits.
+    // 6. Reference values of other tensors (outputs, intermediates) the anchor's own texts name.
+    () => {
+      for (const [what, text] of texts(anchorMeta)) {
+        for (const name of mentionedTensors(golden, text)) {
+          if (isInput(name)) continue;
+          const found = consider(name, `named in the ${what} of ${anchor} (the case's ${golden.tensors[name]?.role ?? 'tensor'})`);
+          if (found !== undefined) return found;
+        }
+      }
+      return undefined;
+    },
+    // 7. The only remaining input of the group that fits (or several holding the same values once converted).
     () => {
       const fits = groupInputs.filter((n) => !seen.has(n) && role.reject(golden.tensors[n]!) === undefined);
       if (fits.length === 1) return consider(fits[0]!, `the only input of group ${group} that fits`);
-      if (fits.length > 1) looked.push(`${fits.join(', ')} (inputs of group ${group}): several fit, none is named by io.json`);
+      if (fits.length > 1) {
+        const values = fits.map((n) => role.convert(golden.get(n)));
+        if (values.every((v) => sameValue(v, values[0]))) {
+          return { name: fits[0]!, value: values[0]!, source: `inputs of group ${group} that fit, all equal: ${fits.join(', ')}` };
+        }
+        looked.push(`${fits.join(', ')} (inputs of group ${group}): several fit with different values, none is named by io.json`);
+      }
       return undefined;
     },
   ];
@@ -160,6 +179,24 @@ export function resolveInput<T>(golden: GoldenCase, role: InputRole<T>, options:
   }
   throw new GoldenError(`${anchor}: cannot map its ${role.label} input (wants ${role.wants}); candidates looked at:\n  `
     + (looked.length > 0 ? looked.join('\n  ') : 'none (io.json names no input for it)'));
+}
+
+/** Deep equality of converted inputs (numbers, tensors, lists of rows). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameValue(x, b[i]));
+  if (ArrayBuffer.isView(a) && ArrayBuffer.isView(b)) {
+    const x = a as unknown as ArrayLike<number>;
+    const y = b as unknown as ArrayLike<number>;
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return false;
+    return true;
+  }
+  if (typeof a === 'object' && a !== null && typeof b === 'object' && b !== null) {
+    const ta = a as Tensor;
+    const tb = b as Tensor;
+    return ta.dtype === tb.dtype && formatDims(ta.dims) === formatDims(tb.dims) && sameValue(ta.data, tb.data);
+  }
+  return Object.is(a, b);
 }
 
 // ----- Roles -------------------------------------------------------------------------------------------------------

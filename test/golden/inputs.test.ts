@@ -142,13 +142,23 @@ test('a candidate that does not fit its role is skipped; when none fits the erro
     /^y\.out: cannot map its timestep input \(wants an integer tensor \[1\]\); candidates looked at:\n {2}none \(io\.json names no input for it\)$/);
 });
 
-test('the only fitting input of the group is taken; several fitting unnamed inputs are an error', () => {
+test('late tiers: a named output\'s reference value; the only fitting group input; several only when equal', () => {
+  const latentRole = vaeLatentRole(FACTS, [1, 3, 128, 64], ['vae.decode.latent']);
+  // An output named in the anchor's meaning is used only after every input tier found nothing.
+  const chained = fakeCase({
+    'g.vae.encode.latent': { role: 'output', shape: [1, 4, 16, 8] },
+    'g.vae.decode.image': { role: 'output', shape: [1, 3, 128, 64], meaning: 'vae.decode(g.vae.encode.latent / scaling_factor)' },
+  });
+  const c = resolveInput(chained, latentRole, { anchor: 'g.vae.decode.image', namespace: 'g' });
+  assert.deepEqual([c.name, c.source], ['g.vae.encode.latent', 'named in the meaning of g.vae.decode.image (the case\'s output)']);
   const one = fakeCase({ 'g.a': { role: 'input', shape: [1, 4, 16, 8] }, 'g.b': { role: 'input', shape: [1, 4, 16, 16] }, 'g.out': { role: 'output', shape: [1, 3, 128, 64] } });
-  const found = resolveInput(one, vaeLatentRole(FACTS, [1, 3, 128, 64], ['vae.decode.latent']), { anchor: 'g.out' });
+  const found = resolveInput(one, latentRole, { anchor: 'g.out' });
   assert.deepEqual([found.name, found.source], ['g.a', 'the only input of group g that fits']);
-  const two = fakeCase({ 'g.a': { role: 'input', shape: [1, 4, 16, 8] }, 'g.b': { role: 'input', shape: [1, 4, 16, 8] }, 'g.out': { role: 'output', shape: [1, 3, 128, 64] } });
-  throwsMapping(() => resolveInput(two, vaeLatentRole(FACTS, [1, 3, 128, 64], ['vae.decode.latent']), { anchor: 'g.out' }),
-    /vae\.decode\.latent \(top-level input\): not in the case/, /g\.a, g\.b \(inputs of group g\): several fit, none is named by io\.json/);
+  const equal = fakeCase({ 'g.a': { role: 'input', shape: [1, 4, 16, 8], fill: 2 }, 'g.b': { role: 'input', shape: [1, 4, 16, 8], fill: 2 }, 'g.out': { role: 'output', shape: [1, 3, 128, 64] } });
+  assert.equal(resolveInput(equal, latentRole, { anchor: 'g.out' }).source, 'inputs of group g that fit, all equal: g.a, g.b');
+  const two = fakeCase({ 'g.a': { role: 'input', shape: [1, 4, 16, 8], fill: 1 }, 'g.b': { role: 'input', shape: [1, 4, 16, 8], fill: 2 }, 'g.out': { role: 'output', shape: [1, 3, 128, 64] } });
+  throwsMapping(() => resolveInput(two, latentRole, { anchor: 'g.out' }),
+    /vae\.decode\.latent \(top-level input\): not in the case/, /g\.a, g\.b \(inputs of group g\): several fit with different values, none is named by io\.json/);
 });
 
 test('VAE image: a uint8 HWC image converts exactly as inputs.image_app documents; its size must match the latent', () => {
