@@ -8,9 +8,10 @@
  *   4. input tensors named in the texts of the anchor group's input tensors (after 3: an input's meaning may name
  *      the tensor it was made from, e.g. "a crop of unet.sample");
  *   5. the role's top-level tensor itself (`unet.sample`);
- *   6. the reference value of a non-input tensor the anchor's texts name (`vae.decode(nonsquare.vae.encode.latent)`);
- *      only this late, because texts also name outputs for comparison ("as unet_plain.out, with FreeU");
- *   7. the only input tensor of the anchor's group that fits the role (or several equal once converted).
+ *   6. the only input tensor of the anchor's group that fits the role (or several equal once converted).
+ *
+ * Only tensors io.json marks as inputs are taken from texts: texts also name outputs for comparison ("as
+ * nonsquare.unet_plain.out, with FreeU"), and an output has the shape of the UNet's sample.
  *
  * Every candidate is checked against the role (dtype, rank, channel counts, and the shape the anchor implies); the
  * first that fits wins (within 2 and 4, tensors of the anchor's own group and the role's usual names come first).
@@ -148,18 +149,7 @@ export function resolveInput<T>(golden: GoldenCase, role: InputRole<T>, options:
       }
       return undefined;
     },
-    // 6. Reference values of other tensors (outputs, intermediates) the anchor's own texts name.
-    () => {
-      for (const [what, text] of texts(anchorMeta)) {
-        for (const name of mentionedTensors(golden, text)) {
-          if (isInput(name)) continue;
-          const found = consider(name, `named in the ${what} of ${anchor} (the case's ${golden.tensors[name]?.role ?? 'tensor'})`);
-          if (found !== undefined) return found;
-        }
-      }
-      return undefined;
-    },
-    // 7. The only remaining input of the group that fits (or several holding the same values once converted).
+    // 6. The only remaining input of the group that fits (or several holding the same values once converted).
     () => {
       const fits = groupInputs.filter((n) => !seen.has(n) && role.reject(golden.tensors[n]!) === undefined);
       if (fits.length === 1) return consider(fits[0]!, `the only input of group ${group} that fits`);

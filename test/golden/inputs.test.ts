@@ -142,15 +142,15 @@ test('a candidate that does not fit its role is skipped; when none fits the erro
     /^y\.out: cannot map its timestep input \(wants an integer tensor \[1\]\); candidates looked at:\n {2}none \(io\.json names no input for it\)$/);
 });
 
-test('late tiers: a named output\'s reference value; the only fitting group input; several only when equal', () => {
+test('late tier: the only fitting group input, several only when equal; outputs named in texts are never inputs', () => {
   const latentRole = vaeLatentRole(FACTS, [1, 3, 128, 64], ['vae.decode.latent']);
-  // An output named in the anchor's meaning is used only after every input tier found nothing.
-  const chained = fakeCase({
-    'g.vae.encode.latent': { role: 'output', shape: [1, 4, 16, 8] },
-    'g.vae.decode.image': { role: 'output', shape: [1, 3, 128, 64], meaning: 'vae.decode(g.vae.encode.latent / scaling_factor)' },
+  // Outputs named in texts are never inputs (here the FreeU output's meaning names the plain output, shaped like a sample).
+  const sibling = fakeCase({
+    'g.unet_plain.out': { role: 'output', shape: [2, 4, 16, 8] },
+    'g.unet_freeu.out': { role: 'output', shape: [2, 4, 16, 8], meaning: 'as g.unet_plain.out, with FreeU' },
   });
-  const c = resolveInput(chained, latentRole, { anchor: 'g.vae.decode.image', namespace: 'g' });
-  assert.deepEqual([c.name, c.source], ['g.vae.encode.latent', 'named in the meaning of g.vae.decode.image (the case\'s output)']);
+  throwsMapping(() => resolveInput(sibling, unetSampleRole(FACTS, [2, 4, 16, 8], ['unet.sample']), { anchor: 'g.unet_freeu.out', namespace: 'g' }),
+    /^g\.unet_freeu\.out: cannot map its UNet sample input \(wants float \[2, 4, 16, 8\]\); candidates looked at:\n {2}g\.unet\.sample \(group analogue of unet\.sample\): not in the case\n {2}unet\.sample \(top-level input\): not in the case$/);
   const one = fakeCase({ 'g.a': { role: 'input', shape: [1, 4, 16, 8] }, 'g.b': { role: 'input', shape: [1, 4, 16, 16] }, 'g.out': { role: 'output', shape: [1, 3, 128, 64] } });
   const found = resolveInput(one, latentRole, { anchor: 'g.out' });
   assert.deepEqual([found.name, found.source], ['g.a', 'the only input of group g that fits']);
