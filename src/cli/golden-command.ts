@@ -9,8 +9,9 @@ import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.
 
 export const GOLDEN_HELP = `  golden <case-dir>     run every tensor group of a golden case (io.json + io.safetensors + model/)
                         through eye4eye and compare each output tensor (max abs / rel error, pass/fail
-                        against io.json's recommended tolerances; default rtol 1e-3, atol 1e-4).
-                        Exits 1 if any tensor fails or any group cannot run.
+                        against io.json's recommended tolerances; default rtol 1e-3, atol 1e-4), plus
+                        the groups' own checks (the transfer's natural-argmax run, as a 'check' line).
+                        Exits 1 if any tensor or check fails or any group cannot run.
     --only GROUPS       comma-separated groups or prefixes (text,scheduler,vae,unet_plain,unet_freeu,unet_e4e,...)
     --save FILE         also write every computed tensor, under its golden name, to a safetensors file
     --device DEV        ${EXECUTION_PROVIDERS.join(' | ')} (default cpu)
@@ -21,6 +22,7 @@ function printGroup(report: GroupReport, out: (s: string) => void): void {
   out(`[${status}] ${report.group} (${report.seconds.toFixed(1)} s)\n`);
   if (report.error !== undefined) out(`    cannot run: ${report.error.split('\n').join('\n    ')}\n`);
   for (const c of report.comparisons) out(`    ${formatCompare(c).split('\n').join('\n    ')}\n`);
+  for (const c of report.checks) out(`    check ${formatCompare(c).split('\n').join('\n    ')}\n`);
   for (const n of report.notes) out(`    note: ${n}\n`);
 }
 
@@ -58,11 +60,14 @@ export async function runGoldenCommand(args: readonly string[], out: (s: string)
   });
   const tensors = report.groups.flatMap((g) => g.comparisons);
   const failedTensors = tensors.filter((c) => !c.ok).length;
+  const checks = report.groups.flatMap((g) => g.checks);
+  const failedChecks = checks.filter((c) => !c.ok).length;
   const failedGroups = report.groups.filter((g) => !g.ok).map((g) => g.group);
   if (values.save !== undefined) {
     writeSafetensors(resolve(values.save), report.computed, { producer: 'eye4eye golden', case: report.caseDir });
     out(`saved ${Object.keys(report.computed).length} tensors to ${values.save}\n`);
   }
-  out(`tensors: ${tensors.length - failedTensors} passed, ${failedTensors} failed; groups failing: ${failedGroups.length === 0 ? 'none' : failedGroups.join(', ')}\n`);
+  out(`tensors: ${tensors.length - failedTensors} passed, ${failedTensors} failed; `
+    + `checks: ${checks.length - failedChecks} passed, ${failedChecks} failed; groups failing: ${failedGroups.length === 0 ? 'none' : failedGroups.join(', ')}\n`);
   return report.ok ? 0 : 1;
 }

@@ -18,6 +18,7 @@ export interface GoldenTensorMeta {
   dtype: string;
   role?: string;
   meaning?: string;
+  producer?: string;
   params?: Record<string, unknown>;
 }
 
@@ -38,6 +39,11 @@ export interface GoldenCase {
   close(): void;
 }
 
+/** The group of a tensor: the first dot-separated part of its name (`unet_e4e_match.out` -> `unet_e4e_match`). */
+export function groupOf(name: string): string {
+  return name.split('.')[0] ?? name;
+}
+
 export const DEFAULT_GOLDEN_TOLERANCE: Readonly<{ rtol: number; atol: number }> = Object.freeze({ rtol: 1e-3, atol: 1e-4 });
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -52,6 +58,7 @@ function parseTensorMeta(dir: string, name: string, value: unknown): GoldenTenso
   const meta: GoldenTensorMeta = { shape: [...(value['shape'] as number[])], dtype: value['dtype'] };
   if (typeof value['role'] === 'string') meta.role = value['role'];
   if (typeof value['meaning'] === 'string') meta.meaning = value['meaning'];
+  if (typeof value['producer'] === 'string') meta.producer = value['producer'];
   if (isRecord(value['params'])) meta.params = value['params'];
   return meta;
 }

@@ -2,24 +2,32 @@
  * Runs the tensor groups of a golden case through our implementation and compares every output tensor.
  *
  * A group is the first dot-separated part of a tensor name (`unet_e4e_match.out` -> `unet_e4e_match`). Every
- * tensor io.json does not mark as `input` or `diagnostic` is compared, with io.json's recommended tolerance for it.
+ * tensor io.json does not mark as `input` or `diagnostic` is compared, with io.json's recommended tolerance for it
+ * (longest prefix; rtol 1e-3 / atol 1e-4 only where none applies). A group may add diagnostic checks of its own
+ * (ctx.check); a failing one fails the group without discarding its tensors.
  * A group we cannot run (no implementation, or an error) is a failure, never a skip.
  */
 import { GoldenError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
 import { compareTensors, type CompareResult } from './compare.js';
-import { loadGoldenCase, type GoldenCase } from './golden-case.js';
+import { closeEngine, openEngine, type EngineOptions, type GoldenEngine } from './engine.js';
+import { groupOf, loadGoldenCase, type GoldenCase } from './golden-case.js';
 import { GROUP_RUNNERS } from './groups/index.js';
 
-/** What a group implementation gets: the case, and the case's model opened lazily. */
+export { groupOf } from './golden-case.js';
+
+/** What a group implementation gets: the case, and the case's model opened lazily (through the engine adapter). */
 export interface GoldenContext {
   readonly golden: GoldenCase;
-  model(): StableDiffusionModel;
+  model(): GoldenEngine;
   /** The names of the case's tensors in one group, outputs only. */
   outputs(group: string): string[];
   /** A line for the report (e.g. where a natural-argmax run first differs). */
   note(message: string): void;
+  /** A diagnostic comparison of the group beyond its output tensors (reported as its own line; a failure fails the group). */
+  check(result: CompareResult): void;
+  /** One output could not be computed (e.g. an input io.json documents is missing): its line says why; the rest go on. */
+  fail(output: string, error: unknown): void;
 }
 
 /** Computes the tensors of one group, keyed by their golden names. */
@@ -28,6 +36,8 @@ export type GroupRunner = (ctx: GoldenContext, group: string) => Promise<Record<
 export interface GroupReport {
   group: string;
   comparisons: CompareResult[];
+  /** The group's own diagnostic checks (ctx.check). */
+  checks: CompareResult[];
   /** Set when the group could not run. */
   error?: string;
   notes: string[];
@@ -42,14 +52,10 @@ export interface GoldenReport {
   ok: boolean;
 }
 
-export interface GoldenRunOptions extends ModelOptions {
+export interface GoldenRunOptions extends EngineOptions {
   /** Group names or prefixes (`unet_e4e` selects unet_e4e, unet_e4e_match, ...). */
   only?: readonly string[];
   onGroup?: (report: GroupReport) => void;
-}
-
-export function groupOf(name: string): string {
-  return name.split('.')[0] ?? name;
 }
 
 function isCompared(golden: GoldenCase, name: string): boolean {
@@ -85,13 +91,20 @@ function runnerFor(group: string): GroupRunner | undefined {
 
 export async function runGolden(caseDir: string, options: GoldenRunOptions = {}): Promise<GoldenReport> {
   const golden = loadGoldenCase(caseDir);
-  let model: StableDiffusionModel | undefined;
+  let engine: GoldenEngine | undefined;
   let notes: string[] = [];
+  let checks: CompareResult[] = [];
+  let failures = new Map<string, string>();
   const ctx: GoldenContext = {
     golden,
-    model: () => (model ??= StableDiffusionModel.open(golden.modelDir, options)),
+    model: () => (engine ??= openEngine(golden.modelDir, options)),
     outputs: (group) => Object.keys(golden.tensors).filter((n) => groupOf(n) === group && isCompared(golden, n)),
     note: (message) => { notes.push(message); },
+    check: (result) => { checks.push(result); },
+    fail: (output, error) => {
+      const message = error instanceof Error ? error.message : String(error);
+      failures.set(output, message.startsWith(`${output}: `) ? message.slice(output.length + 2) : message);
+    },
   };
   const groups = selectGroups(caseGroups(golden), options.only);
   const reports: GroupReport[] = [];
@@ -100,7 +113,9 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
     for (const group of groups) {
       const started = performance.now();
       notes = [];
-      const report: GroupReport = { group, comparisons: [], seconds: 0, ok: false, notes };
+      checks = [];
+      failures = new Map();
+      const report: GroupReport = { group, comparisons: [], checks, seconds: 0, ok: false, notes };
       const runner = runnerFor(group);
       try {
         if (runner === undefined) throw new GoldenError(`no implementation for group '${group}' yet`);
@@ -111,12 +126,13 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
           const expected = golden.get(name);
           const tol = golden.tolerance(name);
           if (ours === undefined) {
-            report.comparisons.push({ label: name, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: 0, count: 0, pairs: [], shapeError: 'not computed by our implementation', ...tol });
+            const why = failures.has(name) ? `not computed: ${failures.get(name)}` : 'not computed by our implementation';
+            report.comparisons.push({ label: name, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: 0, count: 0, pairs: [], shapeError: why, ...tol });
           } else {
             report.comparisons.push(compareTensors(ours, expected, { ...tol, label: name }));
           }
         }
-        report.ok = report.comparisons.length > 0 && report.comparisons.every((c) => c.ok);
+        report.ok = report.comparisons.length > 0 && report.comparisons.every((c) => c.ok) && report.checks.every((c) => c.ok);
       } catch (err) {
         report.error = err instanceof Error ? err.message : String(err);
       }
@@ -125,7 +141,7 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
       options.onGroup?.(report);
     }
   } finally {
-    await model?.dispose();
+    if (engine !== undefined) await closeEngine(engine);
     golden.close();
   }
   return { caseDir, groups: reports, computed, ok: reports.length > 0 && reports.every((r) => r.ok) };

@@ -47,7 +47,8 @@ test('eye4eye golden passes every group of the sd1-tiny case and --save writes e
   }
   assert.doesNotMatch(out, /FAIL/);
   assert.match(out, /natural argmax mode: /);
-  assert.match(out, /tensors: 54 passed, 0 failed; groups failing: none/);
+  assert.match(out, /^ {4}check natural argmax: transfer\.latents before the first flipped decision \(iterations 0\.\.\d+\): PASS .*\(atol 8\.000e-4, rtol 0\.001, /m);
+  assert.match(out, /tensors: 54 passed, 0 failed; checks: 1 passed, 0 failed; groups failing: none/);
   const file = openTensorSource(saved);
   for (const name of ['text.last_hidden_state', 'unet_e4e_match.out', 'transfer.latents', 'inversion.app.zs',
     'unet_e4e_match.match_index.up_blocks.3.attentions.2.transformer_blocks.0.attn1']) {

@@ -1,45 +1,38 @@
 /**
- * Group `inversion`: edit-friendly DDPM inversion of both images (our VAE encoding of the case's input image, the
- * case's recorded noise draws, the FreeU UNet) -> `inversion.{app,struct}.{zs,wts}`.
+ * Group `inversion`: edit-friendly DDPM inversion of both images (our VAE encoding of the documented input image,
+ * the case's recorded noise draws, the FreeU UNet) -> `inversion.{app,struct}.{zs,wts}`.
  */
-import { ddimSchedule } from '../../diffusion/ddim-schedule.js';
 import { GoldenError } from '../../errors.js';
-import { guidedUNetNoise, invert, toInversionLatent } from '../../diffusion/inversion.js';
-import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { invertImage } from '../engine.js';
+import { latentRowsRole, resolveInput, vaeImageRole } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
-import { e4eUNet, floatTensor, stacked } from './unet.js';
-
-export function runConfigString(ctx: GoldenContext, key: string): string {
-  const v = ctx.golden.runConfig[key];
-  if (typeof v !== 'string') throw new GoldenError(`${ctx.golden.dir}: io.json run_config.${key} must be a string`);
-  return v;
-}
-
-export function runConfigNumber(ctx: GoldenContext, key: string): number {
-  const v = ctx.golden.runConfig[key];
-  if (typeof v !== 'number') throw new GoldenError(`${ctx.golden.dir}: io.json run_config.${key} must be a number`);
-  return v;
-}
+import { hookedSites, noteInputs, paramNumber, runConfigNumber, runConfigString, stacked } from './common.js';
 
 export async function runInversionGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  const model = ctx.model();
+  const { golden } = ctx;
+  const engine = ctx.model();
   const out: Record<string, Tensor> = {};
   for (const which of ['app', 'struct'] as const) {
-    const names = ctx.outputs(group).filter((n) => n.startsWith(`inversion.${which}.`));
+    const names = ctx.outputs(group).filter((n) => n.startsWith(`${group}.${which}.`));
     if (names.length === 0) continue;
-    const params = ctx.golden.tensors[`inversion.${which}.zs`]?.params ?? {};
-    const numSteps = typeof params['num_diffusion_steps'] === 'number' ? params['num_diffusion_steps'] : runConfigNumber(ctx, 'num_timesteps');
-    const guidance = typeof params['cfg_scale_src'] === 'number' ? params['cfg_scale_src'] : 3.5;
+    // The zs entry documents the call (x0, steps, guidance, prompt); any output of the image will do otherwise.
+    const anchor = names.find((n) => n === `${group}.${which}.zs`) ?? names[0]!;
+    const params = golden.tensors[anchor]?.params ?? {};
+    const numSteps = paramNumber(ctx, anchor, 'num_diffusion_steps', () => runConfigNumber(ctx, 'num_timesteps'));
+    const guidanceScale = paramNumber(ctx, anchor, 'cfg_scale_src', () => 3.5);
     const prompt = typeof params['prompt_src'] === 'string' ? params['prompt_src'] : runConfigString(ctx, 'prompt');
-    const image = floatTensor(ctx, `inputs.image_${which}`);
-    const x0 = toInversionLatent(await model.encodeImage(image), model.vaeConfig.scalingFactor);
-    const noise = floatTensor(ctx, `inversion.${which}.noise`);
-    const draws = Array.from({ length: noise.dims[0]! }, (_, i) => Float32Array.from(sliceFirst(noise, i).data));
-    const predict = guidedUNetNoise(await e4eUNet(ctx), await model.encodeText(['', prompt]));
-    const result = await invert(x0, ddimSchedule(model.schedulerConfig), predict, { numSteps, guidanceScale: guidance, noise: draws });
-    const dims = x0.dims.slice(1);
-    out[`inversion.${which}.zs`] = stacked(result.zs, dims);
-    out[`inversion.${which}.wts`] = stacked(result.xts, dims);
+    // Latent shape [C, h, w] from the zs / wts entries, when the case lists them.
+    const rowsMeta = golden.tensors[`${group}.${which}.zs`] ?? golden.tensors[`${group}.${which}.wts`];
+    const latent = rowsMeta?.shape.slice(1);
+    const image = resolveInput(golden, vaeImageRole(engine.facts, latent === undefined ? undefined : [1, ...latent],
+      [`inputs.image_${which}`, `inputs.image_${which}_uint8`]), { anchor });
+    const noise = resolveInput(golden, latentRowsRole(engine.facts, 'inversion noise draws', numSteps, latent, [`${group}.${which}.noise`]), { anchor });
+    noteInputs(ctx, anchor, { image, noise });
+    const result = await invertImage(engine, { image: image.value, noise: noise.value, prompt, numSteps, guidanceScale, sites: await hookedSites(ctx) });
+    if (result.zs.length !== numSteps) throw new GoldenError(`${anchor}: inversion gave ${result.zs.length} noise maps, expected ${numSteps}`);
+    out[`${group}.${which}.zs`] = stacked(result.zs, result.latentDims);
+    out[`${group}.${which}.wts`] = stacked(result.xts, result.latentDims);
   }
   return out;
 }

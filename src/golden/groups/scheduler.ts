@@ -1,11 +1,11 @@
 /** Group `scheduler`: alphas_cumprod, final_alpha_cumprod and set_timesteps(N) for every N the case lists. */
-import { ddimSchedule } from '../../diffusion/ddim-schedule.js';
 import { GoldenError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { schedulerTables } from '../engine.js';
 import type { GoldenContext } from '../runner.js';
 
 export async function runSchedulerGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  const schedule = ddimSchedule(ctx.model().schedulerConfig);
+  const schedule = schedulerTables(ctx.model());
   const out: Record<string, Tensor> = {
     'scheduler.alphas_cumprod': { dtype: 'float32', dims: [schedule.numTrainTimesteps], data: schedule.alphasCumprod },
     'scheduler.final_alpha_cumprod': { dtype: 'float32', dims: [1], data: Float32Array.of(schedule.finalAlphaCumprod) },

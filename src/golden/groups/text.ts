@@ -1,6 +1,7 @@
 /** Group `text`: tokenizer ids and CLIP last_hidden_state of the case's prompts. */
 import { GoldenError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { encodeText, tokenize } from '../engine.js';
 import type { GoldenContext } from '../runner.js';
 
 function prompts(ctx: GoldenContext): string[] {
@@ -13,10 +14,10 @@ function prompts(ctx: GoldenContext): string[] {
 }
 
 export async function runTextGroup(ctx: GoldenContext): Promise<Record<string, Tensor>> {
-  const model = ctx.model();
+  const engine = ctx.model();
   const list = prompts(ctx);
   return {
-    'text.input_ids': model.tokenize(list),
-    'text.last_hidden_state': await model.encodeText(list),
+    'text.input_ids': tokenize(engine, list),
+    'text.last_hidden_state': await encodeText(engine, list),
   };
 }

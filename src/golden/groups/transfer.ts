@@ -1,32 +1,23 @@
 /**
  * Group `transfer`: the whole denoising loop from the case's inverted latents and noise maps (the inversion is
  * checked by its own group), with the feature matching FORCED to the case's recorded decisions (the parity mode the
- * golden README recommends), then decoded. A second run in natural argmax mode is compared up to its first flipped
- * decision, and where that happens is reported.
+ * golden README recommends), then decoded. Those tensors are the group's outputs, always returned.
+ *
+ * A second run in natural argmax mode is a diagnostic: where its first decision differs from the reference is
+ * noted, and its `transfer.latents` before that iteration are compared with transfer.latents' recommended tolerance
+ * as a check line of its own (ctx.check). A failure there, or an error of that run, fails the group but never
+ * discards the forced-mode tensors.
  */
-import { ddimSchedule } from '../../diffusion/ddim-schedule.js';
-import { GoldenError } from '../../errors.js';
-import type { StableDiffusionModel } from '../../runtime/stable-diffusion.js';
-import { runE4ELoop, type E4ELoopResult } from '../../methods/eye-for-an-eye/loop.js';
-import { downMask } from '../../methods/shared/masks.js';
-import { sliceFirst, type Tensor } from '../../tensor/tensor.js';
-import { compareTensors } from '../compare.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { compareTensors, type CompareResult } from '../compare.js';
+import { adainMask, decodeLatent, transferLoop, type GoldenEngine, type TransferRun } from '../engine.js';
+import { latentRowsRole, maskRole, resolveInput } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
-import { e4eUNet, floatTensor, maskTensor, stacked } from './unet.js';
-import { runConfigNumber, runConfigString } from './inversion.js';
+import { hookedSites, noteInputs, runConfigNumber, runConfigRange, runConfigString, stacked } from './common.js';
 
-function rows(t: Tensor<'float32'>): Float32Array[] {
-  return Array.from({ length: t.dims[0]! }, (_, i) => Float32Array.from(sliceFirst(t, i).data));
-}
+const LATENTS = 'transfer.latents';
 
-function range(ctx: GoldenContext, key: string): { start: number; end: number } {
-  const r = ctx.golden.runConfig[key];
-  if (!Array.isArray(r) || r.length !== 2) throw new GoldenError(`${ctx.golden.dir}: io.json run_config.${key} must be [start, end]`);
-  return { start: Number(r[0]), end: Number(r[1]) };
-}
-
-
-/** Golden match indices of a site at one iteration, or undefined when that iteration ran no matching. */
+/** Golden match indices of the sites at one iteration, or undefined when that iteration ran no matching. */
 function goldenMatches(ctx: GoldenContext, sites: readonly string[], iteration: number): Record<string, BigInt64Array> | undefined {
   const forced: Record<string, BigInt64Array> = {};
   for (const site of sites) {
@@ -34,80 +25,96 @@ function goldenMatches(ctx: GoldenContext, sites: readonly string[], iteration: 
     if (!ctx.golden.has(name)) continue;
     const t = ctx.golden.get(name);
     const n = t.dims[1]!;
-    const row = Array.from((t.data as Int32Array).subarray(iteration * n, (iteration + 1) * n), Number);
+    const row = Array.from((t.data as ArrayLike<number | bigint>), Number).slice(iteration * n, (iteration + 1) * n);
     if (row.every((v) => v === -2)) return undefined;
     forced[site] = BigInt64Array.from(row.map(BigInt));
   }
   return forced;
 }
 
-async function runLoop(ctx: GoldenContext, model: StableDiffusionModel, forced: boolean): Promise<{ result: E4ELoopResult; sites: readonly string[] }> {
-  const unet = await e4eUNet(ctx);
-  const sites = unet.info.processed;
-  const prompt = runConfigString(ctx, 'prompt');
-  const emb = await model.encodeText(['', prompt]);
-  const [c, h, w] = floatTensor(ctx, 'inversion.app.zs').dims.slice(1) as [number, number, number];
-  const size = 77 * emb.dims[2]!;
-  const uncond: Tensor<'float32'> = { dtype: 'float32', dims: [1, 77, emb.dims[2]!], data: emb.data.slice(0, size) };
-  const cond: Tensor<'float32'> = { dtype: 'float32', dims: [1, 77, emb.dims[2]!], data: emb.data.slice(size, 2 * size) };
-  const useMasks = ctx.golden.runConfig['mask_use'] === true && ctx.golden.has('inputs.mask_struct');
-  const maskStruct = useMasks ? maskTensor(ctx, 'inputs.mask_struct') : undefined;
-  const maskApp = useMasks ? maskTensor(ctx, 'inputs.mask_app') : undefined;
-  const masked = useMasks && ctx.golden.runConfig['use_masked_adain'] !== false;
-  const result = await runE4ELoop({
-    unet, schedule: ddimSchedule(model.schedulerConfig),
-    app: { xts: rows(floatTensor(ctx, 'inversion.app.wts')), zs: rows(floatTensor(ctx, 'inversion.app.zs')) },
-    struct: { xts: rows(floatTensor(ctx, 'inversion.struct.wts')), zs: rows(floatTensor(ctx, 'inversion.struct.zs')) },
-    latentDims: [c, h, w],
-    embeddings: { uncond, cond },
-    structureMask: maskStruct, appearanceMask: maskApp,
-  }, {
+interface LoopInputs {
+  app: { xts: Float32Array[]; zs: Float32Array[] };
+  struct: { xts: Float32Array[]; zs: Float32Array[] };
+  latentDims: [number, number, number];
+  maskStruct: Tensor<'float32'> | undefined;
+  maskApp: Tensor<'float32'> | undefined;
+}
+
+/** The inverted latents / noise maps of both images and the masks, from the tensors io.json documents. */
+function loopInputs(ctx: GoldenContext, anchor: string): LoopInputs {
+  const { golden } = ctx;
+  const facts = ctx.model().facts;
+  const numSteps = runConfigNumber(ctx, 'num_timesteps');
+  let latentDims: [number, number, number] | undefined;
+  const branch = (which: 'app' | 'struct'): LoopInputs['app'] => {
+    const zs = resolveInput(golden, latentRowsRole(facts, `${which} inversion noise maps (zs)`, numSteps, latentDims, [`inversion.${which}.zs`]), { anchor });
+    const shape = golden.tensors[zs.name]!.shape;
+    latentDims = (shape.length === 5 ? shape.slice(2) : shape.slice(1)) as [number, number, number];
+    const xts = resolveInput(golden, latentRowsRole(facts, `${which} inversion latents (wts)`, numSteps + 1, latentDims, [`inversion.${which}.wts`]), { anchor });
+    noteInputs(ctx, anchor, { [`${which}.zs`]: zs, [`${which}.wts`]: xts });
+    return { xts: xts.value, zs: zs.value };
+  };
+  const app = branch('app');
+  const struct = branch('struct');
+  const useMasks = ctx.golden.runConfig['mask_use'] === true;
+  const maskStruct = useMasks ? resolveInput(golden, maskRole('structure mask', ['inputs.mask_struct']), { anchor }) : undefined;
+  const maskApp = useMasks ? resolveInput(golden, maskRole('appearance mask', ['inputs.mask_app']), { anchor }) : undefined;
+  if (useMasks) noteInputs(ctx, anchor, { mask_struct: maskStruct, mask_app: maskApp });
+  return { app, struct, latentDims: latentDims!, maskStruct: maskStruct?.value, maskApp: maskApp?.value };
+}
+
+async function runLoop(ctx: GoldenContext, engine: GoldenEngine, inputs: LoopInputs, sites: readonly string[], forced: boolean): Promise<TransferRun> {
+  const [, h, w] = inputs.latentDims;
+  const masked = inputs.maskStruct !== undefined && inputs.maskApp !== undefined && ctx.golden.runConfig['use_masked_adain'] !== false;
+  return transferLoop(engine, {
+    app: inputs.app, struct: inputs.struct, latentDims: inputs.latentDims,
+    prompt: runConfigString(ctx, 'prompt'), sites,
     numSteps: runConfigNumber(ctx, 'num_timesteps'),
     skip: runConfigNumber(ctx, 'skip_steps'),
     guidanceScale: runConfigNumber(ctx, 'guidance_scale'),
-    featRange: range(ctx, 'feat_range'),
-    adainRange: range(ctx, 'adain_range'),
+    featRange: runConfigRange(ctx, 'feat_range'),
+    adainRange: runConfigRange(ctx, 'adain_range'),
     injection: ctx.golden.runConfig['do_v_swap'] === true ? 'vInjection' : 'match',
-    adainMasks: masked && maskStruct !== undefined && maskApp !== undefined
-      ? { structure: downMask(maskStruct, h, w), appearance: downMask(maskApp, h, w) } : undefined,
-    forcedMatches: forced ? (i) => goldenMatches(ctx, sites, i) : undefined,
+    maskStruct: inputs.maskStruct,
+    maskApp: inputs.maskApp,
+    adainMaskStruct: masked ? adainMask(inputs.maskStruct!, h, w) : undefined,
+    adainMaskApp: masked ? adainMask(inputs.maskApp!, h, w) : undefined,
+    forced: forced ? (i) => goldenMatches(ctx, sites, i) : undefined,
   });
-  return { result, sites };
 }
 
-export async function runTransferGroup(ctx: GoldenContext): Promise<Record<string, Tensor>> {
-  const model = ctx.model();
-  const { result, sites } = await runLoop(ctx, model, true);
-  const { trace } = result;
-  const [c, h, w] = floatTensor(ctx, 'inversion.app.zs').dims.slice(1) as [number, number, number];
-  const latentDims = [c, h, w];
+export async function runTransferGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
+  const engine = ctx.model();
+  // transfer.init_latents documents where the loop starts from; any output of the group will do otherwise.
+  const anchor = [`${group}.init_latents`, `${group}.final_latents`].find((n) => ctx.golden.has(n)) ?? ctx.outputs(group)[0] ?? `${group}.final_latents`;
+  const inputs = loopInputs(ctx, anchor);
+  const sites = await hookedSites(ctx);
+  const run = await runLoop(ctx, engine, inputs, sites, true);
+  const latentDims = inputs.latentDims;
+  const [, h, w] = latentDims;
   const out: Record<string, Tensor> = {
-    'transfer.timesteps': { dtype: 'int64', dims: [trace.timesteps.length], data: BigInt64Array.from(trace.timesteps.map(BigInt)) },
-    'transfer.model_step': { dtype: 'int64', dims: [trace.modelSteps.length], data: BigInt64Array.from(trace.modelSteps.map(BigInt)) },
-    'transfer.noise_pred': stacked(trace.noisePred.flat(), latentDims),
-    'transfer.latents': stacked(trace.latents.flat(), latentDims),
-    'transfer.latent0_before_adain': stacked(trace.latent0BeforeAdain, latentDims),
-    'transfer.final_latents': stacked(result.latents, latentDims),
+    'transfer.timesteps': { dtype: 'int64', dims: [run.timesteps.length], data: BigInt64Array.from(run.timesteps.map(BigInt)) },
+    'transfer.model_step': { dtype: 'int64', dims: [run.modelSteps.length], data: BigInt64Array.from(run.modelSteps.map(BigInt)) },
+    'transfer.noise_pred': { ...stacked(run.noisePred.flat(), latentDims), dims: [run.noisePred.length, 3, ...latentDims] },
+    [LATENTS]: { ...stacked(run.iterationLatents.flat(), latentDims), dims: [run.iterationLatents.length, 3, ...latentDims] },
+    'transfer.latent0_before_adain': stacked(run.latent0BeforeAdain, latentDims),
+    'transfer.final_latents': stacked(run.latents, latentDims),
   };
-  out['transfer.noise_pred'] = { ...out['transfer.noise_pred']!, dims: [trace.noisePred.length, 3, ...latentDims] };
-  out['transfer.latents'] = { ...out['transfer.latents']!, dims: [trace.latents.length, 3, ...latentDims] };
   const skip = runConfigNumber(ctx, 'skip_steps');
-  out['transfer.init_latents'] = stacked([
-    rows(floatTensor(ctx, 'inversion.struct.wts'))[skip]!, rows(floatTensor(ctx, 'inversion.app.wts'))[skip]!, rows(floatTensor(ctx, 'inversion.struct.wts'))[skip]!,
-  ], latentDims);
-  if (ctx.golden.has('inputs.mask_struct')) {
-    out['transfer.adain_mask_struct'] = { dtype: 'float32', dims: [h, w], data: downMask(maskTensor(ctx, 'inputs.mask_struct'), h, w) };
-    out['transfer.adain_mask_app'] = { dtype: 'float32', dims: [h, w], data: downMask(maskTensor(ctx, 'inputs.mask_app'), h, w) };
+  out['transfer.init_latents'] = stacked([inputs.struct.xts[skip]!, inputs.app.xts[skip]!, inputs.struct.xts[skip]!], latentDims);
+  if (inputs.maskStruct !== undefined && inputs.maskApp !== undefined) {
+    out['transfer.adain_mask_struct'] = { dtype: 'float32', dims: [h, w], data: adainMask(inputs.maskStruct, h, w) };
+    out['transfer.adain_mask_app'] = { dtype: 'float32', dims: [h, w], data: adainMask(inputs.maskApp, h, w) };
   }
   for (const site of sites) {
-    const list = trace.matches[site] ?? [];
+    const list = run.matches[site] ?? [];
     const n = list[0]?.length ?? 0;
     const data = new Int32Array(list.length * n);
     list.forEach((m, i) => data.set(Array.from(m, Number), i * n));
     out[`transfer.match_index.${site}`] = { dtype: 'int32', dims: [list.length, n], data };
   }
   // Decode [out, style, struct] -> NHWC float in [0, 1] and the uint8 PIL image.
-  const decoded = await model.decodeLatent(out['transfer.final_latents'] as Tensor<'float32'>);
+  const decoded = await decodeLatent(engine, out['transfer.final_latents'] as Tensor<'float32'>);
   const [b, ch, hh, ww] = decoded.dims as [number, number, number, number];
   const f = new Float32Array(b * hh * ww * ch);
   const u8 = new Uint8Array(f.length);
@@ -120,41 +127,61 @@ export async function runTransferGroup(ctx: GoldenContext): Promise<Record<strin
   }
   out['transfer.image_float'] = { dtype: 'float32', dims: [b, hh, ww, ch], data: f };
   out['transfer.image_uint8'] = { dtype: 'uint8', dims: [b, hh, ww, ch], data: u8 };
-  await reportNatural(ctx, model, sites);
+  await checkNatural(ctx, engine, inputs, sites);
   return out;
 }
 
-/** Natural argmax mode: where the first decision differs from the reference, and how close the latents are before it. */
-async function reportNatural(ctx: GoldenContext, model: StableDiffusionModel, sites: readonly string[]): Promise<void> {
-  const { result } = await runLoop(ctx, model, false);
-  const iterations = result.trace.latents.length;
-  let firstFlip = iterations;
-  let where = '';
-  for (let i = 0; i < iterations && firstFlip === iterations; i++) {
-    for (const site of sites) {
-      const golden = goldenMatches(ctx, [site], i)?.[site];
-      const ours = result.trace.matches[site]?.[i];
-      if (golden === undefined || ours === undefined) continue;
-      const k = ours.findIndex((v, j) => v !== golden[j]);
-      if (k >= 0) {
-        firstFlip = i;
-        where = ` (${site}, out token ${k}: ours ${ours[k]}, reference ${golden[k]})`;
-        break;
+/** The label of the natural-argmax check line. */
+export const NATURAL_CHECK = 'natural argmax: transfer.latents before the first flipped decision';
+
+function failedCheck(message: string): CompareResult {
+  return { label: NATURAL_CHECK, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: 0, count: 0, pairs: [], shapeError: message };
+}
+
+/**
+ * Natural argmax mode: where the first decision differs from the reference, and whether transfer.latents agree
+ * before it (within transfer.latents' recommended tolerance). Never throws: a failure is a failing check line.
+ */
+async function checkNatural(ctx: GoldenContext, engine: GoldenEngine, inputs: LoopInputs, sites: readonly string[]): Promise<void> {
+  if (!ctx.golden.has(LATENTS)) {
+    ctx.note(`natural argmax mode: not checked (the case has no ${LATENTS})`);
+    return;
+  }
+  try {
+    const run = await runLoop(ctx, engine, inputs, sites, false);
+    const iterations = run.iterationLatents.length;
+    let firstFlip = iterations;
+    let where = '';
+    for (let i = 0; i < iterations && firstFlip === iterations; i++) {
+      const golden = goldenMatches(ctx, sites, i);
+      for (const site of sites) {
+        const theirs = golden?.[site];
+        const ours = run.matches[site]?.[i];
+        if (theirs === undefined || ours === undefined) continue;
+        const k = ours.findIndex((v, j) => v !== theirs[j]);
+        if (k >= 0) {
+          firstFlip = i;
+          where = ` (${site}, out token ${k}: ours ${ours[k]}, reference ${theirs[k]})`;
+          break;
+        }
       }
     }
+    const expectedAll = ctx.golden.get(LATENTS);
+    const per = expectedAll.data.length / expectedAll.dims[0]!;
+    const upTo = Math.min(firstFlip, expectedAll.dims[0]!);
+    const tol = ctx.golden.tolerance(LATENTS);
+    const dims = [upTo, ...expectedAll.dims.slice(1)];
+    const expected: Tensor<'float32'> = { dtype: 'float32', dims, data: Float32Array.from((expectedAll.data as Float32Array).subarray(0, upTo * per)) };
+    const actual: Tensor<'float32'> = { dtype: 'float32', dims, data: new Float32Array(upTo * per) };
+    run.iterationLatents.slice(0, upTo).flat().forEach((row, r) => actual.data.set(row, r * row.length));
+    const label = `${NATURAL_CHECK} (iterations 0..${upTo - 1})`;
+    const result = compareTensors(actual, expected, { ...tol, label });
+    if (upTo > 0) ctx.check(result);
+    const tolText = `rtol ${tol.rtol} / atol ${tol.atol}`;
+    ctx.note(firstFlip === iterations
+      ? `natural argmax mode: every matching decision equals the reference's (${iterations} iterations); latents max|diff| ${result.maxAbs.toExponential(3)} (${tolText})`
+      : `natural argmax mode: first flipped decision at iteration ${firstFlip}${where}; latents before it max|diff| ${result.maxAbs.toExponential(3)} (${tolText})`);
+  } catch (err) {
+    ctx.check(failedCheck(`natural argmax run failed: ${err instanceof Error ? err.message : String(err)}`));
   }
-  const latents = floatTensor(ctx, 'transfer.latents');
-  const per = latents.data.length / latents.dims[0]!;
-  let worst = 0;
-  if (firstFlip > 0) {
-    const upTo = firstFlip;
-    const expected: Tensor<'float32'> = { dtype: 'float32', dims: [upTo * per], data: latents.data.slice(0, upTo * per) };
-    const actual: Tensor<'float32'> = { dtype: 'float32', dims: [upTo * per], data: Float32Array.from(result.trace.latents.slice(0, upTo).flat().flatMap((l) => Array.from(l))) };
-    const cmp = compareTensors(actual, expected, { rtol: 1e-3, atol: 1e-4, label: 'natural' });
-    worst = cmp.maxAbs;
-    if (!cmp.ok) throw new GoldenError(`natural argmax mode: transfer.latents differ before the first flipped decision (iterations 0..${upTo - 1}): max|diff| ${cmp.maxAbs}`);
-  }
-  ctx.note(firstFlip === iterations
-    ? `natural argmax mode: every matching decision equals the reference's (${iterations} iterations); latents max|diff| ${worst.toExponential(3)}`
-    : `natural argmax mode: first flipped decision at iteration ${firstFlip}${where}; latents before it within rtol 1e-3/atol 1e-4 (max|diff| ${worst.toExponential(3)})`);
 }

@@ -1,50 +1,41 @@
 /**
  * Groups `unet_plain`, `unet_freeu` (one UNet call, stock attention) and `unet_e4e*` (one call of the method's UNet
- * in each mode: baseline, match, structcopy, match_masked, vswap), plus their namespaced copies (`nonsquare.`).
+ * in each mode: baseline, match, structcopy, match_masked, vswap), plus mirrored copies (`nonsquare.unet_plain.out`).
+ * Inputs are found by the resolver (inputs.ts) from io.json's documentation of each output.
  */
 import { GoldenError } from '../../errors.js';
-import { e4eFeeds, injectionSlots, matchesOf, type E4EControls } from '../../methods/eye-for-an-eye/controls.js';
-import { e4eUNetVariant } from '../../methods/eye-for-an-eye/index.js';
-import { injectionMode, type StepRange } from '../../methods/eye-for-an-eye/schedule.js';
-import type { UNetRunner } from '../../runtime/unet-runner.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { e4eForward, unetForward } from '../engine.js';
+import { encoderStatesRole, maskRole, resolveInput, timestepRole, unetSampleRole, type ResolvedInput } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
+import { eachOutput, hookedSites, noteInputs, runConfigRange } from './common.js';
 
-export function floatTensor(ctx: GoldenContext, name: string): Tensor<'float32'> {
-  if (!ctx.golden.has(name)) throw new GoldenError(`${ctx.golden.dir}: input tensor '${name}' is missing`);
-  const t = ctx.golden.get(name);
-  if (t.dtype !== 'float32') throw new GoldenError(`${name}: expected float32, got ${t.dtype}`);
-  return t as Tensor<'float32'>;
+interface UNetInputs {
+  sample: ResolvedInput<Tensor<'float32'>>;
+  timestep: ResolvedInput<number>;
+  context: ResolvedInput<Tensor<'float32'>>;
 }
 
-/** Rows of equal length stacked into [rows, ...dims]. */
-export function stacked(list: readonly Float32Array[], dims: readonly number[]): Tensor<'float32'> {
-  const data = new Float32Array(list.reduce((n, l) => n + l.length, 0));
-  let o = 0;
-  for (const l of list) {
-    data.set(l, o);
-    o += l.length;
-  }
-  return { dtype: 'float32', dims: [list.length, ...dims], data };
+/** sample, timestep and encoder_hidden_states of a UNet output, the usual tensors being `${base}.*`. */
+export function resolveUNetInputs(ctx: GoldenContext, anchor: string, base: string, namespace?: string): UNetInputs {
+  const { golden } = ctx;
+  const facts = ctx.model().facts;
+  const options = { anchor, namespace };
+  const sample = resolveInput(golden, unetSampleRole(facts, golden.tensors[anchor]?.shape, [`${base}.sample`]), options);
+  const timestep = resolveInput(golden, timestepRole([`${base}.timestep`]), options);
+  const context = resolveInput(golden, encoderStatesRole(facts, sample.value.dims[0]!, [`${base}.encoder_hidden_states`]), options);
+  noteInputs(ctx, anchor, { sample, timestep, encoder_hidden_states: context });
+  return { sample, timestep, context };
 }
 
-export function scalarInt(ctx: GoldenContext, name: string): number {
-  const t = ctx.golden.get(name);
-  const v = t.data[0];
-  if (v === undefined) throw new GoldenError(`${name}: empty tensor`);
-  return Number(v);
+/** One stock UNet output (`unet_plain.out`, `unet_freeu.out`, or a mirrored copy under `namespace`). */
+export async function runPlainUNetOutput(ctx: GoldenContext, name: string, freeu: boolean, namespace?: string): Promise<Tensor> {
+  const { sample, timestep, context } = resolveUNetInputs(ctx, name, 'unet', namespace);
+  return unetForward(ctx.model(), { freeu, sample: sample.value, timestep: timestep.value, encoderHiddenStates: context.value });
 }
 
-/** A uint8/bool/float mask [H, W] as float32 0/1 values. */
-export function maskTensor(ctx: GoldenContext, name: string): Tensor<'float32'> {
-  const t = ctx.golden.get(name);
-  return { dtype: 'float32', dims: t.dims, data: Float32Array.from(t.data as ArrayLike<number>, (v) => (Number(v) !== 0 ? 1 : 0)) };
-}
-
-export function featRange(ctx: GoldenContext): StepRange {
-  const r = ctx.golden.runConfig['feat_range'];
-  if (!Array.isArray(r) || r.length !== 2) throw new GoldenError(`${ctx.golden.dir}: io.json run_config.feat_range must be [start, end]`);
-  return { start: Number(r[0]), end: Number(r[1]) };
+export async function runUNetGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
+  return eachOutput(ctx, ctx.outputs(group), (name) => runPlainUNetOutput(ctx, name, group === 'unet_freeu'));
 }
 
 function modelStep(ctx: GoldenContext, group: string, outName: string): number {
@@ -57,70 +48,30 @@ function modelStep(ctx: GoldenContext, group: string, outName: string): number {
   throw new GoldenError(`${outName}: io.json gives no model_step for group ${group}`);
 }
 
-/**
- * The hooked attn1 sites: the layers the case records match indices for (the hook points are configurable, and the
- * case names the ones its reference run used), else our default (the two highest-resolution attention up blocks).
- */
-export function hookedSites(ctx: GoldenContext): string[] | undefined {
-  const sites = new Set<string>();
-  for (const name of Object.keys(ctx.golden.tensors)) {
-    const m = /^(?:unet_e4e[a-z_]*|transfer)\.match_index\.(.+)$/.exec(name);
-    if (m !== null) sites.add(m[1]!);
-  }
-  return sites.size > 0 ? [...sites] : undefined;
-}
-
-/** The method's UNet with the case's sites (its default ones when the case records none). */
-export function e4eUNet(ctx: GoldenContext): Promise<UNetRunner> {
-  const model = ctx.model();
-  return model.unet(e4eUNetVariant(model.unetConfig, hookedSites(ctx)));
-}
-
-/** `unet_plain` / `unet_freeu` and prefixed copies: sample, timestep, encoder_hidden_states under `${prefix}unet.`. */
-export async function runPlainUNet(ctx: GoldenContext, prefix: string, group: string): Promise<Record<string, Tensor>> {
-  const freeu = group.endsWith('unet_freeu');
-  const unet = await ctx.model().unet({ freeu });
-  const result = await unet.call({
-    sample: floatTensor(ctx, `${prefix}unet.sample`),
-    timestep: scalarInt(ctx, `${prefix}unet.timestep`),
-    encoderHiddenStates: floatTensor(ctx, `${prefix}unet.encoder_hidden_states`),
-  });
-  return { [`${group}.out`]: result.noise };
-}
-
-export async function runUNetGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  return runPlainUNet(ctx, '', group);
-}
-
 /** `unet_e4e` (baseline), `unet_e4e_match`, `unet_e4e_structcopy`, `unet_e4e_match_masked`, `unet_e4e_vswap`. */
 export async function runE4EGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
+  const { golden } = ctx;
+  const sites = await hookedSites(ctx);
   const outName = group === 'unet_e4e' ? 'unet_e4e.baseline' : `${group}.out`;
   const step = modelStep(ctx, group, outName);
-  const sample = floatTensor(ctx, 'unet_e4e.sample');
+  const { sample, timestep, context } = resolveUNetInputs(ctx, outName, 'unet_e4e');
   const masked = group.endsWith('_masked');
-  const mode = injectionMode(step, featRange(ctx), group.endsWith('_vswap') ? 'vInjection' : 'match');
-  const e4e: E4EControls = {
-    mode,
-    slots: injectionSlots(sample.dims[0] === 6),
-    maskStruct: masked ? maskTensor(ctx, 'inputs.mask_struct') : undefined,
-    maskApp: masked ? maskTensor(ctx, 'inputs.mask_app') : undefined,
-  };
-  const unet = await e4eUNet(ctx);
-  const sites = unet.info.processed;
-  const result = await unet.call({
-    sample, timestep: scalarInt(ctx, 'unet_e4e.timestep'), encoderHiddenStates: floatTensor(ctx, 'unet_e4e.encoder_hidden_states'),
-    feeds: e4eFeeds(e4e, sites, sample.dims[0]!),
+  const maskStruct = masked ? resolveInput(golden, maskRole('structure mask', ['inputs.mask_struct']), { anchor: outName }) : undefined;
+  const maskApp = masked ? resolveInput(golden, maskRole('appearance mask', ['inputs.mask_app']), { anchor: outName }) : undefined;
+  if (masked) noteInputs(ctx, outName, { mask_struct: maskStruct, mask_app: maskApp });
+  const result = await e4eForward(ctx.model(), {
+    sites, modelStep: step, featRange: runConfigRange(ctx, 'feat_range'), injection: group.endsWith('_vswap') ? 'vInjection' : 'match',
+    sample: sample.value, timestep: timestep.value, encoderHiddenStates: context.value, maskStruct: maskStruct?.value, maskApp: maskApp?.value,
   });
-  const matches = matchesOf(result.outputs, sites);
   const out: Record<string, Tensor> = { [outName]: result.noise };
   for (const name of ctx.outputs(group)) {
-    const m = new RegExp(`^${group}\\.match_index\\.(.+)$`).exec(name);
-    if (m === null) continue;
-    const site = m[1]!;
-    const idx = matches[site];
+    const prefix = `${group}.match_index.`;
+    if (!name.startsWith(prefix)) continue;
+    const site = name.slice(prefix.length);
+    const idx = result.matches[site];
     if (idx === undefined) throw new GoldenError(`${name}: layer ${site} is not one of our hooked sites (${sites.join(', ')})`);
     out[name] = { dtype: 'int64', dims: [idx.length], data: idx };
   }
-  ctx.note(`model.step ${step} -> ${mode}`);
+  ctx.note(`model.step ${step} -> ${result.mode}`);
   return out;
 }

@@ -1,18 +1,14 @@
-/** Group `vae`: encode `inputs.image_app` to the scaled latent mean; decode `vae.decode.latent`. */
+/**
+ * Group `vae` (and mirrored copies such as `nonsquare.vae.*`): `vae.encode.latent` = the scaled latent mean of the
+ * documented input image (float NCHW in [-1, 1], or uint8 HWC converted as documented); `vae.decode.image` = the raw
+ * decoded image of the documented latent.
+ */
 import { GoldenError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { decodeLatent, encodeImage } from '../engine.js';
+import { resolveInput, vaeImageRole, vaeLatentRole } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
-
-function floatInput(ctx: GoldenContext, names: readonly string[]): Tensor<'float32'> {
-  for (const name of names) {
-    if (ctx.golden.has(name)) {
-      const t = ctx.golden.get(name);
-      if (t.dtype !== 'float32') throw new GoldenError(`${name}: expected float32, got ${t.dtype}`);
-      return t as Tensor<'float32'>;
-    }
-  }
-  throw new GoldenError(`${ctx.golden.dir}: none of the inputs ${names.join(', ')} is in the case`);
-}
+import { eachOutput, noteInputs } from './common.js';
 
 /** The scaling factor the case used for a tensor (the reference hard-codes 0.18215 when encoding; docs/method.md quirk 13). */
 function caseScale(ctx: GoldenContext, name: string, fallback: number): number {
@@ -24,23 +20,31 @@ function rescale(t: Tensor<'float32'>, ratio: number): Tensor<'float32'> {
   return ratio === 1 ? t : { dtype: 'float32', dims: t.dims, data: t.data.map((v) => Math.fround(v * ratio)) };
 }
 
-/** Runs for `vae` and for namespaced copies such as `nonsquare.vae.*` (prefix = 'nonsquare.'). */
-export async function runVaeTensors(ctx: GoldenContext, prefix: string, names: readonly string[]): Promise<Record<string, Tensor>> {
-  const model = ctx.model();
-  const out: Record<string, Tensor> = {};
-  const configScale = model.vaeConfig.scalingFactor;
-  if (names.includes(`${prefix}vae.encode.latent`)) {
-    const image = floatInput(ctx, [`${prefix}vae.encode.image`, `${prefix}inputs.image_app`, `${prefix}vae.encode.sample`, 'inputs.image_app']);
-    const latent = await model.encodeImage(image);
-    out[`${prefix}vae.encode.latent`] = rescale(latent, caseScale(ctx, `${prefix}vae.encode.latent`, configScale) / configScale);
-  }
-  if (names.includes(`${prefix}vae.decode.image`)) {
-    const latent = floatInput(ctx, [`${prefix}vae.decode.latent`]);
-    out[`${prefix}vae.decode.image`] = await model.decodeLatent(rescale(latent, configScale / caseScale(ctx, `${prefix}vae.decode.image`, configScale)));
-  }
-  return out;
+export async function runVaeEncode(ctx: GoldenContext, name: string, namespace?: string): Promise<Tensor> {
+  const engine = ctx.model();
+  const image = resolveInput(ctx.golden, vaeImageRole(engine.facts, ctx.golden.tensors[name]?.shape,
+    ['vae.encode.image', 'inputs.image_app', 'inputs.image_app_uint8']), { anchor: name, namespace });
+  noteInputs(ctx, name, { image });
+  const configScale = engine.facts.vaeScalingFactor;
+  return rescale(await encodeImage(engine, image.value), caseScale(ctx, name, configScale) / configScale);
+}
+
+export async function runVaeDecode(ctx: GoldenContext, name: string, namespace?: string): Promise<Tensor> {
+  const engine = ctx.model();
+  const latent = resolveInput(ctx.golden, vaeLatentRole(engine.facts, ctx.golden.tensors[name]?.shape, ['vae.decode.latent']), { anchor: name, namespace });
+  noteInputs(ctx, name, { latent });
+  const configScale = engine.facts.vaeScalingFactor;
+  return decodeLatent(engine, rescale(latent.value, configScale / caseScale(ctx, name, configScale)));
+}
+
+/** The VAE output `name` (`vae.encode.*` / `vae.decode.*` once the mirror namespace is taken off). */
+export async function runVaeOutput(ctx: GoldenContext, name: string, namespace?: string): Promise<Tensor> {
+  const inner = namespace === undefined ? name : name.slice(namespace.length + 1);
+  if (inner.startsWith('vae.encode.')) return runVaeEncode(ctx, name, namespace);
+  if (inner.startsWith('vae.decode.')) return runVaeDecode(ctx, name, namespace);
+  throw new GoldenError(`${name}: no implementation for this VAE tensor (expected vae.encode.* or vae.decode.*)`);
 }
 
 export async function runVaeGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  return runVaeTensors(ctx, '', ctx.outputs(group));
+  return eachOutput(ctx, ctx.outputs(group), (name) => runVaeOutput(ctx, name));
 }
