@@ -22,6 +22,8 @@ export default defineConfig(
       '@typescript-eslint/require-await': 'off',
       // Regular expressions match messages verbatim, including the two-space indent of `\n  hint:`.
       'no-regex-spaces': 'off',
+      // `const { dropped: _dropped, ...rest } = x` and `_`-named parameters say "unused on purpose".
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
     },
   },
   {

@@ -29,7 +29,14 @@ function parseArgs(argv: readonly string[]): Args {
   const args: Args = {
     modelDir: join(cacheRoot, 'bench-models', 'sd15-random'),
     graphDir: join(cacheRoot, 'bench-graphs'),
-    quick: false, only: undefined, selfCheck: false, rebuild: false, threads: undefined, calls: 2, phase: undefined, b6Arena: false,
+    quick: false,
+    only: undefined,
+    selfCheck: false,
+    rebuild: false,
+    threads: undefined,
+    calls: 2,
+    phase: undefined,
+    b6Arena: false,
   };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
@@ -39,31 +46,57 @@ function parseArgs(argv: readonly string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     switch (a) {
-      case '--model-dir': args.modelDir = resolve(value(i, a)); i++; break;
-      case '--graph-dir': args.graphDir = resolve(value(i, a)); i++; break;
-      case '--quick': args.quick = true; break;
-      case '--self-check': args.selfCheck = true; break;
-      case '--rebuild': args.rebuild = true; break;
-      case '--b6-arena': args.b6Arena = true; break;
+      case '--model-dir':
+        args.modelDir = resolve(value(i, a));
+        i++;
+        break;
+      case '--graph-dir':
+        args.graphDir = resolve(value(i, a));
+        i++;
+        break;
+      case '--quick':
+        args.quick = true;
+        break;
+      case '--self-check':
+        args.selfCheck = true;
+        break;
+      case '--rebuild':
+        args.rebuild = true;
+        break;
+      case '--b6-arena':
+        args.b6Arena = true;
+        break;
       case '--only': {
-        const v = value(i, a); i++;
+        const v = value(i, a);
+        i++;
         if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e') throw new Error(`--only takes unet, vae, text or e2e, not ${v}`);
         args.only = v;
         break;
       }
-      case '--threads': args.threads = Number(value(i, a)); i++; break;
-      case '--calls': args.calls = Math.max(1, Number(value(i, a))); i++; break;
+      case '--threads':
+        args.threads = Number(value(i, a));
+        i++;
+        break;
+      case '--calls':
+        args.calls = Math.max(1, Number(value(i, a)));
+        i++;
+        break;
       case '--phase': {
-        const v = value(i, a) as Phase; i++;
+        const v = value(i, a) as Phase;
+        i++;
         if (!PHASES.includes(v)) throw new Error(`unknown phase ${v}`);
         args.phase = v;
         break;
       }
-      case '--help': case '-h':
-        console.log('usage: npm run bench -- [--quick] [--only unet|vae|text|e2e] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--threads N] [--calls N] [--b6-arena] [--self-check]');
+      case '--help':
+      case '-h':
+        console.log(
+          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--threads N] [--calls N] [--b6-arena] [--self-check]',
+        );
         process.exit(0);
         break;
-      default: throw new Error(`unknown argument ${a} (try --help)`);
+      default:
+        throw new Error(`unknown argument ${a} (try --help)`);
     }
   }
   return args;
@@ -71,24 +104,41 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function runPhase(args: Args): Promise<void> {
   const phase = args.phase!;
-  const figures = phase === 'text' ? await phaseText(args)
-    : phase === 'vae' ? await phaseVae(args)
-      : phase === 'unet' ? await phaseUNet(args)
-        : phase === 'unet_b6' ? await phaseUNetB6(args)
-          : await phaseE2E(args);
+  const figures =
+    phase === 'text'
+      ? await phaseText(args)
+      : phase === 'vae'
+        ? await phaseVae(args)
+        : phase === 'unet'
+          ? await phaseUNet(args)
+          : phase === 'unet_b6'
+            ? await phaseUNetB6(args)
+            : await phaseE2E(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(figures)}\n`);
 }
 
 function runChild(args: Args, phase: Phase): Promise<Figures> {
-  const argv = ['--expose-gc', fileURLToPath(import.meta.url), '--phase', phase, '--model-dir', args.modelDir, '--graph-dir', args.graphDir,
-    '--calls', String(args.calls)];
+  const argv = [
+    '--expose-gc',
+    fileURLToPath(import.meta.url),
+    '--phase',
+    phase,
+    '--model-dir',
+    args.modelDir,
+    '--graph-dir',
+    args.graphDir,
+    '--calls',
+    String(args.calls),
+  ];
   if (args.threads !== undefined) argv.push('--threads', String(args.threads));
   if (args.b6Arena) argv.push('--b6-arena');
   return new Promise((resolvePromise) => {
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     child.on('close', (code, signal) => {
       const line = out.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
       if (code === 0 && line !== undefined) resolvePromise(JSON.parse(line.slice(RESULT_PREFIX.length)) as Figures);
@@ -118,12 +168,19 @@ async function main(): Promise<void> {
     while (!existsSync(probe)) probe = dirname(probe);
     const fs = statfsSync(probe);
     const free = (fs.bavail * fs.bsize) / GIB;
-    if (free < 4.5) throw new Error(`generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`);
+    if (free < 4.5)
+      throw new Error(
+        `generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`,
+      );
   }
   const gen = ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
   const all: Figures = {
-    loadavg_1m_start: round(loadavg()[0]!, 2), cpus: availableParallelism(),
-    onnxruntime: ORT_VERSION, threads: args.threads ?? 'default', generated: gen.generated, generation_s: round(gen.seconds, 1),
+    loadavg_1m_start: round(loadavg()[0]!, 2),
+    cpus: availableParallelism(),
+    onnxruntime: ORT_VERSION,
+    threads: args.threads ?? 'default',
+    generated: gen.generated,
+    generation_s: round(gen.seconds, 1),
     parameters: gen.parameters,
   };
   let phases: Phase[] = [...PHASES];
@@ -136,15 +193,17 @@ async function main(): Promise<void> {
     log(`phase ${phase}`);
     Object.assign(all, await runChild(args, phase));
   }
-  const rss = Object.entries(all).filter(([k, v]) => /^rss_.*_peak_gb$/.test(k) && typeof v === 'number').map(([, v]) => v as number);
+  const rss = Object.entries(all)
+    .filter(([k, v]) => /^rss_.*_peak_gb$/.test(k) && typeof v === 'number')
+    .map(([, v]) => v as number);
   all['peak_rss_gb'] = rss.length > 0 ? Math.max(...rss) : round(maxRssGb(), 2);
   type GraphFigures = { graph_s?: number; session_s?: number; built?: boolean } | undefined;
   const unetG = all['unet_graph'] as GraphFigures;
   const b6G = all['unet_b6_graph'] as GraphFigures;
   // build_s: key + build + save of the UNet graph when this run built it (null: it came from the cache).
-  all['build_s'] = unetG?.built === true ? unetG.graph_s ?? null : b6G?.built === true ? b6G.graph_s ?? null : null;
+  all['build_s'] = unetG?.built === true ? (unetG.graph_s ?? null) : b6G?.built === true ? (b6G.graph_s ?? null) : null;
   // cache_hit_s: the graph obtained from the cache in a fresh process (code fingerprint, weights headers, entry check).
-  all['cache_hit_s'] = unetG?.built === false ? unetG.graph_s ?? null : b6G?.built === false ? b6G.graph_s ?? null : all['unet_cache_hit_s'] ?? null;
+  all['cache_hit_s'] = unetG?.built === false ? (unetG.graph_s ?? null) : b6G?.built === false ? (b6G.graph_s ?? null) : (all['unet_cache_hit_s'] ?? null);
   all['session_s'] = unetG?.session_s ?? b6G?.session_s ?? null;
   all['total_s'] = round((performance.now() - started) / 1000, 1);
   all['loadavg_1m_end'] = round(loadavg()[0]!, 2);
@@ -153,6 +212,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? (/^(unknown argument|--)/.test(err.message) ? `bench: ${err.message}` : err.stack ?? err.message) : String(err));
+  console.error(err instanceof Error ? (/^(unknown argument|--)/.test(err.message) ? `bench: ${err.message}` : (err.stack ?? err.message)) : String(err));
   process.exit(1);
 });

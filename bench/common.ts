@@ -49,7 +49,9 @@ export function randn(dims: number[], seed = 1): Tensor<'float32'> {
   const data = new Float32Array(n);
   let s = seed >>> 0 || 1;
   const uniform = (): number => {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
     return ((s >>> 0) + 0.5) / 4294967296;
   };
   for (let i = 0; i < n; i += 2) {
@@ -103,8 +105,11 @@ export async function timeCalls(label: string, fn: () => Promise<unknown>, calls
     log(`${label}: call ${i + 1} ${runs[i]!.toFixed(2)} s (cpu ${cpu[i]!.toFixed(2)} s)`);
   }
   return {
-    first_s: round(first), runs_s: runs.map((r) => round(r)), mean_s: round(runs.reduce((a, b) => a + b, 0) / runs.length),
-    min_s: round(Math.min(...runs)), cpu_s: cpu.map((r) => round(r)),
+    first_s: round(first),
+    runs_s: runs.map((r) => round(r)),
+    mean_s: round(runs.reduce((a, b) => a + b, 0) / runs.length),
+    min_s: round(Math.min(...runs)),
+    cpu_s: cpu.map((r) => round(r)),
   };
 }
 

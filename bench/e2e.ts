@@ -28,11 +28,12 @@ export const E2E_REDUCED = Object.freeze({
 /** What the estimate extrapolates to: the authors' settings (the library defaults). */
 export const E2E_OFFICIAL = Object.freeze({ numSteps: DEFAULT_TRANSFER_OPTIONS.numSteps, skip: DEFAULT_TRANSFER_OPTIONS.skip });
 
-export const E2E_ESTIMATE_NOTE = 'e2e_official_estimate_s is an EXTRAPOLATION, not a measurement: the reduced run\'s wall time, '
-  + 'plus (official - reduced) inversion UNet calls x e2e_inversion_step_s, plus (official - reduced) transfer steps x '
-  + 'e2e_transfer_step_s (per-step figures: MEDIANS of the steady steps, the first step of each phase excluded; '
-  + 'e2e_official_estimate_mean_s uses the means); fixed costs (load, sessions, encode, text, decode, warm-ups) are '
-  + 'taken once, as measured';
+export const E2E_ESTIMATE_NOTE =
+  "e2e_official_estimate_s is an EXTRAPOLATION, not a measurement: the reduced run's wall time, " +
+  'plus (official - reduced) inversion UNet calls x e2e_inversion_step_s, plus (official - reduced) transfer steps x ' +
+  'e2e_transfer_step_s (per-step figures: MEDIANS of the steady steps, the first step of each phase excluded; ' +
+  'e2e_official_estimate_mean_s uses the means); fixed costs (load, sessions, encode, text, decode, warm-ups) are ' +
+  'taken once, as measured';
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const median = (xs: readonly number[]): number => {
@@ -74,8 +75,14 @@ export async function phaseE2E(args: Args): Promise<Figures> {
     const result = await pipeline.transfer(
       { structure: join(EXAMPLES_DIR, 'bird-blue.png'), appearance: join(EXAMPLES_DIR, 'bird-red.png') },
       {
-        domain: 'bird', size: 512, numSteps, skip, featRange, adainRange,
-        structureMask: join(EXAMPLES_DIR, 'bird-blue-mask.png'), appearanceMask: join(EXAMPLES_DIR, 'bird-red-mask.png'),
+        domain: 'bird',
+        size: 512,
+        numSteps,
+        skip,
+        featRange,
+        adainRange,
+        structureMask: join(EXAMPLES_DIR, 'bird-blue-mask.png'),
+        appearanceMask: join(EXAMPLES_DIR, 'bird-red-mask.png'),
       },
       { onProgress },
     );
@@ -97,20 +104,28 @@ export async function phaseE2E(args: Args): Promise<Figures> {
     const invStep = median(invSteady);
     const trStep = median(trSteady);
     const extraInv = 2 * (E2E_OFFICIAL.numSteps - numSteps);
-    const extraTr = (E2E_OFFICIAL.numSteps - E2E_OFFICIAL.skip) - (numSteps - skip);
+    const extraTr = E2E_OFFICIAL.numSteps - E2E_OFFICIAL.skip - (numSteps - skip);
     const officialS = reducedS + extraInv * invStep + extraTr * trStep;
     const officialMeanS = reducedS + extraInv * mean(invSteady) + extraTr * mean(trSteady);
     const fr = { start: featRange[0], end: featRange[1] };
     const ar = { start: adainRange[0], end: adainRange[1] };
     const figures: Figures = {
       e2e_settings: { size: 512, numSteps, skip, featRange, adainRange, masks: true, transfer_steps: numSteps - skip, inversion_unet_calls: 2 * numSteps },
-      e2e_inversion_cache: result.metadata.inversionCache.app === 'miss' && result.metadata.inversionCache.struct === 'miss' ? 'fresh (both computed)' : result.metadata.inversionCache,
+      e2e_inversion_cache:
+        result.metadata.inversionCache.app === 'miss' && result.metadata.inversionCache.struct === 'miss'
+          ? 'fresh (both computed)'
+          : result.metadata.inversionCache,
       e2e_reduced_s: round(reducedS, 2),
       e2e_load_pipeline_s: round(loadS, 2),
       e2e_phases_s: {
-        load_images: round(phaseS('load'), 2), encode: round(phaseS('encode'), 2), text: round(phaseS('text'), 2),
-        unet_session: round(unetOpenS, 2), inversion_app: round(phaseS('inversion-app'), 2),
-        inversion_struct: round(phaseS('inversion-struct'), 2), transfer: round(phaseS('transfer'), 2), decode: round(phaseS('decode'), 2),
+        load_images: round(phaseS('load'), 2),
+        encode: round(phaseS('encode'), 2),
+        text: round(phaseS('text'), 2),
+        unet_session: round(unetOpenS, 2),
+        inversion_app: round(phaseS('inversion-app'), 2),
+        inversion_struct: round(phaseS('inversion-struct'), 2),
+        transfer: round(phaseS('transfer'), 2),
+        decode: round(phaseS('decode'), 2),
         total: round(phaseS('total'), 2),
       },
       e2e_inversion_step_s: round(invStep),
@@ -122,9 +137,17 @@ export async function phaseE2E(args: Args): Promise<Figures> {
       e2e_transfer_step_min_s: round(Math.min(...trSteady)),
       e2e_transfer_first_step_s: round(transfer[0] ?? NaN),
       e2e_transfer_steps: transfer.map((s, i) => ({
-        iteration: i, mode: attentionMode(stepSeenByUnet(i), fr), adain: adainAfterIteration(i, ar), s: round(s),
+        iteration: i,
+        mode: attentionMode(stepSeenByUnet(i), fr),
+        adain: adainAfterIteration(i, ar),
+        s: round(s),
       })),
-      e2e_official_settings: { numSteps: E2E_OFFICIAL.numSteps, skip: E2E_OFFICIAL.skip, inversion_unet_calls: 2 * E2E_OFFICIAL.numSteps, transfer_steps: E2E_OFFICIAL.numSteps - E2E_OFFICIAL.skip },
+      e2e_official_settings: {
+        numSteps: E2E_OFFICIAL.numSteps,
+        skip: E2E_OFFICIAL.skip,
+        inversion_unet_calls: 2 * E2E_OFFICIAL.numSteps,
+        transfer_steps: E2E_OFFICIAL.numSteps - E2E_OFFICIAL.skip,
+      },
       e2e_official_estimate_s: round(officialS, 1),
       e2e_official_estimate_min: round(officialS / 60, 1),
       e2e_official_estimate_mean_s: round(officialMeanS, 1),
@@ -133,7 +156,9 @@ export async function phaseE2E(args: Args): Promise<Figures> {
       e2e_png_bytes: result.png.length,
       e2e_peak_rss_gb: round(maxRssGb(), 2),
     };
-    log(`e2e: reduced run ${reducedS.toFixed(1)} s; inversion step ${invStep.toFixed(2)} s, transfer step ${trStep.toFixed(2)} s; official settings estimated ${(officialS / 60).toFixed(1)} min (extrapolated)`);
+    log(
+      `e2e: reduced run ${reducedS.toFixed(1)} s; inversion step ${invStep.toFixed(2)} s, transfer step ${trStep.toFixed(2)} s; official settings estimated ${(officialS / 60).toFixed(1)} min (extrapolated)`,
+    );
     return figures;
   } finally {
     unlinkSync(link); // the link only, never the bench graph cache behind it

@@ -25,7 +25,14 @@ function cacheHitSeconds(model: StableDiffusionModel, name: string, component: '
   const w = model.componentWeights(component);
   const t = performance.now();
   try {
-    model.cache.obtain({ name, config, weightFiles: w.files, build: () => { throw new Error('cache miss'); } });
+    model.cache.obtain({
+      name,
+      config,
+      weightFiles: w.files,
+      build: () => {
+        throw new Error('cache miss');
+      },
+    });
   } catch {
     log(`cache-hit check for ${name} missed (bench mirror of the cache request is out of date)`);
     return null;
@@ -41,11 +48,21 @@ export async function phaseText(args: Args): Promise<Figures> {
   const open = clock.split();
   const hit = cacheHitSeconds(model, 'text_encoder', 'text_encoder', cfg);
   let out: Tensor<'float32'> | undefined;
-  const timing = await timeCalls('text encoder (1 prompt)', async () => { out = await model.encodeText(['a photograph of an astronaut riding a horse']); }, Math.max(args.calls, 3));
+  const timing = await timeCalls(
+    'text encoder (1 prompt)',
+    async () => {
+      out = await model.encodeText(['a photograph of an astronaut riding a horse']);
+    },
+    Math.max(args.calls, 3),
+  );
   await model.dispose();
   return {
-    text_graph: open, text_cache_hit_s: hit, text_s: timing.mean_s, text_timing: timing,
-    text_finite: out !== undefined && allFinite(out), rss_text_gb: round(maxRssGb(), 2),
+    text_graph: open,
+    text_cache_hit_s: hit,
+    text_s: timing.mean_s,
+    text_timing: timing,
+    text_finite: out !== undefined && allFinite(out),
+    rss_text_gb: round(maxRssGb(), 2),
   };
 }
 
@@ -61,7 +78,13 @@ export async function phaseVae(args: Args): Promise<Figures> {
   figures['vae_encoder_graph'] = clock.split();
   figures['vae_encoder_cache_hit_s'] = cacheHitSeconds(model, 'vae_encoder', 'vae', cfg);
   let latent: Tensor<'float32'> | undefined;
-  const enc = await timeCalls('VAE encode 512x512', async () => { latent = await model.encodeImage(image); }, args.calls);
+  const enc = await timeCalls(
+    'VAE encode 512x512',
+    async () => {
+      latent = await model.encodeImage(image);
+    },
+    args.calls,
+  );
   figures['vae_encode_s'] = enc.mean_s;
   figures['vae_encode_timing'] = enc;
 
@@ -71,7 +94,13 @@ export async function phaseVae(args: Args): Promise<Figures> {
   figures['vae_decoder_cache_hit_s'] = cacheHitSeconds(model, 'vae_decoder', 'vae', cfg);
   const z = latent ?? randn([1, 4, 64, 64], 8);
   let decoded: Tensor<'float32'> | undefined;
-  const dec = await timeCalls('VAE decode 64x64 -> 512x512', async () => { decoded = await model.decodeLatent(z); }, args.calls);
+  const dec = await timeCalls(
+    'VAE decode 64x64 -> 512x512',
+    async () => {
+      decoded = await model.decodeLatent(z);
+    },
+    args.calls,
+  );
   figures['vae_decode_s'] = dec.mean_s;
   figures['vae_decode_timing'] = dec;
   figures['vae_finite'] = latent !== undefined && allFinite(latent) && decoded !== undefined && allFinite(decoded);
@@ -91,7 +120,11 @@ async function openUNet(args: Args, clock: StatusClock, memoryArena: boolean) {
   const variant = e4eUNetVariant(model.unetConfig);
   const runner = await model.unet(variant);
   const open = clock.split();
-  const hit = cacheHitSeconds(model, 'unet_freeu_e4e', 'unet', { config: model.unetConfig, freeu: officialFreeU(model.unetConfig), processors: variant.processors?.key });
+  const hit = cacheHitSeconds(model, 'unet_freeu_e4e', 'unet', {
+    config: model.unetConfig,
+    freeu: officialFreeU(model.unetConfig),
+    processors: variant.processors?.key,
+  });
   return { model, runner, open, hit, sites: runner.info.processed };
 }
 
@@ -102,10 +135,14 @@ export async function phaseUNet(args: Args): Promise<Figures> {
   let finite = true;
   for (const batch of [1, 2]) {
     const inputs = unetInputs(batch);
-    const timing = await timeCalls(`UNet batch ${batch} (FreeU, e4e neutral)`, async () => {
-      const r = await runner.call({ ...inputs, timestep: 501 }); // processors neutral (mode off), as in the inversion
-      finite &&= allFinite(r.noise);
-    }, args.calls);
+    const timing = await timeCalls(
+      `UNet batch ${batch} (FreeU, e4e neutral)`,
+      async () => {
+        const r = await runner.call({ ...inputs, timestep: 501 }); // processors neutral (mode off), as in the inversion
+        finite &&= allFinite(r.noise);
+      },
+      args.calls,
+    );
     figures[`unet_b${batch}_s`] = timing.mean_s;
     figures[`unet_b${batch}_min_s`] = timing.min_s;
     figures[`unet_b${batch}_timing`] = timing;
@@ -161,8 +198,11 @@ export async function phaseUNetB6(args: Args): Promise<Figures> {
   figures['match_overhead_mean_pct'] = round(((mean(on) - mean(off)) / mean(off)) * 100, 2);
   figures['match_overhead_cpu_pct'] = round(((mean(onCpu) - mean(offCpu)) / mean(offCpu)) * 100, 2);
   figures['unet_b6_timing'] = {
-    first_s: round(warm), off_s: off.map((x) => round(x)), match_s: on.map((x) => round(x)),
-    off_cpu_s: offCpu.map((x) => round(x)), match_cpu_s: onCpu.map((x) => round(x)),
+    first_s: round(warm),
+    off_s: off.map((x) => round(x)),
+    match_s: on.map((x) => round(x)),
+    off_cpu_s: offCpu.map((x) => round(x)),
+    match_cpu_s: onCpu.map((x) => round(x)),
   };
   figures['unet_b6_matched_tokens'] = matched;
   figures['unet_b6_finite'] = finite;

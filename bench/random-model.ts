@@ -52,7 +52,9 @@ export function writeRandomSafetensors(path: string, specs: readonly WeightSpec[
   let offset = 0;
   for (const s of sorted) {
     const bytes = numel(s.dims) * (s.dtype === 'int64' ? 8 : 4);
-    entries.push(`${JSON.stringify(s.name)}:${JSON.stringify({ dtype: s.dtype === 'int64' ? 'I64' : 'F32', shape: s.dims, data_offsets: [offset, offset + bytes] })}`);
+    entries.push(
+      `${JSON.stringify(s.name)}:${JSON.stringify({ dtype: s.dtype === 'int64' ? 'I64' : 'F32', shape: s.dims, data_offsets: [offset, offset + bytes] })}`,
+    );
     offset += bytes;
   }
   entries.push(`"__metadata__":${JSON.stringify({ format: 'pt', generator: 'eye4eye-bench-random' })}`);
@@ -112,7 +114,9 @@ export function ensureRandomModel(dir: string, configDir: string, tokenizerDir: 
     { name: 'text_encoder', file: 'model.safetensors', specs: clipTextWeights(textCfg), seed: 0x3456789 },
   ] as const;
   const parameters = {
-    unet: countParameters(components[0].specs), vae: countParameters(components[1].specs), text_encoder: countParameters(components[2].specs),
+    unet: countParameters(components[0].specs),
+    vae: countParameters(components[1].specs),
+    text_encoder: countParameters(components[2].specs),
   };
   const sentinel = join(dir, SENTINEL);
   if (existsSync(sentinel)) {
@@ -137,7 +141,7 @@ export function ensureRandomModel(dir: string, configDir: string, tokenizerDir: 
   for (const c of components) {
     const t0 = performance.now();
     const count = countParameters(c.specs);
-    log(`generating ${c.name}: ${c.specs.length} tensors, ${(count / 1e6).toFixed(1)} M parameters (${(count * 4 / 2 ** 30).toFixed(2)} GiB)`);
+    log(`generating ${c.name}: ${c.specs.length} tensors, ${(count / 1e6).toFixed(1)} M parameters (${((count * 4) / 2 ** 30).toFixed(2)} GiB)`);
     writeRandomSafetensors(join(dir, c.name, c.file), c.specs, c.seed);
     log(`  ${c.name} written in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }

@@ -8,22 +8,24 @@ export const TARGETS = {
   unet_b1_s: { max: 4.6, label: 'UNet batch 1 <= 4.6 s' },
   unet_b6_s: { max: 28, label: 'UNet batch 6 <= 28 s' },
   peak_rss_b6_gb: { max: 6, label: 'peak RSS at batch 6 <= 6 GB' },
-  match_overhead_pct: { max: 5, label: "matching < 5% of a UNet call" },
+  match_overhead_pct: { max: 5, label: 'matching < 5% of a UNet call' },
 } as const;
 
 function fmt(x: unknown, unit = ''): string {
-  return typeof x === 'number' ? `${x.toFixed(x < 10 ? 2 : 1)}${unit}` : x === null || x === undefined ? '-' : String(x);
+  return typeof x === 'number' ? `${x.toFixed(x < 10 ? 2 : 1)}${unit}` : x === null || x === undefined ? '-' : typeof x === 'string' ? x : JSON.stringify(x);
 }
 
 export function report(all: Figures, args: Args): void {
   const g = (k: string): unknown => all[k];
-  const graph = (k: string): { graph_s?: number; built?: boolean; build_s?: number | null; session_s?: number } => (all[k] ?? {}) as never;
+  const graph = (k: string): { graph_s?: number; built?: boolean; build_s?: number | null; session_s?: number } => all[k] ?? {};
   const rows: [string, string][] = [];
   const b6G = graph('unet_b6_graph');
   rows.push(['model generation', all['generated'] === true ? `${fmt(g('generation_s'), ' s')} (this run)` : 'already present']);
   for (const [label, key, hitKey] of [
-    ['UNet (FreeU + e4e)', 'unet_graph', 'unet_cache_hit_s'], ['VAE encoder', 'vae_encoder_graph', 'vae_encoder_cache_hit_s'],
-    ['VAE decoder', 'vae_decoder_graph', 'vae_decoder_cache_hit_s'], ['text encoder', 'text_graph', 'text_cache_hit_s'],
+    ['UNet (FreeU + e4e)', 'unet_graph', 'unet_cache_hit_s'],
+    ['VAE encoder', 'vae_encoder_graph', 'vae_encoder_cache_hit_s'],
+    ['VAE decoder', 'vae_decoder_graph', 'vae_decoder_cache_hit_s'],
+    ['text encoder', 'text_graph', 'text_cache_hit_s'],
   ] as const) {
     const gr = graph(key);
     if (gr.session_s === undefined) continue;
@@ -40,17 +42,29 @@ export function report(all: Figures, args: Args): void {
   rows.push(['UNet 512x512 batch 2', meanMin('unet_b2_s', 'unet_b2_min_s')]);
   rows.push([`UNet 512x512 batch 6 (arena ${all['unet_b6_arena'] === true ? 'ON' : 'off'})`, meanMin('unet_b6_s', 'unet_b6_min_s')]);
   rows.push(['UNet batch 6, e4e match ON', meanMin('unet_b6_match_s', 'unet_b6_match_min_s')]);
-  rows.push(['matching overhead', `${fmt(g('match_overhead_pct'), ' %')} fastest vs fastest (${fmt(g('match_overhead_mean_pct'), ' %')} of means, ${fmt(g('match_overhead_cpu_pct'), ' %')} CPU time)`]);
+  rows.push([
+    'matching overhead',
+    `${fmt(g('match_overhead_pct'), ' %')} fastest vs fastest (${fmt(g('match_overhead_mean_pct'), ' %')} of means, ${fmt(g('match_overhead_cpu_pct'), ' %')} CPU time)`,
+  ]);
   rows.push(['VAE encode 512x512', fmt(g('vae_encode_s'), ' s')]);
   rows.push(['VAE decode 512x512', fmt(g('vae_decode_s'), ' s')]);
   rows.push(['text encoder (1 prompt)', fmt(g('text_s'), ' s')]);
   if (g('e2e_reduced_s') !== undefined) {
     const st = (g('e2e_settings') ?? {}) as { numSteps?: number; skip?: number };
     const ph = (g('e2e_phases_s') ?? {}) as Record<string, number>;
-    rows.push([`e2e transfer 512x512, ${st.numSteps} steps skip ${st.skip}`, `${fmt(g('e2e_reduced_s'), ' s')} (load ${fmt(g('e2e_load_pipeline_s'), ' s')}, encode ${fmt(ph['encode'], ' s')}, text ${fmt(ph['text'], ' s')}, UNet session ${fmt(ph['unet_session'], ' s')}, decode ${fmt(ph['decode'], ' s')})`]);
-    rows.push(['e2e inversions (app, struct)', `${fmt(ph['inversion_app'], ' s')}, ${fmt(ph['inversion_struct'], ' s')}; ${fmt(g('e2e_inversion_step_s'), ' s')} per step (batch 2, median)`]);
+    rows.push([
+      `e2e transfer 512x512, ${st.numSteps} steps skip ${st.skip}`,
+      `${fmt(g('e2e_reduced_s'), ' s')} (load ${fmt(g('e2e_load_pipeline_s'), ' s')}, encode ${fmt(ph['encode'], ' s')}, text ${fmt(ph['text'], ' s')}, UNet session ${fmt(ph['unet_session'], ' s')}, decode ${fmt(ph['decode'], ' s')})`,
+    ]);
+    rows.push([
+      'e2e inversions (app, struct)',
+      `${fmt(ph['inversion_app'], ' s')}, ${fmt(ph['inversion_struct'], ' s')}; ${fmt(g('e2e_inversion_step_s'), ' s')} per step (batch 2, median)`,
+    ]);
     rows.push(['e2e transfer loop', `${fmt(ph['transfer'], ' s')}; ${fmt(g('e2e_transfer_step_s'), ' s')} per step (batch 6, median)`]);
-    rows.push(['e2e official settings (100 steps, skip 32)', `${fmt(g('e2e_official_estimate_s'), ' s')} = ${fmt(g('e2e_official_estimate_min'), ' min')} (EXTRAPOLATED from per-step figures)`]);
+    rows.push([
+      'e2e official settings (100 steps, skip 32)',
+      `${fmt(g('e2e_official_estimate_s'), ' s')} = ${fmt(g('e2e_official_estimate_min'), ' min')} (EXTRAPOLATED from per-step figures)`,
+    ]);
     rows.push(['peak RSS, e2e phase', fmt(g('e2e_peak_rss_gb'), ' GB')]);
   }
   rows.push(['peak RSS, batch-6 phase', fmt(g('peak_rss_b6_gb'), ' GB')]);
@@ -63,9 +77,14 @@ export function report(all: Figures, args: Args): void {
   for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`);
   console.log('-'.repeat(width + 30));
   const load = Number(all['loadavg_1m_start'] ?? 0);
-  if (load > 0.5) console.log(`note: 1-minute load average ${load.toFixed(2)} before the bench on ${String(all['cpus'])} CPUs: other processes competed for the cores, timings are pessimistic`);
+  if (load > 0.5)
+    console.log(
+      `note: 1-minute load average ${load.toFixed(2)} before the bench on ${String(all['cpus'])} CPUs: other processes competed for the cores, timings are pessimistic`,
+    );
   if (g('e2e_official_estimate_s') !== undefined) {
-    console.log(`note: the e2e official-settings figure is extrapolated from the reduced run's per-step medians (${fmt(g('e2e_official_estimate_mean_s'), ' s')} from the means), not measured`);
+    console.log(
+      `note: the e2e official-settings figure is extrapolated from the reduced run's per-step medians (${fmt(g('e2e_official_estimate_mean_s'), ' s')} from the means), not measured`,
+    );
   }
   const targets: Record<string, boolean | null> = {};
   for (const [key, t] of Object.entries(TARGETS)) {

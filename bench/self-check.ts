@@ -37,9 +37,17 @@ function compareWithFile(label: string, specs: readonly WeightSpec[], file: stri
 
 export async function selfCheck(): Promise<void> {
   const problems = [
-    ...compareWithFile('unet', unetWeights(loadUNetConfig(join(TINY_DIR, 'unet', 'config.json'))), join(TINY_DIR, 'unet', 'diffusion_pytorch_model.safetensors')),
+    ...compareWithFile(
+      'unet',
+      unetWeights(loadUNetConfig(join(TINY_DIR, 'unet', 'config.json'))),
+      join(TINY_DIR, 'unet', 'diffusion_pytorch_model.safetensors'),
+    ),
     ...compareWithFile('vae', vaeWeights(loadVaeConfig(join(TINY_DIR, 'vae', 'config.json'))), join(TINY_DIR, 'vae', 'diffusion_pytorch_model.safetensors')),
-    ...compareWithFile('text_encoder', clipTextWeights(loadClipTextConfig(join(TINY_DIR, 'text_encoder', 'config.json'))), join(TINY_DIR, 'text_encoder', 'model.safetensors')),
+    ...compareWithFile(
+      'text_encoder',
+      clipTextWeights(loadClipTextConfig(join(TINY_DIR, 'text_encoder', 'config.json'))),
+      join(TINY_DIR, 'text_encoder', 'model.safetensors'),
+    ),
   ];
   for (const p of problems) console.log(`  MISMATCH ${p}`);
   console.log(`tiny golden model vs weight list: ${problems.length === 0 ? 'names, shapes and dtypes identical' : `${problems.length} mismatches`}`);
@@ -70,7 +78,9 @@ export async function selfCheck(): Promise<void> {
     const runner = await model.unet(e4eUNetVariant(model.unetConfig));
     const b = 6;
     const r = await runner.call({
-      sample: randn([b, 4, 16, 16], 4), timestep: 10, encoderHiddenStates: randn([b, 77, model.textConfig.hiddenSize], 5),
+      sample: randn([b, 4, 16, 16], 4),
+      timestep: 10,
+      encoderHiddenStates: randn([b, 77, model.textConfig.hiddenSize], 5),
       feeds: e4eFeeds({ mode: 'match', slots: injectionSlots(true) }, runner.info.processed, b),
     });
     await model.dispose();

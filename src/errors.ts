@@ -116,7 +116,9 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return `${JSON.stringify(value)} of type array`;
   if (typeof value === 'string') return `'${value}' of type string`;
   if (typeof value === 'object') return `${JSON.stringify(value)} of type object`;
-  return `${String(value)} of type ${typeof value}`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === undefined)
+    return `${String(value)} of type ${typeof value}`;
+  return `a value of type ${typeof value}`;
 }
 
 /**

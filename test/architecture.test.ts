@@ -86,7 +86,8 @@ test('a method folder imports no other method folder', () => {
     for (const spec of imports(file)) {
       if (!spec.startsWith('.')) continue;
       const target = relative(methodsDir, resolve(dirname(file), spec)).split(/[\\/]/);
-      if (target.length >= 2 && target[0] !== '..' && target[0] !== 'shared' && target[0] !== own[0]) violations.push(`${relative(repoRoot, file)} imports ${target.join('/')}`);
+      if (target.length >= 2 && target[0] !== '..' && target[0] !== 'shared' && target[0] !== own[0])
+        violations.push(`${relative(repoRoot, file)} imports ${target.join('/')}`);
     }
   }
   assert.deepEqual(violations, []);

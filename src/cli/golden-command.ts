@@ -51,7 +51,10 @@ export async function runGoldenCommand(args: readonly string[], out: (s: string)
   if (!EXECUTION_PROVIDERS.includes(device as ExecutionProvider)) {
     throw invalidParameterError('--device', `one of ${EXECUTION_PROVIDERS.join(', ')}`, device);
   }
-  const only = values.only?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const only = values.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const report = await runGolden(resolve(caseDir), {
     ...(only === undefined ? {} : { only }),
     device: device as ExecutionProvider,
@@ -67,7 +70,9 @@ export async function runGoldenCommand(args: readonly string[], out: (s: string)
     writeSafetensors(resolve(values.save), report.computed, { producer: 'eye4eye golden', case: report.caseDir });
     out(`saved ${Object.keys(report.computed).length} tensors to ${values.save}\n`);
   }
-  out(`tensors: ${tensors.length - failedTensors} passed, ${failedTensors} failed; `
-    + `checks: ${checks.length - failedChecks} passed, ${failedChecks} failed; groups failing: ${failedGroups.length === 0 ? 'none' : failedGroups.join(', ')}\n`);
+  out(
+    `tensors: ${tensors.length - failedTensors} passed, ${failedTensors} failed; ` +
+      `checks: ${checks.length - failedChecks} passed, ${failedChecks} failed; groups failing: ${failedGroups.length === 0 ? 'none' : failedGroups.join(', ')}\n`,
+  );
   return report.ok ? 0 : 1;
 }

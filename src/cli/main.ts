@@ -20,7 +20,11 @@ ${TRANSFER_HELP}
 ${GOLDEN_HELP}
 `;
 
-export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s), err: (s: string) => void = (s) => process.stderr.write(s)): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  out: (s: string) => void = (s) => process.stdout.write(s),
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {

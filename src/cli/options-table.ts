@@ -37,7 +37,9 @@ function number(flag: string): (raw: string | boolean) => number {
 
 function range(flag: string): (raw: string | boolean) => readonly [number, number] {
   return (raw) => {
-    const parts = String(raw).split(',').map((p) => p.trim());
+    const parts = String(raw)
+      .split(',')
+      .map((p) => p.trim());
     const values = parts.map(Number);
     if (parts.length !== 2 || parts.some((p) => p === '') || values.some((v) => !Number.isFinite(v))) {
       throw new UsageError(`--${flag}: expected START,END (two numbers) but received '${String(raw)}'`);
@@ -49,27 +51,98 @@ function range(flag: string): (raw: string | boolean) => readonly [number, numbe
 const d = DEFAULT_TRANSFER_OPTIONS;
 
 export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
-  method: { flag: 'method', type: 'string', valueName: METHOD_NAMES.join('|'), description: `appearance-transfer method (default ${d.method})`, parse: (raw) => String(raw) as TransferOptions['method'] },
+  method: {
+    flag: 'method',
+    type: 'string',
+    valueName: METHOD_NAMES.join('|'),
+    description: `appearance-transfer method (default ${d.method})`,
+    parse: (raw) => String(raw) as TransferOptions['method'],
+  },
   domain: { flag: 'domain', type: 'string', valueName: 'NAME', description: 'object class, e.g. bird (required)', parse: text },
   prompt: { flag: 'prompt', type: 'string', valueName: 'TEXT', description: "prompt (default: 'A photo of a <domain>')", parse: text },
-  numSteps: { flag: 'steps', type: 'string', valueName: 'N', description: `DDIM steps of inversion and transfer (default ${d.numSteps})`, parse: number('steps') },
-  skip: { flag: 'skip', type: 'string', valueName: 'N', description: `steps skipped at the start of the transfer (default ${d.skip})`, parse: number('skip') },
-  guidanceScale: { flag: 'guidance', type: 'string', valueName: 'G', description: `classifier-free guidance of the transfer (default ${d.guidanceScale})`, parse: number('guidance') },
-  inversionGuidance: { flag: 'inversion-guidance', type: 'string', valueName: 'G', description: `guidance of the inversion (default ${d.inversionGuidance})`, parse: number('inversion-guidance') },
-  featRange: { flag: 'feat-range', type: 'string', valueName: 'A,B', description: `feature-injection steps [A, B) (default ${d.featRange.join(',')})`, parse: range('feat-range') },
-  adainRange: { flag: 'adain-range', type: 'string', valueName: 'A,B', description: `AdaIN steps [A, B) (default ${d.adainRange.join(',')})`, parse: range('adain-range') },
-  seed: { flag: 'seed', type: 'string', valueName: 'S', description: `seed of the inversion noise (default ${d.seed})`, parse: number('seed') },
-  size: { flag: 'size', type: 'string', valueName: 'PX', description: `short side of the working size, multiple of 64 (default ${d.size})`, parse: number('size') },
-  structureMask: { flag: 'structure-mask', type: 'string', valueName: 'FILE', description: 'object mask of the structure image (white = object)', parse: text },
-  appearanceMask: { flag: 'appearance-mask', type: 'string', valueName: 'FILE', description: 'object mask of the appearance image (white = object)', parse: text },
-  injection: { flag: 'v-injection', type: 'boolean', description: 'ablation: inject the values only (default: feature matching)', parse: (raw) => (raw === true ? 'vInjection' : 'match') },
-  device: { flag: 'device', type: 'string', valueName: DEVICES.join('|'), description: `execution provider (default ${d.device})`, parse: (raw) => String(raw) as TransferOptions['device'] },
-  hookSites: {
-    flag: 'hook-sites', type: 'string', valueName: 'PATHS',
-    description: 'comma-separated attn1 module paths where the method acts (default: the two finest attention up blocks)',
-    parse: (raw) => String(raw).split(',').map((p) => p.trim()).filter((p) => p !== ''),
+  numSteps: {
+    flag: 'steps',
+    type: 'string',
+    valueName: 'N',
+    description: `DDIM steps of inversion and transfer (default ${d.numSteps})`,
+    parse: number('steps'),
   },
-  cacheDir: { flag: 'cache-dir', type: 'string', valueName: 'DIR', description: 'cache of built graphs and inversions (default: E4E_CACHE_DIR or the platform cache)', parse: text },
+  skip: { flag: 'skip', type: 'string', valueName: 'N', description: `steps skipped at the start of the transfer (default ${d.skip})`, parse: number('skip') },
+  guidanceScale: {
+    flag: 'guidance',
+    type: 'string',
+    valueName: 'G',
+    description: `classifier-free guidance of the transfer (default ${d.guidanceScale})`,
+    parse: number('guidance'),
+  },
+  inversionGuidance: {
+    flag: 'inversion-guidance',
+    type: 'string',
+    valueName: 'G',
+    description: `guidance of the inversion (default ${d.inversionGuidance})`,
+    parse: number('inversion-guidance'),
+  },
+  featRange: {
+    flag: 'feat-range',
+    type: 'string',
+    valueName: 'A,B',
+    description: `feature-injection steps [A, B) (default ${d.featRange.join(',')})`,
+    parse: range('feat-range'),
+  },
+  adainRange: {
+    flag: 'adain-range',
+    type: 'string',
+    valueName: 'A,B',
+    description: `AdaIN steps [A, B) (default ${d.adainRange.join(',')})`,
+    parse: range('adain-range'),
+  },
+  seed: { flag: 'seed', type: 'string', valueName: 'S', description: `seed of the inversion noise (default ${d.seed})`, parse: number('seed') },
+  size: {
+    flag: 'size',
+    type: 'string',
+    valueName: 'PX',
+    description: `short side of the working size, multiple of 64 (default ${d.size})`,
+    parse: number('size'),
+  },
+  structureMask: { flag: 'structure-mask', type: 'string', valueName: 'FILE', description: 'object mask of the structure image (white = object)', parse: text },
+  appearanceMask: {
+    flag: 'appearance-mask',
+    type: 'string',
+    valueName: 'FILE',
+    description: 'object mask of the appearance image (white = object)',
+    parse: text,
+  },
+  injection: {
+    flag: 'v-injection',
+    type: 'boolean',
+    description: 'ablation: inject the values only (default: feature matching)',
+    parse: (raw) => (raw === true ? 'vInjection' : 'match'),
+  },
+  device: {
+    flag: 'device',
+    type: 'string',
+    valueName: DEVICES.join('|'),
+    description: `execution provider (default ${d.device})`,
+    parse: (raw) => String(raw) as TransferOptions['device'],
+  },
+  hookSites: {
+    flag: 'hook-sites',
+    type: 'string',
+    valueName: 'PATHS',
+    description: 'comma-separated attn1 module paths where the method acts (default: the two finest attention up blocks)',
+    parse: (raw) =>
+      String(raw)
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== ''),
+  },
+  cacheDir: {
+    flag: 'cache-dir',
+    type: 'string',
+    valueName: 'DIR',
+    description: 'cache of built graphs and inversions (default: E4E_CACHE_DIR or the platform cache)',
+    parse: text,
+  },
 };
 
 /** Flags of the command itself (inputs and outputs), not part of TransferOptions. */

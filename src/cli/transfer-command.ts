@@ -48,7 +48,9 @@ function progressPrinter(io: CommandIo): (e: ProgressEvent) => void {
       const width = 24;
       const filled = Math.round((width * e.step) / Math.max(e.total, 1));
       const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-      io.err(`\r${e.phase.padEnd(16)} [${bar}] ${String(e.step).padStart(4)}/${e.total}  ETA ${formatSeconds(e.etaSeconds)}${e.cached === true ? ' (cached)' : ''}${done ? '\n' : ''}`);
+      io.err(
+        `\r${e.phase.padEnd(16)} [${bar}] ${String(e.step).padStart(4)}/${e.total}  ETA ${formatSeconds(e.etaSeconds)}${e.cached === true ? ' (cached)' : ''}${done ? '\n' : ''}`,
+      );
     } else if (done) {
       const seconds = (performance.now() - (started.get(e.phase) ?? performance.now())) / 1000;
       io.err(`${e.phase}: ${e.total}/${e.total}${e.cached === true ? ' (from the inversion cache)' : ''} in ${seconds.toFixed(1)} s\n`);
@@ -84,7 +86,9 @@ function downloadPrinter(io: CommandIo, model: string): (p: DownloadProgress) =>
       const filled = Math.round((width * p.bytes) / Math.max(p.totalBytes, 1));
       const rate = (p.bytes - started.bytes) / Math.max(seconds, 1e-3);
       const eta = rate > 0 ? (p.totalBytes - p.bytes) / rate : undefined;
-      io.err(`\r\x1b[2Kdownload [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}  ${p.fileIndex + 1}/${p.files} ${p.file}  ETA ${formatSeconds(done ? 0 : eta)}${done ? '\n' : ''}`);
+      io.err(
+        `\r\x1b[2Kdownload [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}  ${p.fileIndex + 1}/${p.files} ${p.file}  ETA ${formatSeconds(done ? 0 : eta)}${done ? '\n' : ''}`,
+      );
     } else if (p.fileIndex !== lastFile) {
       io.err(`download ${p.fileIndex + 1}/${p.files}: ${p.file}\n`);
     }
@@ -130,7 +134,12 @@ function describeInput(source: unknown): string | undefined {
   return typeof source === 'string' ? resolve(source) : source === undefined ? undefined : '<buffer>';
 }
 
-function runRecord(args: { structure: string; appearance: string; outDir: string }, options: TransferOptions, result: TransferOutput, files: readonly string[]): unknown {
+function runRecord(
+  args: { structure: string; appearance: string; outDir: string },
+  options: TransferOptions,
+  result: TransferOutput,
+  files: readonly string[],
+): unknown {
   const m = result.metadata;
   return {
     tool: 'eye4eye',
@@ -142,13 +151,21 @@ function runRecord(args: { structure: string; appearance: string; outDir: string
       structureMask: describeInput(options.structureMask),
       appearanceMask: describeInput(options.appearanceMask),
     },
-    options: { ...options, structureMask: describeInput(options.structureMask), appearanceMask: describeInput(options.appearanceMask), cacheDir: options.cacheDir },
+    options: {
+      ...options,
+      structureMask: describeInput(options.structureMask),
+      appearanceMask: describeInput(options.appearanceMask),
+      cacheDir: options.cacheDir,
+    },
     model: m.model,
     versions: { eye4eye: VERSION, onnxruntime: ORT_VERSION, node: process.version, sharp: sharp.versions.sharp, vips: sharp.versions.vips },
     timings: result.timings,
     cache: { inversion: { app: m.inversionCache.app, struct: m.inversionCache.struct }, dir: m.inversionCache.dir },
     sizes: { structure: m.structureSize, appearance: m.appearanceSize, working: m.workingSize, latent: m.latentSize },
-    correspondence: result.matches === undefined ? null : { site: result.matches.site, iteration: result.matches.iteration, tokens: { width: result.matches.width, height: result.matches.height } },
+    correspondence:
+      result.matches === undefined
+        ? null
+        : { site: result.matches.site, iteration: result.matches.iteration, tokens: { width: result.matches.width, height: result.matches.height } },
     outDir: resolve(args.outDir),
     outputs: files,
   };
@@ -166,7 +183,7 @@ function parseCommandLine(argv: readonly string[]): { values: Record<string, str
     if (known.type === 'string' && token.value === undefined) throw new UsageError(`option '${token.rawName}' needs a value`);
     if (known.type === 'boolean' && token.value !== undefined) throw new UsageError(`option '${token.rawName}' takes no value`);
   }
-  return { values: values as Record<string, string | boolean | undefined> };
+  return { values: values };
 }
 
 async function run(argv: readonly string[], io: CommandIo): Promise<number> {
@@ -191,7 +208,10 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   const outDir = String(values['out'] ?? DEFAULT_OUT_DIR);
   const modelArg = String(values['model'] ?? DEFAULT_MODEL_ID);
 
-  const loadOptions: Parameters<typeof loadPipeline>[1] = { device: options.device, onStatus: (s) => io.err(`${io.isTTY === true ? '\r\x1b[2K' : ''}eye4eye: ${s}\n`) };
+  const loadOptions: Parameters<typeof loadPipeline>[1] = {
+    device: options.device,
+    onStatus: (s) => io.err(`${io.isTTY === true ? '\r\x1b[2K' : ''}eye4eye: ${s}\n`),
+  };
   if (options.cacheDir !== undefined) loadOptions.cacheDir = options.cacheDir;
   if (io.env !== undefined) loadOptions.env = io.env;
   loadOptions.onDownload = downloadPrinter(io, modelArg);
@@ -203,11 +223,19 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
     const result = await pipeline.transfer({ structure, appearance }, options, { onProgress: progressPrinter(io), signal: controller.signal });
     const files: OutputFile[] = [
       { name: 'result.png', data: result.png },
-      { name: 'grid.png', data: await gridPng([{ image: result.structure, label: 'structure' }, { image: result.appearance, label: 'appearance' }, { image: result.image, label: 'result' }]) },
+      {
+        name: 'grid.png',
+        data: await gridPng([
+          { image: result.structure, label: 'structure' },
+          { image: result.appearance, label: 'appearance' },
+          { image: result.image, label: 'result' },
+        ]),
+      },
     ];
     if (result.structureMask !== undefined) files.push({ name: 'mask-structure.png', data: await maskToPng(result.structureMask) });
     if (result.appearanceMask !== undefined) files.push({ name: 'mask-appearance.png', data: await maskToPng(result.appearanceMask) });
-    if (result.matches !== undefined) files.push({ name: 'correspondence.png', data: await correspondencePng(result.image, result.appearance, result.matches) });
+    if (result.matches !== undefined)
+      files.push({ name: 'correspondence.png', data: await correspondencePng(result.image, result.appearance, result.matches) });
     const names = [...files.map((f) => f.name), 'run.json'];
     const record = runRecord({ structure, appearance, outDir }, options, result, names);
     files.push({ name: 'run.json', data: Buffer.from(`${JSON.stringify(record, null, 2)}\n`) });

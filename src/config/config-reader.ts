@@ -155,7 +155,7 @@ export class ConfigReader {
     if (length !== undefined && value.length !== length) {
       throw this.invalid(field, `an array of ${length} ${expected} (one per block)`, value);
     }
-    return [...(value as T[])];
+    return [...value];
   }
 
   /** A scalar broadcast to `length` entries, or an array of exactly `length` entries. */
@@ -163,7 +163,7 @@ export class ConfigReader {
     const value = this.raw(field);
     if (value === undefined) return new Array<T>(length).fill(fallback);
     if (check(value)) return new Array<T>(length).fill(value);
-    if (Array.isArray(value) && value.length === length && value.every((v) => check(v))) return [...(value as T[])];
+    if (Array.isArray(value) && value.length === length && value.every((v) => check(v))) return [...value];
     throw this.invalid(field, `${expected} or an array of ${length} of them (one per block)`, value);
   }
 }

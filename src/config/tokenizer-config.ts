@@ -23,7 +23,10 @@ export interface TokenizerConfig {
 
 type TokenField = 'bos_token' | 'eos_token' | 'unk_token' | 'pad_token';
 const TOKEN_DEFAULTS: Readonly<Record<TokenField, string>> = {
-  bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>', pad_token: '<|endoftext|>',
+  bos_token: '<|startoftext|>',
+  eos_token: '<|endoftext|>',
+  unk_token: '<|endoftext|>',
+  pad_token: '<|endoftext|>',
 };
 
 const isToken = (v: unknown): v is string | { content: string } => isString(v) || (isRecord(v) && isString(v['content']));
@@ -33,7 +36,7 @@ function token(readers: ConfigReader[], field: TokenField): string {
   let value: string = TOKEN_DEFAULTS[field];
   for (const r of readers) {
     if (!r.has(field)) continue;
-    const t = r.get(field, isToken, 'a token string or an object with a string \'content\'', value);
+    const t = r.get(field, isToken, "a token string or an object with a string 'content'", value);
     value = typeof t === 'string' ? t : t.content;
   }
   return value;

@@ -97,9 +97,19 @@ export function parseUNetConfig(json: unknown, path: string): UNetConfig {
   // Features of UNet2DConditionModel that the method's models never use: must keep their defaults.
   r.choice('time_embedding_type', ['positional'], 'positional');
   r.choice('resnet_time_scale_shift', ['default'], 'default');
-  for (const field of ['class_embed_type', 'addition_embed_type', 'addition_time_embed_dim', 'num_class_embeds', 'encoder_hid_dim',
-    'encoder_hid_dim_type', 'time_embedding_act_fn', 'timestep_post_act', 'time_cond_proj_dim', 'cross_attention_norm',
-    'projection_class_embeddings_input_dim']) {
+  for (const field of [
+    'class_embed_type',
+    'addition_embed_type',
+    'addition_time_embed_dim',
+    'num_class_embeds',
+    'encoder_hid_dim',
+    'encoder_hid_dim_type',
+    'time_embedding_act_fn',
+    'timestep_post_act',
+    'time_cond_proj_dim',
+    'cross_attention_norm',
+    'projection_class_embeddings_input_dim',
+  ]) {
     r.fixed(field, null);
   }
   for (const field of ['dual_cross_attention', 'resnet_skip_time_act', 'class_embeddings_concat']) r.fixed(field, false);
@@ -127,7 +137,9 @@ export function parseUNetConfig(json: unknown, path: string): UNetConfig {
   if (normNumGroups === 0) throw r.unsupported('norm_num_groups', null, 'a positive integer (GroupNorm after the last up block)');
   blockOutChannels.forEach((c, i) => {
     if (c % normNumGroups !== 0) {
-      throw new ConfigError(`${path}: field 'block_out_channels' = ${showValue(blockOutChannels)}: block ${i} has ${c} channels, not divisible by norm_num_groups ${normNumGroups}`);
+      throw new ConfigError(
+        `${path}: field 'block_out_channels' = ${showValue(blockOutChannels)}: block ${i} has ${c} channels, not divisible by norm_num_groups ${normNumGroups}`,
+      );
     }
   });
 

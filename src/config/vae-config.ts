@@ -39,7 +39,10 @@ export function parseVaeConfig(json: unknown, path: string): VaeConfig {
   const downBlockTypes = blockTypes(r, 'down_block_types', VAE_DOWN_BLOCK_TYPES);
   const upBlockTypes = blockTypes(r, 'up_block_types', VAE_UP_BLOCK_TYPES);
   const blockOutChannels = r.array('block_out_channels', isPositiveInt, 'positive integers', [64]);
-  for (const [field, list] of [['down_block_types', downBlockTypes], ['up_block_types', upBlockTypes]] as const) {
+  for (const [field, list] of [
+    ['down_block_types', downBlockTypes],
+    ['up_block_types', upBlockTypes],
+  ] as const) {
     if (list.length !== blockOutChannels.length) {
       throw new ConfigError(`${path}: field '${field}' must have as many entries as 'block_out_channels' (${blockOutChannels.length}), got ${list.length}`);
     }
@@ -47,7 +50,9 @@ export function parseVaeConfig(json: unknown, path: string): VaeConfig {
   const normNumGroups = r.positiveInt('norm_num_groups', 32);
   blockOutChannels.forEach((c, i) => {
     if (c % normNumGroups !== 0) {
-      throw new ConfigError(`${path}: field 'block_out_channels' = ${showValue(blockOutChannels)}: block ${i} has ${c} channels, not divisible by norm_num_groups ${normNumGroups}`);
+      throw new ConfigError(
+        `${path}: field 'block_out_channels' = ${showValue(blockOutChannels)}: block ${i} has ${c} channels, not divisible by norm_num_groups ${normNumGroups}`,
+      );
     }
   });
   const config: VaeConfig = {

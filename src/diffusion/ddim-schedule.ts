@@ -68,9 +68,10 @@ export function torchLinspaceF32(start: number, end: number, steps: number): Flo
 /** alphas_cumprod: betas in float32, alphas = 1 - betas, cumprod accumulated in double (torch CPU acc_type) and stored as float32. */
 function alphasCumprodOf(config: DdimScheduleConfig): Float32Array {
   const { numTrainTimesteps: n, betaStart, betaEnd } = config;
-  const betas = config.betaSchedule === 'scaled_linear'
-    ? torchLinspaceF32(Math.sqrt(betaStart), Math.sqrt(betaEnd), n).map((b) => f32(b * b))
-    : torchLinspaceF32(betaStart, betaEnd, n);
+  const betas =
+    config.betaSchedule === 'scaled_linear'
+      ? torchLinspaceF32(Math.sqrt(betaStart), Math.sqrt(betaEnd), n).map((b) => f32(b * b))
+      : torchLinspaceF32(betaStart, betaEnd, n);
   const out = new Float32Array(n);
   let product = 1;
   for (let i = 0; i < n; i++) {
@@ -99,7 +100,9 @@ function spacedTimesteps(config: DdimScheduleConfig, numInferenceSteps: number):
   const T = config.numTrainTimesteps;
   switch (config.timestepSpacing) {
     case 'linspace':
-      return numpyLinspace(0, T - 1, numInferenceSteps).map(roundHalfEven).reverse();
+      return numpyLinspace(0, T - 1, numInferenceSteps)
+        .map(roundHalfEven)
+        .reverse();
     case 'leading': {
       const ratio = Math.floor(T / numInferenceSteps);
       return Array.from({ length: numInferenceSteps }, (_, i) => i * ratio + config.stepsOffset).reverse();
@@ -135,7 +138,7 @@ function checkConfig(config: DdimScheduleConfig): void {
 export function ddimSchedule(config: DdimScheduleConfig): DdimSchedule {
   checkConfig(config);
   const alphasCumprod = alphasCumprodOf(config);
-  const finalAlphaCumprod = config.setAlphaToOne ? 1 : alphasCumprod[0] ?? 1;
+  const finalAlphaCumprod = config.setAlphaToOne ? 1 : (alphasCumprod[0] ?? 1);
   const T = config.numTrainTimesteps;
   const checkSteps = (numInferenceSteps: number): void => {
     if (!Number.isInteger(numInferenceSteps) || numInferenceSteps < 1 || numInferenceSteps > T) {

@@ -36,7 +36,11 @@ export function guidedUNetNoise(unet: UNetRunner, text: Tensor<'float32'>): Guid
   return async (latent, timestep) => {
     const [, ...dims] = latent.dims;
     const n = latent.data.length;
-    const r = await unet.call({ sample: { dtype: 'float32', dims: [2, ...dims], data: concatRows([latent.data, latent.data]) }, timestep, encoderHiddenStates: text });
+    const r = await unet.call({
+      sample: { dtype: 'float32', dims: [2, ...dims], data: concatRows([latent.data, latent.data]) },
+      timestep,
+      encoderHiddenStates: text,
+    });
     return { uncond: r.noise.data.slice(0, n), cond: r.noise.data.slice(n, 2 * n) };
   };
 }
@@ -76,7 +80,11 @@ export async function invert(x0: Tensor<'float32'>, schedule: DdimSchedule, pred
   if (noise.length !== numSteps || noise.some((n) => n.length !== size)) {
     throw new InvalidParameterError(`inversion needs ${numSteps} noise maps of ${size} values`);
   }
-  const xts = sampleXtsFromX0(x0.data, timesteps.map((t) => schedule.alphaCumprodAt(t)), noise);
+  const xts = sampleXtsFromX0(
+    x0.data,
+    timesteps.map((t) => schedule.alphaCumprodAt(t)),
+    noise,
+  );
   const zs: Float32Array[] = new Array<Float32Array>(numSteps);
   for (let k = 0; k < numSteps; k++) {
     if (options.signal?.aborted === true) throw new AbortError('inversion aborted');
@@ -86,8 +94,11 @@ export async function invert(x0: Tensor<'float32'>, schedule: DdimSchedule, pred
     const { uncond, cond } = await predict({ dtype: 'float32', dims: x0.dims, data: xt }, t);
     const eps = classifierFreeGuidance(uncond, cond, options.guidanceScale);
     const step = inversionNoise({
-      xt, xtPrev: xts[idx + 1]!, noisePred: eps,
-      alphaProd: schedule.alphaCumprodAt(t), alphaProdPrev: schedule.alphaCumprodAt(schedule.prevTimestep(t, numSteps)),
+      xt,
+      xtPrev: xts[idx + 1]!,
+      noisePred: eps,
+      alphaProd: schedule.alphaCumprodAt(t),
+      alphaProdPrev: schedule.alphaCumprodAt(schedule.prevTimestep(t, numSteps)),
     });
     zs[idx] = step.z;
     // The reference re-writes xts[idx + 1] = mu + sigma z (equal to the sampled value up to rounding).

@@ -40,10 +40,14 @@ const MAX_PAIRS = 5;
 /** Element reader as plain numbers (float16/bfloat16 widened, int64 converted). */
 function numbers(t: Tensor): ArrayLike<number> {
   switch (t.dtype) {
-    case 'float16': return widenFloat16(t.data as Uint16Array);
-    case 'bfloat16': return widenBfloat16(t.data as Uint16Array);
-    case 'int64': return Float64Array.from(t.data as BigInt64Array, (v) => Number(v));
-    default: return t.data as ArrayLike<number>;
+    case 'float16':
+      return widenFloat16(t.data as Uint16Array);
+    case 'bfloat16':
+      return widenBfloat16(t.data as Uint16Array);
+    case 'int64':
+      return Float64Array.from(t.data as BigInt64Array, (v) => Number(v));
+    default:
+      return t.data as ArrayLike<number>;
   }
 }
 
@@ -62,7 +66,16 @@ export function compareTensors(actual: Tensor, expected: Tensor, options: Compar
   const count = numel(expected.dims);
   if (!sameDims(actual.dims, expected.dims)) {
     return {
-      label, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: count, count, pairs: [], atol, rtol,
+      label,
+      ok: false,
+      maxAbs: NaN,
+      maxRel: NaN,
+      worstIndex: [],
+      mismatches: count,
+      count,
+      pairs: [],
+      atol,
+      rtol,
       shapeError: `shape ${formatDims(actual.dims)} differs from expected ${formatDims(expected.dims)}`,
     };
   }
@@ -83,7 +96,10 @@ export function compareTensors(actual: Tensor, expected: Tensor, options: Compar
     if (Number.isNaN(diff)) {
       sawNaN = true;
     } else {
-      if (diff > maxAbs) { maxAbs = diff; largestFlat = i; }
+      if (diff > maxAbs) {
+        maxAbs = diff;
+        largestFlat = i;
+      }
       const rel = diff === 0 ? 0 : y === 0 ? Infinity : diff / Math.abs(y);
       if (rel > maxRel) maxRel = rel;
     }
@@ -93,7 +109,10 @@ export function compareTensors(actual: Tensor, expected: Tensor, options: Compar
     if (!close) {
       mismatches++;
       const excess = Number.isFinite(x) && Number.isFinite(y) ? diff - allowed : Infinity;
-      if (excess > worstExcess || worstFlat < 0) { worstExcess = excess; worstFlat = i; }
+      if (excess > worstExcess || worstFlat < 0) {
+        worstExcess = excess;
+        worstFlat = i;
+      }
       if (pairs.length < MAX_PAIRS) pairs.push({ index: unravel(i, expected.dims), actual: x, expected: y });
     }
   }

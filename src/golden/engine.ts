@@ -98,7 +98,12 @@ export function decodeLatent(engine: GoldenEngine, latent: Tensor<'float32'>): P
 }
 
 /** The DDIM scheduler tables of the model's scheduler config. */
-export function schedulerTables(engine: GoldenEngine): { alphasCumprod: Float32Array; finalAlphaCumprod: number; numTrainTimesteps: number; timesteps(steps: number): number[] } {
+export function schedulerTables(engine: GoldenEngine): {
+  alphasCumprod: Float32Array;
+  finalAlphaCumprod: number;
+  numTrainTimesteps: number;
+  timesteps(steps: number): number[];
+} {
   const s = ddimSchedule(impl(engine).schedulerConfig);
   return { alphasCumprod: s.alphasCumprod, finalAlphaCumprod: s.finalAlphaCumprod, numTrainTimesteps: s.numTrainTimesteps, timesteps: (n) => s.timesteps(n) };
 }
@@ -109,7 +114,10 @@ export async function defaultSites(engine: GoldenEngine): Promise<string[]> {
 }
 
 /** One call of the stock UNet (FreeU on or off, no method hooks) -> noise prediction [B, C, h, w]. */
-export async function unetForward(engine: GoldenEngine, call: { freeu: boolean; sample: Tensor<'float32'>; timestep: number; encoderHiddenStates: Tensor<'float32'> }): Promise<Tensor<'float32'>> {
+export async function unetForward(
+  engine: GoldenEngine,
+  call: { freeu: boolean; sample: Tensor<'float32'>; timestep: number; encoderHiddenStates: Tensor<'float32'> },
+): Promise<Tensor<'float32'>> {
   const unet = await impl(engine).unet({ freeu: call.freeu });
   return (await unet.call({ sample: call.sample, timestep: call.timestep, encoderHiddenStates: call.encoderHiddenStates })).noise;
 }
@@ -118,11 +126,20 @@ export async function unetForward(engine: GoldenEngine, call: { freeu: boolean; 
  * One call of the method's UNet (FreeU on, hooks at `sites`) at the reference's `model.step` counter: the attention
  * rule follows from the step and feat_range; the batch is the official CFG batch of 6 or the batch of 3.
  */
-export async function e4eForward(engine: GoldenEngine, call: {
-  sites: readonly string[]; modelStep: number; featRange: StepRange; injection: InjectionKind;
-  sample: Tensor<'float32'>; timestep: number; encoderHiddenStates: Tensor<'float32'>;
-  maskStruct?: Tensor<'float32'> | undefined; maskApp?: Tensor<'float32'> | undefined;
-}): Promise<{ noise: Tensor<'float32'>; matches: Readonly<Record<string, BigInt64Array>>; mode: string }> {
+export async function e4eForward(
+  engine: GoldenEngine,
+  call: {
+    sites: readonly string[];
+    modelStep: number;
+    featRange: StepRange;
+    injection: InjectionKind;
+    sample: Tensor<'float32'>;
+    timestep: number;
+    encoderHiddenStates: Tensor<'float32'>;
+    maskStruct?: Tensor<'float32'> | undefined;
+    maskApp?: Tensor<'float32'> | undefined;
+  },
+): Promise<{ noise: Tensor<'float32'>; matches: Readonly<Record<string, BigInt64Array>>; mode: string }> {
   const mode = injectionMode(call.modelStep, call.featRange, call.injection);
   const batch = call.sample.dims[0]!;
   const unet = await e4eUNet(engine, call.sites);
@@ -135,13 +152,25 @@ export async function e4eForward(engine: GoldenEngine, call: {
  * The reference's edit-friendly DDPM inversion of one image [1, 3, H, W] in [-1, 1]: encoded at the fixed 0.18215,
  * with the given noise draws (noise[i] belongs to timesteps[i]) and the FreeU UNet with the method's hooks neutral.
  */
-export async function invertImage(engine: GoldenEngine, options: {
-  image: Tensor<'float32'>; noise: readonly Float32Array[]; prompt: string; numSteps: number; guidanceScale: number; sites: readonly string[];
-}): Promise<{ xts: Float32Array[]; zs: Float32Array[]; latentDims: [number, number, number] }> {
+export async function invertImage(
+  engine: GoldenEngine,
+  options: {
+    image: Tensor<'float32'>;
+    noise: readonly Float32Array[];
+    prompt: string;
+    numSteps: number;
+    guidanceScale: number;
+    sites: readonly string[];
+  },
+): Promise<{ xts: Float32Array[]; zs: Float32Array[]; latentDims: [number, number, number] }> {
   const model = impl(engine);
   const x0 = toInversionLatent(await model.encodeImage(options.image), model.vaeConfig.scalingFactor);
   const predict = guidedUNetNoise(await e4eUNet(engine, options.sites), await model.encodeText(['', options.prompt]));
-  const result = await invert(x0, ddimSchedule(model.schedulerConfig), predict, { numSteps: options.numSteps, guidanceScale: options.guidanceScale, noise: options.noise });
+  const result = await invert(x0, ddimSchedule(model.schedulerConfig), predict, {
+    numSteps: options.numSteps,
+    guidanceScale: options.guidanceScale,
+    noise: options.noise,
+  });
   const [, c, h, w] = x0.dims as [number, number, number, number];
   return { xts: result.xts, zs: result.zs, latentDims: [c, h, w] };
 }
@@ -166,37 +195,62 @@ export interface TransferRun {
  * embeddings, the matching masks (image size) and AdaIN masks (latent size, absent = plain AdaIN). `forced(i)` gives
  * the match indices to impose at iteration i (undefined = natural argmax).
  */
-export async function transferLoop(engine: GoldenEngine, options: {
-  app: { xts: readonly Float32Array[]; zs: readonly Float32Array[] };
-  struct: { xts: readonly Float32Array[]; zs: readonly Float32Array[] };
-  latentDims: readonly [number, number, number];
-  prompt: string; sites: readonly string[];
-  numSteps: number; skip: number; guidanceScale: number; featRange: StepRange; adainRange: StepRange; injection: InjectionKind;
-  maskStruct?: Tensor<'float32'> | undefined; maskApp?: Tensor<'float32'> | undefined;
-  adainMaskStruct?: Float32Array | undefined; adainMaskApp?: Float32Array | undefined;
-  forced?: ((iteration: number) => Readonly<Record<string, BigInt64Array>> | undefined) | undefined;
-}): Promise<TransferRun> {
+export async function transferLoop(
+  engine: GoldenEngine,
+  options: {
+    app: { xts: readonly Float32Array[]; zs: readonly Float32Array[] };
+    struct: { xts: readonly Float32Array[]; zs: readonly Float32Array[] };
+    latentDims: readonly [number, number, number];
+    prompt: string;
+    sites: readonly string[];
+    numSteps: number;
+    skip: number;
+    guidanceScale: number;
+    featRange: StepRange;
+    adainRange: StepRange;
+    injection: InjectionKind;
+    maskStruct?: Tensor<'float32'> | undefined;
+    maskApp?: Tensor<'float32'> | undefined;
+    adainMaskStruct?: Float32Array | undefined;
+    adainMaskApp?: Float32Array | undefined;
+    forced?: ((iteration: number) => Readonly<Record<string, BigInt64Array>> | undefined) | undefined;
+  },
+): Promise<TransferRun> {
   const model = impl(engine);
   const unet = await e4eUNet(engine, options.sites);
   const emb = await model.encodeText(['', options.prompt]); // [2, T, D]
   const row = (i: number): Tensor<'float32'> => reshape(sliceFirst(emb, i), [1, ...emb.dims.slice(1)]);
   const { adainMaskStruct: structure, adainMaskApp: appearance } = options;
-  const { latents, trace } = await runE4ELoop({
-    unet, schedule: ddimSchedule(model.schedulerConfig), app: options.app, struct: options.struct, latentDims: options.latentDims,
-    embeddings: { uncond: row(0), cond: row(1) }, structureMask: options.maskStruct, appearanceMask: options.maskApp,
-  }, {
-    numSteps: options.numSteps,
-    skip: options.skip,
-    guidanceScale: options.guidanceScale,
-    featRange: options.featRange,
-    adainRange: options.adainRange,
-    injection: options.injection,
-    adainMasks: structure !== undefined && appearance !== undefined ? { structure, appearance } : undefined,
-    forcedMatches: options.forced,
-  });
+  const { latents, trace } = await runE4ELoop(
+    {
+      unet,
+      schedule: ddimSchedule(model.schedulerConfig),
+      app: options.app,
+      struct: options.struct,
+      latentDims: options.latentDims,
+      embeddings: { uncond: row(0), cond: row(1) },
+      structureMask: options.maskStruct,
+      appearanceMask: options.maskApp,
+    },
+    {
+      numSteps: options.numSteps,
+      skip: options.skip,
+      guidanceScale: options.guidanceScale,
+      featRange: options.featRange,
+      adainRange: options.adainRange,
+      injection: options.injection,
+      adainMasks: structure !== undefined && appearance !== undefined ? { structure, appearance } : undefined,
+      forcedMatches: options.forced,
+    },
+  );
   return {
-    latents, timesteps: trace.timesteps, modelSteps: trace.modelSteps, noisePred: trace.noisePred, iterationLatents: trace.latents,
-    latent0BeforeAdain: trace.latent0BeforeAdain, matches: trace.matches,
+    latents,
+    timesteps: trace.timesteps,
+    modelSteps: trace.modelSteps,
+    noisePred: trace.noisePred,
+    iterationLatents: trace.latents,
+    latent0BeforeAdain: trace.latent0BeforeAdain,
+    matches: trace.matches,
   };
 }
 

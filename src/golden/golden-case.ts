@@ -51,8 +51,12 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function parseTensorMeta(dir: string, name: string, value: unknown): GoldenTensorMeta {
-  if (!isRecord(value) || !Array.isArray(value['shape']) || !value['shape'].every((d) => Number.isSafeInteger(d) && (d as number) >= 0)
-    || typeof value['dtype'] !== 'string') {
+  if (
+    !isRecord(value) ||
+    !Array.isArray(value['shape']) ||
+    !value['shape'].every((d) => Number.isSafeInteger(d) && (d as number) >= 0) ||
+    typeof value['dtype'] !== 'string'
+  ) {
     throw new GoldenError(`${dir}: io.json entry for tensor '${name}' must have an integer 'shape' array and a 'dtype' string`);
   }
   const meta: GoldenTensorMeta = { shape: [...(value['shape'] as number[])], dtype: value['dtype'] };
@@ -83,7 +87,11 @@ export function loadGoldenCase(dir: string): GoldenCase {
   const jsonPath = join(root, 'io.json');
   const tensorsPath = join(root, 'io.safetensors');
   const modelDir = join(root, 'model');
-  for (const [path, what] of [[jsonPath, 'io.json'], [tensorsPath, 'io.safetensors'], [modelDir, 'model/']] as const) {
+  for (const [path, what] of [
+    [jsonPath, 'io.json'],
+    [tensorsPath, 'io.safetensors'],
+    [modelDir, 'model/'],
+  ] as const) {
     if (!existsSync(path)) throw new GoldenError(`${root}: golden case has no ${what}`, { hint: 'a golden case holds io.json, io.safetensors and model/' });
   }
   let meta: unknown;

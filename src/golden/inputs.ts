@@ -167,8 +167,10 @@ export function resolveInput<T>(golden: GoldenCase, role: InputRole<T>, options:
     const found = tier();
     if (found !== undefined) return found;
   }
-  throw new GoldenError(`${anchor}: cannot map its ${role.label} input (wants ${role.wants}); candidates looked at:\n  `
-    + (looked.length > 0 ? looked.join('\n  ') : 'none (io.json names no input for it)'));
+  throw new GoldenError(
+    `${anchor}: cannot map its ${role.label} input (wants ${role.wants}); candidates looked at:\n  ` +
+      (looked.length > 0 ? looked.join('\n  ') : 'none (io.json names no input for it)'),
+  );
 }
 
 /** Deep equality of converted inputs (numbers, tensors, lists of rows). */
@@ -230,9 +232,15 @@ export function unetSampleRole(facts: ModelFacts, output: readonly number[] | un
   const want = [output?.[0], facts.unetInChannels, output?.[2], output?.[3]];
   const what = output === undefined ? 'a UNet sample' : 'the sample this output needs';
   return {
-    label: 'UNet sample', wants: `float ${pattern(want)}`, paramKeys: ['sample', 'latents', 'x'], defaults,
-    reject: (m) => floatReason(m) ?? (m.shape.length === 4 && m.shape[1] !== facts.unetInChannels
-      ? `${m.shape[1]} channels, the UNet takes ${facts.unetInChannels}` : shapeReason(m.shape, want, what)),
+    label: 'UNet sample',
+    wants: `float ${pattern(want)}`,
+    paramKeys: ['sample', 'latents', 'x'],
+    defaults,
+    reject: (m) =>
+      floatReason(m) ??
+      (m.shape.length === 4 && m.shape[1] !== facts.unetInChannels
+        ? `${m.shape[1]} channels, the UNet takes ${facts.unetInChannels}`
+        : shapeReason(m.shape, want, what)),
     convert: asFloat32,
   };
 }
@@ -240,9 +248,12 @@ export function unetSampleRole(facts: ModelFacts, output: readonly number[] | un
 /** The integer timestep: an integer tensor of one element, or an integer parameter value. */
 export function timestepRole(defaults: readonly string[]): InputRole<number> {
   return {
-    label: 'timestep', wants: 'an integer tensor [1]', paramKeys: ['timestep', 't'], defaults,
-    reject: (m) => (!INTEGERS.includes(m.dtype) ? `dtype ${m.dtype}, not an integer`
-      : numel(m.shape) !== 1 ? `shape ${formatDims(m.shape)}, not one element` : undefined),
+    label: 'timestep',
+    wants: 'an integer tensor [1]',
+    paramKeys: ['timestep', 't'],
+    defaults,
+    reject: (m) =>
+      !INTEGERS.includes(m.dtype) ? `dtype ${m.dtype}, not an integer` : numel(m.shape) !== 1 ? `shape ${formatDims(m.shape)}, not one element` : undefined,
     convert: (t) => Number(t.data[0]),
     literal: (v) => (typeof v === 'number' && Number.isInteger(v) ? v : undefined),
   };
@@ -252,11 +263,19 @@ export function timestepRole(defaults: readonly string[]): InputRole<number> {
 export function encoderStatesRole(facts: ModelFacts, batch: number, defaults: readonly string[]): InputRole<Tensor<'float32'>> {
   const dims = facts.crossAttentionDims;
   return {
-    label: 'encoder_hidden_states', wants: `float [${batch}, T, ${dims.join(' or ')}]`, paramKeys: ['encoder_hidden_states', 'context'], defaults,
-    reject: (m) => floatReason(m)
-      ?? (m.shape.length !== 3 ? `shape ${formatDims(m.shape)} is not 3-D [B, T, D]`
-        : m.shape[0] !== batch ? `batch ${m.shape[0]}, the sample's batch is ${batch}`
-          : !dims.includes(m.shape[2]!) ? `width ${m.shape[2]}, the UNet's cross-attention takes ${dims.join(' or ')}` : undefined),
+    label: 'encoder_hidden_states',
+    wants: `float [${batch}, T, ${dims.join(' or ')}]`,
+    paramKeys: ['encoder_hidden_states', 'context'],
+    defaults,
+    reject: (m) =>
+      floatReason(m) ??
+      (m.shape.length !== 3
+        ? `shape ${formatDims(m.shape)} is not 3-D [B, T, D]`
+        : m.shape[0] !== batch
+          ? `batch ${m.shape[0]}, the sample's batch is ${batch}`
+          : !dims.includes(m.shape[2]!)
+            ? `width ${m.shape[2]}, the UNet's cross-attention takes ${dims.join(' or ')}`
+            : undefined),
     convert: asFloat32,
   };
 }
@@ -274,7 +293,10 @@ export function vaeImageRole(facts: ModelFacts, latent: readonly number[] | unde
   const nchw = [latent?.[0], c, h, w];
   const what = latent === undefined ? 'an image' : 'the image this latent needs';
   return {
-    label: 'VAE image', wants: `float ${pattern(nchw, ['B', 'C', 'H', 'W'])} or uint8 HWC ${pattern([h, w, c], HWC)}`, paramKeys: ['image', 'x', 'sample'], defaults,
+    label: 'VAE image',
+    wants: `float ${pattern(nchw, ['B', 'C', 'H', 'W'])} or uint8 HWC ${pattern([h, w, c], HWC)}`,
+    paramKeys: ['image', 'x', 'sample'],
+    defaults,
     reject: (m) => {
       if (m.dtype === 'uint8') {
         const hwc = m.shape.length === 4 && m.shape[0] === 1 ? m.shape.slice(1) : m.shape;
@@ -288,9 +310,11 @@ export function vaeImageRole(facts: ModelFacts, latent: readonly number[] | unde
       const [hh, ww, cc] = (t.dims.length === 4 ? t.dims.slice(1) : t.dims) as [number, number, number];
       const data = new Float32Array(hh * ww * cc);
       const src = t.data as Uint8Array;
-      for (let y = 0; y < hh; y++) for (let x = 0; x < ww; x++) for (let k = 0; k < cc; k++) {
-        data[(k * hh + y) * ww + x] = Math.fround(Math.fround(src[(y * ww + x) * cc + k]! / 127.5) - 1);
-      }
+      for (let y = 0; y < hh; y++)
+        for (let x = 0; x < ww; x++)
+          for (let k = 0; k < cc; k++) {
+            data[(k * hh + y) * ww + x] = Math.fround(Math.fround(src[(y * ww + x) * cc + k]! / 127.5) - 1);
+          }
       return { dtype: 'float32', dims: [1, cc, hh, ww], data };
     },
   };
@@ -301,7 +325,10 @@ export function vaeLatentRole(facts: ModelFacts, image: readonly number[] | unde
   const f = facts.vaeDownscale;
   const want = [image?.[0], facts.latentChannels, image?.[2] === undefined ? undefined : image[2] / f, image?.[3] === undefined ? undefined : image[3] / f];
   return {
-    label: 'VAE latent', wants: `float ${pattern(want)}`, paramKeys: ['latent', 'latents', 'z'], defaults,
+    label: 'VAE latent',
+    wants: `float ${pattern(want)}`,
+    paramKeys: ['latent', 'latents', 'z'],
+    defaults,
     reject: (m) => floatReason(m) ?? shapeReason(m.shape, want, image === undefined ? 'a latent' : 'the latent this image needs'),
     convert: asFloat32,
   };
@@ -310,9 +337,16 @@ export function vaeLatentRole(facts: ModelFacts, image: readonly number[] | unde
 /** An object mask [H, W] (uint8 / bool 0-1, or float), as float32 0/1. */
 export function maskRole(label: string, defaults: readonly string[]): InputRole<Tensor<'float32'>> {
   return {
-    label, wants: 'a mask [H, W] (uint8, bool or float)', paramKeys: [], defaults,
-    reject: (m) => (![...FLOATS, 'uint8', 'bool'].includes(m.dtype) ? `dtype ${m.dtype}, not a mask type`
-      : m.shape.length !== 2 ? `shape ${formatDims(m.shape)} is not 2-D [H, W]` : undefined),
+    label,
+    wants: 'a mask [H, W] (uint8, bool or float)',
+    paramKeys: [],
+    defaults,
+    reject: (m) =>
+      ![...FLOATS, 'uint8', 'bool'].includes(m.dtype)
+        ? `dtype ${m.dtype}, not a mask type`
+        : m.shape.length !== 2
+          ? `shape ${formatDims(m.shape)} is not 2-D [H, W]`
+          : undefined,
     convert: (t) => ({ dtype: 'float32', dims: t.dims, data: Float32Array.from(t.data as ArrayLike<number>, (v) => (Number(v) !== 0 ? 1 : 0)) }),
   };
 }
@@ -321,11 +355,20 @@ export function maskRole(label: string, defaults: readonly string[]): InputRole<
  * `count` stacked latents [count, C, h, w] (or [count, 1, C, h, w]) with C = the VAE's latent channels; `latent`
  * ([C, h, w]) fixes the rest. Returned as one Float32Array per row.
  */
-export function latentRowsRole(facts: ModelFacts, label: string, count: number, latent: readonly number[] | undefined, defaults: readonly string[]): InputRole<Float32Array[]> {
+export function latentRowsRole(
+  facts: ModelFacts,
+  label: string,
+  count: number,
+  latent: readonly number[] | undefined,
+  defaults: readonly string[],
+): InputRole<Float32Array[]> {
   const want = [count, latent?.[0] ?? facts.latentChannels, latent?.[1], latent?.[2]];
   const names = ['N', 'C', 'h', 'w'];
   return {
-    label, wants: `float ${pattern(want, names)}`, paramKeys: [], defaults,
+    label,
+    wants: `float ${pattern(want, names)}`,
+    paramKeys: [],
+    defaults,
     reject: (m) => floatReason(m) ?? shapeReason(m.shape.length === 5 && m.shape[1] === 1 ? [m.shape[0]!, ...m.shape.slice(2)] : m.shape, want, label, names),
     convert: (t) => rows(asFloat32(t), t.dims[0]!),
   };

@@ -99,8 +99,12 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
     golden,
     model: () => (engine ??= openEngine(golden.modelDir, options)),
     outputs: (group) => Object.keys(golden.tensors).filter((n) => groupOf(n) === group && isCompared(golden, n)),
-    note: (message) => { notes.push(message); },
-    check: (result) => { checks.push(result); },
+    note: (message) => {
+      notes.push(message);
+    },
+    check: (result) => {
+      checks.push(result);
+    },
     fail: (output, error) => {
       const message = error instanceof Error ? error.message : String(error);
       failures.set(output, message.startsWith(`${output}: `) ? message.slice(output.length + 2) : message);
@@ -127,7 +131,18 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
           const tol = golden.tolerance(name);
           if (ours === undefined) {
             const why = failures.has(name) ? `not computed: ${failures.get(name)}` : 'not computed by our implementation';
-            report.comparisons.push({ label: name, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: 0, count: 0, pairs: [], shapeError: why, ...tol });
+            report.comparisons.push({
+              label: name,
+              ok: false,
+              maxAbs: NaN,
+              maxRel: NaN,
+              worstIndex: [],
+              mismatches: 0,
+              count: 0,
+              pairs: [],
+              shapeError: why,
+              ...tol,
+            });
           } else {
             report.comparisons.push(compareTensors(ours, expected, { ...tol, label: name }));
           }

@@ -38,7 +38,8 @@ const EXPECTED: Readonly<Record<DiffusersComponent, { what: string; files: reado
   scheduler: { what: 'scheduler_config.json', files: ['scheduler_config.json'] },
 };
 
-const LAYOUT_HINT = 'a diffusers model folder has unet/, vae/, text_encoder/, tokenizer/ and scheduler/ (as written by save_pretrained or downloaded from the Hugging Face Hub)';
+const LAYOUT_HINT =
+  'a diffusers model folder has unet/, vae/, text_encoder/, tokenizer/ and scheduler/ (as written by save_pretrained or downloaded from the Hugging Face Hub)';
 
 function isDirectory(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
@@ -94,7 +95,9 @@ export function findWeights(componentDir: string): string {
     const path = join(dir, name);
     if (existsSync(path)) return path;
   }
-  const pickles = readdirSync(dir).filter((f) => PICKLE_WEIGHTS.test(f)).sort();
+  const pickles = readdirSync(dir)
+    .filter((f) => PICKLE_WEIGHTS.test(f))
+    .sort();
   if (pickles.length > 0) {
     throw new FileError(`${dir}: only PyTorch pickle weights found (${pickles.join(', ')}); eye4eye requires safetensors weights`, {
       hint: 'convert them, e.g. load the model with diffusers and call save_pretrained(folder, safe_serialization=True)',

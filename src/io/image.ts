@@ -31,7 +31,7 @@ function describeSource(source: ImageSource, label?: string): string {
 function readSource(source: ImageSource, what: string, label?: string): Buffer {
   if (Buffer.isBuffer(source)) return source;
   const name = describeSource(source, label);
-  let isFile = false;
+  let isFile: boolean;
   try {
     isFile = statSync(source).isFile();
   } catch {
@@ -53,7 +53,9 @@ async function decoded(source: ImageSource, what: string, label?: string): Promi
     const swapped = (meta.orientation ?? 1) >= 5;
     return { buffer, size: swapped ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height } };
   } catch (cause) {
-    throw new ImageError(`${describeSource(source, label)}: not a readable image (${(cause as Error).message}); expected PNG, JPEG, WebP, TIFF, GIF or AVIF`, { cause });
+    throw new ImageError(`${describeSource(source, label)}: not a readable image (${(cause as Error).message}); expected PNG, JPEG, WebP, TIFF, GIF or AVIF`, {
+      cause,
+    });
   }
 }
 
@@ -68,8 +70,14 @@ export async function loadImage(source: ImageSource, size: Size, label?: string)
   const { width, height } = size;
   let raw: Buffer;
   try {
-    raw = await sharp(buffer).rotate().flatten({ background: '#ffffff' }).removeAlpha().toColourspace('srgb')
-      .resize(width, height, { fit: 'cover', kernel: RESIZE_KERNEL }).raw().toBuffer();
+    raw = await sharp(buffer)
+      .rotate()
+      .flatten({ background: '#ffffff' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .resize(width, height, { fit: 'cover', kernel: RESIZE_KERNEL })
+      .raw()
+      .toBuffer();
   } catch (cause) {
     throw new ImageError(`${describeSource(source, label)}: cannot decode image (${(cause as Error).message})`, { cause });
   }
@@ -90,8 +98,14 @@ export async function loadMask(source: ImageSource, size: Size, label?: string):
   const { width, height } = size;
   let raw: Buffer;
   try {
-    raw = await sharp(buffer).rotate().flatten({ background: '#000000' }).grayscale()
-      .resize(width, height, { fit: 'cover', kernel: RESIZE_KERNEL }).extractChannel(0).raw().toBuffer();
+    raw = await sharp(buffer)
+      .rotate()
+      .flatten({ background: '#000000' })
+      .grayscale()
+      .resize(width, height, { fit: 'cover', kernel: RESIZE_KERNEL })
+      .extractChannel(0)
+      .raw()
+      .toBuffer();
   } catch (cause) {
     throw new ImageError(`${describeSource(source, label)}: cannot decode mask (${(cause as Error).message})`, { cause });
   }
@@ -125,7 +139,9 @@ export function tensorToRgb(image: Tensor<'float32'>): { pixels: Buffer; size: S
 /** A [-1, 1] image tensor as PNG bytes. */
 export async function tensorToPng(image: Tensor<'float32'>): Promise<Buffer> {
   const { pixels, size } = tensorToRgb(image);
-  return sharp(pixels, { raw: { width: size.width, height: size.height, channels: 3 } }).png().toBuffer();
+  return sharp(pixels, { raw: { width: size.width, height: size.height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** A 0/1 mask [H, W] as a grayscale PNG (0 / 255). */
@@ -133,7 +149,10 @@ export async function maskToPng(mask: Tensor<'float32'>): Promise<Buffer> {
   const [height, width] = mask.dims;
   if (mask.dims.length !== 2 || height === undefined || width === undefined) throw new ImageError(`expected a mask [H, W], got [${mask.dims.join(', ')}]`);
   const bytes = Buffer.from(Uint8Array.from(mask.data, (v) => Math.round(Math.min(Math.max(v, 0), 1) * 255)));
-  return sharp(bytes, { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+  return sharp(bytes, { raw: { width, height, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
 }
 
 function escapeXml(text: string): string {
@@ -161,14 +180,19 @@ export async function gridPng(panels: readonly GridPanel[]): Promise<Buffer> {
     layers.push({ input: r.pixels, raw: { width: r.size.width, height: r.size.height, channels: 3 }, left: x, top: 0 });
     const label = panels[i]?.label;
     if (label !== undefined) {
-      texts.push(`<text x="${x + r.size.width / 2}" y="${height + 17}" text-anchor="middle" font-family="sans-serif" font-size="14" fill="#000">${escapeXml(label)}</text>`);
+      texts.push(
+        `<text x="${x + r.size.width / 2}" y="${height + 17}" text-anchor="middle" font-family="sans-serif" font-size="14" fill="#000">${escapeXml(label)}</text>`,
+      );
     }
     x += r.size.width;
   }
   if (texts.length > 0) {
     layers.push({ input: Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}">${texts.join('')}</svg>`), left: 0, top: 0 });
   }
-  return sharp({ create: { width, height: total, channels: 3, background: '#ffffff' } }).composite(layers).png().toBuffer();
+  return sharp({ create: { width, height: total, channels: 3, background: '#ffffff' } })
+    .composite(layers)
+    .png()
+    .toBuffer();
 }
 
 /** The match indices of one hooked layer at one iteration: out token -> appearance token (< 0: none). */
@@ -208,14 +232,19 @@ export async function correspondencePng(result: Tensor<'float32'>, appearance: T
     const to = tokenCentre(Number(matches.indices[token]), map, right.size);
     const colour = `hsl(${Math.round((360 * k) / Math.max(all.length, 1))}, 90%, 50%)`;
     const x2 = to.x + width;
-    return `<line x1="${from.x}" y1="${from.y}" x2="${x2}" y2="${to.y}" stroke="${colour}" stroke-width="1.5"/>`
-      + `<circle cx="${from.x}" cy="${from.y}" r="3" fill="${colour}"/><circle cx="${x2}" cy="${to.y}" r="3" fill="${colour}"/>`;
+    return (
+      `<line x1="${from.x}" y1="${from.y}" x2="${x2}" y2="${to.y}" stroke="${colour}" stroke-width="1.5"/>` +
+      `<circle cx="${from.x}" cy="${from.y}" r="3" fill="${colour}"/><circle cx="${x2}" cy="${to.y}" r="3" fill="${colour}"/>`
+    );
   });
   const total = { width: width + right.size.width, height: Math.max(height, right.size.height) };
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${total.width}" height="${total.height}">${lines.join('')}</svg>`;
-  return sharp({ create: { ...total, channels: 3, background: '#ffffff' } }).composite([
-    { input: left.pixels, raw: { ...left.size, channels: 3 }, left: 0, top: 0 },
-    { input: right.pixels, raw: { ...right.size, channels: 3 }, left: width, top: 0 },
-    { input: Buffer.from(svg), left: 0, top: 0 },
-  ]).png().toBuffer();
+  return sharp({ create: { ...total, channels: 3, background: '#ffffff' } })
+    .composite([
+      { input: left.pixels, raw: { ...left.size, channels: 3 }, left: 0, top: 0 },
+      { input: right.pixels, raw: { ...right.size, channels: 3 }, left: width, top: 0 },
+      { input: Buffer.from(svg), left: 0, top: 0 },
+    ])
+    .png()
+    .toBuffer();
 }

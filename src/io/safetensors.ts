@@ -16,12 +16,30 @@ import { widenBfloat16, widenFloat16 } from '../tensor/dtype.js';
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL' | 'F64' | 'U16';
 
 const FROM_SAFETENSORS: Readonly<Record<SafetensorsDtype, DType>> = {
-  F32: 'float32', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8',
-  U8: 'uint8', BOOL: 'bool', F64: 'float64', U16: 'uint16',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
+  F64: 'float64',
+  U16: 'uint16',
 };
 const TO_SAFETENSORS: Readonly<Record<DType, SafetensorsDtype>> = {
-  float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8',
-  uint8: 'U8', bool: 'BOOL', float64: 'F64', uint16: 'U16',
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  int32: 'I32',
+  int16: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
+  float64: 'F64',
+  uint16: 'U16',
 };
 
 export interface TensorInfo {
@@ -108,8 +126,12 @@ function parseHeader(header: unknown, file: string, dataStart: number, dataLengt
     }
     const dims = shape as number[];
     const offsets = entry['data_offsets'];
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)
-      || (offsets[0] as number) > (offsets[1] as number)) {
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0) ||
+      (offsets[0] as number) > (offsets[1] as number)
+    ) {
       throw new SafetensorsError(`${where} has invalid data_offsets ${show(offsets)}; expected [begin, end] integers with 0 <= begin <= end`);
     }
     const [begin, end] = offsets as [number, number];
@@ -132,9 +154,7 @@ function parseHeader(header: unknown, file: string, dataStart: number, dataLengt
   for (const cur of spans) {
     if (cur.end === cur.begin) continue; // empty tensors occupy no bytes
     if (reach !== undefined && cur.begin < reach.end) {
-      throw new SafetensorsError(
-        `${file}: tensors '${reach.name}' [${reach.begin}, ${reach.end}] and '${cur.name}' [${cur.begin}, ${cur.end}] overlap`,
-      );
+      throw new SafetensorsError(`${file}: tensors '${reach.name}' [${reach.begin}, ${reach.end}] and '${cur.name}' [${cur.begin}, ${cur.end}] overlap`);
     }
     if (reach === undefined || cur.end > reach.end) reach = cur;
   }

@@ -13,8 +13,14 @@ import { ModelBuildError } from '../errors.js';
 import { formatDims, numel, type Tensor } from '../tensor/tensor.js';
 import { IR_VERSION, OPSET_IMPORTS, PRODUCER_NAME, BUILDER_VERSION } from './format.js';
 import {
-  AttributeType, OnnxDataType,
-  type AttributeProtoJs, type GraphProtoJs, type ModelProtoJs, type NodeProtoJs, type OnnxElemType, type TensorProtoJs,
+  AttributeType,
+  OnnxDataType,
+  type AttributeProtoJs,
+  type GraphProtoJs,
+  type ModelProtoJs,
+  type NodeProtoJs,
+  type OnnxElemType,
+  type TensorProtoJs,
   type ValueInfoProtoJs,
 } from './proto.js';
 
@@ -146,14 +152,17 @@ export class GraphBuilder {
     const nodeName = seen === undefined ? options.name : `${options.name}_${seen}`;
     this.nodeNames.set(options.name, (seen ?? 0) + 1);
     const count = options.outputNames?.length ?? options.outputs ?? 1;
-    const outputs = options.outputNames !== undefined
-      ? [...options.outputNames]
-      : Array.from({ length: count }, (_, i) => `${nodeName}/output_${i}`);
+    const outputs = options.outputNames !== undefined ? [...options.outputNames] : Array.from({ length: count }, (_, i) => `${nodeName}/output_${i}`);
     const subgraphs: GraphBuilder[] = [];
     const attributes = Object.entries(attrs).map(([key, value]) => this.attribute(nodeName, key, value, subgraphs));
     this.nodes.push({
-      name: nodeName, opType, domain: options.domain ?? '',
-      inputs: inputs.map((v) => (v === null ? '' : v.name)), outputs, attributes, subgraphs,
+      name: nodeName,
+      opType,
+      domain: options.domain ?? '',
+      inputs: inputs.map((v) => (v === null ? '' : v.name)),
+      outputs,
+      attributes,
+      subgraphs,
     });
     return outputs.map((name) => ({ name }));
   }
@@ -174,7 +183,7 @@ export class GraphBuilder {
     if ('float' in value) return { name, type: AttributeType.FLOAT, f: value.float };
     if ('floats' in value) return { name, type: AttributeType.FLOATS, floats: [...value.floats] };
     if ('tensor' in value) {
-      return { name, type: AttributeType.TENSOR, t: this.tensorProto(name, value.tensor.dtype as OnnxElemType, value.tensor.dims, tensorBytes(value.tensor)) };
+      return { name, type: AttributeType.TENSOR, t: this.tensorProto(name, value.tensor.dtype, value.tensor.dims, tensorBytes(value.tensor)) };
     }
     if ('graph' in value) {
       subgraphs.push(value.graph);
@@ -189,7 +198,7 @@ export class GraphBuilder {
 
   /** A deduplicated constant initializer. */
   constant(t: Tensor): Value {
-    const dtype = t.dtype as OnnxElemType;
+    const dtype = t.dtype;
     if (!(dtype in OnnxDataType)) throw new ModelBuildError(`constant of unsupported dtype ${t.dtype}`);
     const bytes = tensorBytes(t);
     const key = constantKey(dtype, t.dims, Array.from(t.data as ArrayLike<number | bigint>), bytes);
@@ -258,10 +267,12 @@ export class GraphBuilder {
   /** Kahn's algorithm, stable with respect to insertion order. */
   private sortedNodes(available: ReadonlySet<string>): NodeRecord[] {
     const producer = new Map<string, number>();
-    this.nodes.forEach((n, i) => n.outputs.forEach((o) => {
-      if (producer.has(o) || available.has(o)) throw new ModelBuildError(`graph '${this.name}': value '${o}' is defined twice`);
-      producer.set(o, i);
-    }));
+    this.nodes.forEach((n, i) =>
+      n.outputs.forEach((o) => {
+        if (producer.has(o) || available.has(o)) throw new ModelBuildError(`graph '${this.name}': value '${o}' is defined twice`);
+        producer.set(o, i);
+      }),
+    );
     const indegree = this.nodes.map(() => 0);
     const users = this.nodes.map((): number[] => []);
     this.nodes.forEach((n, i) => {
@@ -299,9 +310,7 @@ export class GraphBuilder {
     }
     const node: NodeProtoJs[] = order.map((n) => {
       let sub = 0;
-      const attribute = n.attributes.map((a) => (a.type === AttributeType.GRAPH
-        ? { ...a, g: n.subgraphs[sub++]!.toGraphProto(locate, visible) }
-        : a));
+      const attribute = n.attributes.map((a) => (a.type === AttributeType.GRAPH ? { ...a, g: n.subgraphs[sub++]!.toGraphProto(locate, visible) } : a));
       return { name: n.name, opType: n.opType, domain: n.domain, input: [...n.inputs], output: [...n.outputs], attribute };
     });
     return {
@@ -329,10 +338,21 @@ export class GraphBuilder {
 
 export function bytesPer(dtype: OnnxElemType): number {
   switch (dtype) {
-    case 'float32': case 'int32': return 4;
-    case 'int64': case 'float64': return 8;
-    case 'float16': case 'bfloat16': case 'int16': case 'uint16': return 2;
-    case 'uint8': case 'int8': case 'bool': return 1;
+    case 'float32':
+    case 'int32':
+      return 4;
+    case 'int64':
+    case 'float64':
+      return 8;
+    case 'float16':
+    case 'bfloat16':
+    case 'int16':
+    case 'uint16':
+      return 2;
+    case 'uint8':
+    case 'int8':
+    case 'bool':
+      return 1;
   }
 }
 
@@ -350,14 +370,22 @@ function valueInfo(io: IoRecord): ValueInfoProtoJs {
 
 /** A naming scope: a builder plus a node path. Blocks descend with `child`. */
 export class Scope {
-  constructor(readonly g: GraphBuilder, readonly path: string) {}
+  constructor(
+    readonly g: GraphBuilder,
+    readonly path: string,
+  ) {}
 
   child(...parts: readonly (string | number)[]): Scope {
     return new Scope(this.g, `${this.path}/${parts.join('.')}`);
   }
 
   /** Add a node named `${path}/${name ?? opType}`; returns all outputs. */
-  nodes(opType: string, inputs: readonly (Value | null)[], attrs: Readonly<Record<string, AttrValue>> = {}, options: { name?: string; outputs?: number; domain?: string } = {}): Value[] {
+  nodes(
+    opType: string,
+    inputs: readonly (Value | null)[],
+    attrs: Readonly<Record<string, AttrValue>> = {},
+    options: { name?: string; outputs?: number; domain?: string } = {},
+  ): Value[] {
     const nodeOptions: { name: string; outputs?: number; domain?: string } = { name: `${this.path}/${options.name ?? opType}` };
     if (options.outputs !== undefined) nodeOptions.outputs = options.outputs;
     if (options.domain !== undefined) nodeOptions.domain = options.domain;
@@ -365,7 +393,12 @@ export class Scope {
   }
 
   /** A single-output node. */
-  op(opType: string, inputs: readonly (Value | null)[], attrs: Readonly<Record<string, AttrValue>> = {}, options: { name?: string; domain?: string } = {}): Value {
+  op(
+    opType: string,
+    inputs: readonly (Value | null)[],
+    attrs: Readonly<Record<string, AttrValue>> = {},
+    options: { name?: string; domain?: string } = {},
+  ): Value {
     return this.nodes(opType, inputs, attrs, options)[0]!;
   }
 }

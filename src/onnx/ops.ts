@@ -28,8 +28,14 @@ export function constTensor(g: GraphBuilder, data: Float32Array, dims: readonly 
 
 // ---- elementwise ---------------------------------------------------------------------------------------------
 
-const binary = (op: string) => (s: Scope, a: Value, b: Value, o: Named = {}): Value => s.op(op, [a, b], {}, o);
-const unary = (op: string) => (s: Scope, x: Value, o: Named = {}): Value => s.op(op, [x], {}, o);
+const binary =
+  (op: string) =>
+  (s: Scope, a: Value, b: Value, o: Named = {}): Value =>
+    s.op(op, [a, b], {}, o);
+const unary =
+  (op: string) =>
+  (s: Scope, x: Value, o: Named = {}): Value =>
+    s.op(op, [x], {}, o);
 
 export const add = binary('Add');
 export const sub = binary('Sub');
@@ -103,7 +109,12 @@ export function squeeze(s: Scope, x: Value, axes: readonly number[], o: Named = 
   return s.op('Squeeze', [x, constInt64(s.g, axes)], {}, o);
 }
 
-export function slice(s: Scope, x: Value, spec: { starts: readonly number[] | Value; ends: readonly number[] | Value; axes: readonly number[]; steps?: readonly number[] }, o: Named = {}): Value {
+export function slice(
+  s: Scope,
+  x: Value,
+  spec: { starts: readonly number[] | Value; ends: readonly number[] | Value; axes: readonly number[]; steps?: readonly number[] },
+  o: Named = {},
+): Value {
   const g = s.g;
   const asValue = (v: readonly number[] | Value): Value => (Array.isArray(v) ? constInt64(g, v as readonly number[]) : (v as Value));
   const inputs = [asValue(spec.starts), asValue(spec.ends), constInt64(g, spec.axes)];

@@ -126,7 +126,17 @@ const ModelProtoType = root.lookupType('onnx.ModelProto');
 
 /** ONNX TensorProto.DataType codes. */
 export const OnnxDataType = {
-  float32: 1, uint8: 2, int8: 3, uint16: 4, int16: 5, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16,
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  uint16: 4,
+  int16: 5,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+  bfloat16: 16,
 } as const;
 export type OnnxElemType = keyof typeof OnnxDataType;
 

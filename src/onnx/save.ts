@@ -56,10 +56,11 @@ function readFileBytes(file: string, offset: number, length: number): Uint8Array
 
 /** The whole model in one buffer, every weight inlined (small test graphs; the result must stay < 2 GB). */
 export function modelToBytes(builder: GraphBuilder): Uint8Array {
-  return encodeModel(builder.toModelProto((init) => inline(
-    init,
-    init.data.kind === 'embedded' ? init.data.bytes : readFileBytes(init.data.file, init.data.offset, init.data.length),
-  )));
+  return encodeModel(
+    builder.toModelProto((init) =>
+      inline(init, init.data.kind === 'embedded' ? init.data.bytes : readFileBytes(init.data.file, init.data.offset, init.data.length)),
+    ),
+  );
 }
 
 /**

@@ -11,7 +11,6 @@ import { ModelBuildError, WeightMissingError, WeightShapeError, WeightUnusedErro
 import { formatDims, sameDims, type DType, type Tensor } from '../tensor/tensor.js';
 import type { TensorSource } from '../io/safetensors.js';
 import { Scope, tensorBytes, type GraphBuilder, type InitializerData, type Value } from './graph-builder.js';
-import type { OnnxElemType } from './proto.js';
 import { cast } from './ops.js';
 
 export interface IgnoredWeight {
@@ -69,8 +68,9 @@ export class WeightSet {
   take(name: string, expectedDims: readonly number[]): WeightEntry {
     const make = this.entries.get(name);
     if (make === undefined) {
-      throw new WeightMissingError(`${this.description}: missing weight ${name}: expected ${formatDims(expectedDims)}`,
-        { hint: 'the weights do not fit the config: check that config.json belongs to these weights' });
+      throw new WeightMissingError(`${this.description}: missing weight ${name}: expected ${formatDims(expectedDims)}`, {
+        hint: 'the weights do not fit the config: check that config.json belongs to these weights',
+      });
     }
     const entry = make();
     if (!sameDims(entry.dims, expectedDims)) {
@@ -93,15 +93,21 @@ export class WeightSet {
     const unused = this.unused(ignored);
     if (unused.length > 0) {
       const shown = unused.slice(0, 10).join(', ') + (unused.length > 10 ? `, ... (${unused.length} in all)` : '');
-      throw new WeightUnusedError(`${this.description}: ${unused.length} weight(s) not used by the model built from the config: ${shown}`,
-        { hint: 'the weights do not fit the config (another architecture or a config from another model?)' });
+      throw new WeightUnusedError(`${this.description}: ${unused.length} weight(s) not used by the model built from the config: ${shown}`, {
+        hint: 'the weights do not fit the config (another architecture or a config from another model?)',
+      });
     }
   }
 }
 
 /** A naming scope that also descends the weight tree: `child('up_blocks', 1)` -> path `/up_blocks.1`, prefix `up_blocks.1.`. */
 export class WeightScope extends Scope {
-  constructor(g: GraphBuilder, path: string, readonly weights: WeightSet, readonly prefix: string) {
+  constructor(
+    g: GraphBuilder,
+    path: string,
+    readonly weights: WeightSet,
+    readonly prefix: string,
+  ) {
     super(g, path);
   }
 
@@ -123,7 +129,7 @@ export class WeightScope extends Scope {
   weight(name: string, dims: readonly number[]): Value {
     const full = this.prefix + name;
     const entry = this.weights.take(full, dims);
-    const dtype = entry.dtype as OnnxElemType;
+    const dtype = entry.dtype;
     if (dtype === 'float32' && entry.data.kind === 'embedded' && entry.data.bytes.byteOffset % 4 !== 0) {
       throw new ModelBuildError(`${this.weights.description}: ${full}: float32 data not 4-byte aligned`);
     }

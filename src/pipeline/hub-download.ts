@@ -72,7 +72,9 @@ export interface DiffusersFileChoice {
 
 function notDiffusers(id: string, message: string, hint?: string): ModelNotFoundError {
   return new ModelNotFoundError(`model '${id}': ${message}`, {
-    hint: hint ?? 'eye4eye needs a Stable Diffusion model in the diffusers layout (unet/, vae/, text_encoder/, tokenizer/, scheduler/) with safetensors weights, e.g. stable-diffusion-v1-5/stable-diffusion-v1-5; or pass --model DIR with such a folder',
+    hint:
+      hint ??
+      'eye4eye needs a Stable Diffusion model in the diffusers layout (unet/, vae/, text_encoder/, tokenizer/, scheduler/) with safetensors weights, e.g. stable-diffusion-v1-5/stable-diffusion-v1-5; or pass --model DIR with such a folder',
   });
 }
 
@@ -91,8 +93,11 @@ export function chooseDiffusersFiles(id: string, paths: readonly string[]): Diff
     if (name === undefined) {
       const pickles = paths.filter((p) => p.startsWith(`${component}/`) && PICKLE_WEIGHTS.test(p)).sort();
       if (pickles.length > 0) {
-        throw notDiffusers(id, `component '${component}' has only PyTorch pickle weights (${pickles.join(', ')}); eye4eye requires safetensors weights`,
-          'pick a revision or a copy of the model with safetensors weights, or convert it (load it with diffusers and call save_pretrained(folder, safe_serialization=True)) and pass --model DIR');
+        throw notDiffusers(
+          id,
+          `component '${component}' has only PyTorch pickle weights (${pickles.join(', ')}); eye4eye requires safetensors weights`,
+          'pick a revision or a copy of the model with safetensors weights, or convert it (load it with diffusers and call save_pretrained(folder, safe_serialization=True)) and pass --model DIR',
+        );
       }
       throw notDiffusers(id, `component '${component}' has no weights; expected one of ${WEIGHT_FILE_CANDIDATES.map((n) => `${component}/${n}`).join(', ')}`);
     }
@@ -112,10 +117,13 @@ export function shardsOf(id: string, indexPath: string, indexText: string, prese
   }
   if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) throw notDiffusers(id, `${indexPath}: no weight_map object`);
   const dir = posix.dirname(indexPath);
-  const shards = [...new Set(Object.values(weightMap as Record<string, unknown>))].map((s) => {
-    if (typeof s !== 'string' || !s.endsWith('.safetensors') || s.includes('..') || s.startsWith('/')) throw notDiffusers(id, `${indexPath}: bad shard name ${JSON.stringify(s)}`);
-    return posix.join(dir, s);
-  }).sort();
+  const shards = [...new Set(Object.values(weightMap as Record<string, unknown>))]
+    .map((s) => {
+      if (typeof s !== 'string' || !s.endsWith('.safetensors') || s.includes('..') || s.startsWith('/'))
+        throw notDiffusers(id, `${indexPath}: bad shard name ${JSON.stringify(s)}`);
+      return posix.join(dir, s);
+    })
+    .sort();
   const absent = shards.filter((s) => !present.has(s));
   if (shards.length === 0) throw notDiffusers(id, `${indexPath}: its weight_map names no shards`);
   if (absent.length > 0) throw notDiffusers(id, `${indexPath} names shards the repository does not have: ${absent.join(', ')}`);
@@ -124,9 +132,14 @@ export function shardsOf(id: string, indexPath: string, indexText: string, prese
 
 function describeCause(e: unknown): string {
   if (e instanceof HubApiError) {
-    const why = e.statusCode === 401 ? ' (the repository does not exist, or it is private or gated and needs a token)'
-      : e.statusCode === 403 ? ' (access refused: a gated model needs its terms accepted on the Hub and HF_TOKEN set)'
-        : e.statusCode === 404 ? ' (not found)' : '';
+    const why =
+      e.statusCode === 401
+        ? ' (the repository does not exist, or it is private or gated and needs a token)'
+        : e.statusCode === 403
+          ? ' (access refused: a gated model needs its terms accepted on the Hub and HF_TOKEN set)'
+          : e.statusCode === 404
+            ? ' (not found)'
+            : '';
     return `HTTP ${e.statusCode}${why}: ${e.message}`;
   }
   if (e instanceof Error) {
@@ -219,7 +232,8 @@ export async function downloadDiffusersModel(id: string, options: DownloadOption
       } catch (e) {
         throw fail(`resolving revision '${revision}'`, e);
       }
-      if (typeof commit !== 'string' || !COMMIT_HASH.test(commit)) throw fail(`resolving revision '${revision}'`, new Error(`the Hub answered no commit hash (${JSON.stringify(commit)})`));
+      if (typeof commit !== 'string' || !COMMIT_HASH.test(commit))
+        throw fail(`resolving revision '${revision}'`, new Error(`the Hub answered no commit hash (${JSON.stringify(commit)})`));
     }
     const entries = new Map<string, ListFileEntry>();
     try {
@@ -249,12 +263,14 @@ export async function downloadDiffusersModel(id: string, options: DownloadOption
         const range = new Headers(init?.headers).get('range');
         // Count file bodies only: not the API calls, nor the 1-byte probe fileDownloadInfo makes.
         if (!res.ok || res.body === null || range === 'bytes=0-0' || new URL(requestUrl(input)).pathname.startsWith('/api/')) return res;
-        const body = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, controller) {
-            onBytes(chunk.byteLength);
-            controller.enqueue(chunk);
-          },
-        }));
+        const body = res.body.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, controller) {
+              onBytes(chunk.byteLength);
+              controller.enqueue(chunk);
+            },
+          }),
+        );
         const counted = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
         Object.defineProperty(counted, 'url', { value: res.url });
         return counted;

@@ -74,7 +74,13 @@ function stack(rows: readonly Float32Array[], dims: readonly number[]): Tensor<'
   return { dtype: 'float32', dims: [rows.length, ...dims], data };
 }
 
-export function writeCachedInversion(cacheDir: string, key: string, inversion: CachedInversion, latentDims: readonly number[], metadata: Record<string, string>): string {
+export function writeCachedInversion(
+  cacheDir: string,
+  key: string,
+  inversion: CachedInversion,
+  latentDims: readonly number[],
+  metadata: Record<string, string>,
+): string {
   const path = inversionCachePath(cacheDir, key);
   mkdirSync(join(cacheDir, 'inversions'), { recursive: true });
   writeSafetensors(path, { xts: stack(inversion.xts, latentDims), zs: stack(inversion.zs, latentDims) }, metadata);

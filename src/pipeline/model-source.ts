@@ -89,7 +89,10 @@ const OFFLINE_HINT = (id: string): string =>
 
 function notCached(id: string, looked: readonly string[], env: NodeJS.ProcessEnv): ModelNotFoundError {
   if (isOffline(env)) {
-    return new ModelNotFoundError(`model '${id}' is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot be downloaded; looked at: ${looked.join(', ')}`, { hint: OFFLINE_HINT(id) });
+    return new ModelNotFoundError(
+      `model '${id}' is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot be downloaded; looked at: ${looked.join(', ')}`,
+      { hint: OFFLINE_HINT(id) },
+    );
   }
   return new ModelNotFoundError(`model '${id}' is not in the Hugging Face cache; looked at: ${looked.join(', ')}`, {
     hint: `loadPipeline (and the eye4eye CLI) download it when online; or download it with \`huggingface-cli download ${id}\` (set HF_HOME or HF_HUB_CACHE if your cache lives elsewhere), or pass --model DIR with a diffusers model folder`,
@@ -138,7 +141,7 @@ export function resolveModelSource(idOrDir: string, env: NodeJS.ProcessEnv = pro
 
 /** The Hugging Face token: $HF_TOKEN, else the file `huggingface-cli login` writes ($HF_TOKEN_PATH, else $HF_HOME/token). */
 export function hfToken(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const set = (name: string): string | undefined => (env[name] !== undefined && env[name]!.trim() !== '' ? env[name]!.trim() : undefined);
+  const set = (name: string): string | undefined => (env[name] !== undefined && env[name].trim() !== '' ? env[name].trim() : undefined);
   const token = set('HF_TOKEN') ?? set('HUGGING_FACE_HUB_TOKEN');
   if (token !== undefined) return token;
   const path = set('HF_TOKEN_PATH') ?? join(set('HF_HOME') ?? join(set('XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'huggingface'), 'token');
@@ -174,9 +177,15 @@ export async function obtainModelSource(idOrDir: string, options: ObtainModelOpt
   if (source !== undefined && incomplete === undefined) return source;
   if (isOffline(env)) {
     if (source === undefined) throw notCached(idOrDir, looked, env);
-    throw new ModelNotFoundError(`model '${idOrDir}' is incomplete in the Hugging Face cache (${source.path}) and HF_HUB_OFFLINE is set, so the missing files cannot be downloaded: ${incomplete}`, { hint: OFFLINE_HINT(idOrDir) });
+    throw new ModelNotFoundError(
+      `model '${idOrDir}' is incomplete in the Hugging Face cache (${source.path}) and HF_HUB_OFFLINE is set, so the missing files cannot be downloaded: ${incomplete}`,
+      { hint: OFFLINE_HINT(idOrDir) },
+    );
   }
-  const download: DownloadOptions = { cacheDir: hfHubCacheDir(env), hubUrl: env['HF_ENDPOINT'] !== undefined && env['HF_ENDPOINT'] !== '' ? env['HF_ENDPOINT'] : DEFAULT_HUB_URL };
+  const download: DownloadOptions = {
+    cacheDir: hfHubCacheDir(env),
+    hubUrl: env['HF_ENDPOINT'] !== undefined && env['HF_ENDPOINT'] !== '' ? env['HF_ENDPOINT'] : DEFAULT_HUB_URL,
+  };
   const token = hfToken(env);
   if (token !== undefined) download.accessToken = token;
   if (options.onDownload !== undefined) download.onProgress = options.onDownload;

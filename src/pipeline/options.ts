@@ -59,7 +59,7 @@ export interface TransferOptions {
 
 /** Every option that has a default (domain has none; masks and cacheDir are absent by default). */
 export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
-  method: 'eye-for-an-eye' as MethodName,
+  method: 'eye-for-an-eye',
   numSteps: 100,
   skip: 32,
   guidanceScale: 2.5,
@@ -68,8 +68,8 @@ export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   adainRange: Object.freeze([50, 100] as const),
   seed: 0,
   size: 512,
-  injection: 'match' as Injection,
-  device: 'cpu' as Device,
+  injection: 'match',
+  device: 'cpu',
 });
 
 export const SIZE_MULTIPLE = 64;
@@ -80,8 +80,23 @@ export const MAX_GUIDANCE = 50;
 
 /** Every key of TransferOptions, in display order (the validator rejects any other key by name). */
 export const TRANSFER_OPTION_KEYS = [
-  'method', 'domain', 'prompt', 'numSteps', 'skip', 'guidanceScale', 'inversionGuidance', 'featRange', 'adainRange', 'seed',
-  'size', 'structureMask', 'appearanceMask', 'injection', 'device', 'cacheDir', 'hookSites',
+  'method',
+  'domain',
+  'prompt',
+  'numSteps',
+  'skip',
+  'guidanceScale',
+  'inversionGuidance',
+  'featRange',
+  'adainRange',
+  'seed',
+  'size',
+  'structureMask',
+  'appearanceMask',
+  'injection',
+  'device',
+  'cacheDir',
+  'hookSites',
 ] as const satisfies readonly (keyof TransferOptions)[];
 
 type Missing = Exclude<keyof TransferOptions, (typeof TRANSFER_OPTION_KEYS)[number]>;
@@ -118,17 +133,26 @@ function nonEmptyString(name: string, value: unknown): string {
 }
 
 function stepRange(name: string, value: unknown): readonly [number, number] {
-  const ok = Array.isArray(value) && value.length === 2 && value.every((v) => Number.isInteger(v))
-    && (value[0] as number) >= 0 && (value[0] as number) < (value[1] as number) && (value[1] as number) <= MAX_STEPS;
+  const ok =
+    Array.isArray(value) &&
+    value.length === 2 &&
+    value.every((v) => Number.isInteger(v)) &&
+    (value[0] as number) >= 0 &&
+    (value[0] as number) < (value[1] as number) &&
+    (value[1] as number) <= MAX_STEPS;
   if (!ok) throw invalidParameterError(name, `[start, end] of integers with 0 <= start < end <= ${MAX_STEPS}`, value);
   return Object.freeze([value[0] as number, value[1] as number] as const);
 }
 
 /** attn1 module paths such as `up_blocks.2.attentions.0.transformer_blocks.0.attn1` (checked against the model when built). */
 function hookSites(value: unknown): readonly string[] {
-  const ok = Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && /^[a-z_]+(\.\w+)*\.attn1$/.test(v))
-    && new Set(value).size === value.length;
-  if (!ok) throw invalidParameterError('hookSites', 'non-empty list of distinct attn1 module paths (e.g. up_blocks.2.attentions.0.transformer_blocks.0.attn1)', value);
+  const ok =
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((v) => typeof v === 'string' && /^[a-z_]+(\.\w+)*\.attn1$/.test(v)) &&
+    new Set(value).size === value.length;
+  if (!ok)
+    throw invalidParameterError('hookSites', 'non-empty list of distinct attn1 module paths (e.g. up_blocks.2.attentions.0.transformer_blocks.0.attn1)', value);
   return Object.freeze([...(value as string[])]);
 }
 
@@ -147,7 +171,9 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   const given = input as Record<string, unknown>;
   const unknown = Object.keys(given).filter((k) => !(TRANSFER_OPTION_KEYS as readonly string[]).includes(k));
   if (unknown.length > 0) {
-    throw new InvalidParameterError(`Unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known options: ${TRANSFER_OPTION_KEYS.join(', ')})`);
+    throw new InvalidParameterError(
+      `Unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known options: ${TRANSFER_OPTION_KEYS.join(', ')})`,
+    );
   }
   const pick = <K extends keyof typeof DEFAULT_TRANSFER_OPTIONS>(key: K): unknown => given[key] ?? DEFAULT_TRANSFER_OPTIONS[key];
   const domain = nonEmptyString('domain', given['domain']);

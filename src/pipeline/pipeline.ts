@@ -140,7 +140,10 @@ function progressReporter(phase: Phase, onProgress: RunControls['onProgress']): 
 export class TransferPipeline {
   private readonly unetRunners = new Map<string, Promise<UNetRunner>>();
 
-  constructor(readonly source: ModelSource, readonly model: StableDiffusionModel) {}
+  constructor(
+    readonly source: ModelSource,
+    readonly model: StableDiffusionModel,
+  ) {}
 
   /** Where built graphs and inversions are cached. */
   get cacheDir(): string {
@@ -178,7 +181,9 @@ export class TransferPipeline {
     if (options.size % multiple !== 0) throw invalidParameterError('size', `multiple of ${multiple} for this model`, options.size);
     const size = workingSize(options.size, structureSize.width, structureSize.height, multiple);
     return {
-      structureSize, appearanceSize, size,
+      structureSize,
+      appearanceSize,
+      size,
       structure: await loadImage(inputs.structure, size),
       appearance: await loadImage(inputs.appearance, size),
       structureMask: options.structureMask === undefined ? undefined : await loadMask(options.structureMask, size),
@@ -191,8 +196,15 @@ export class TransferPipeline {
     const phase: Phase = job.role === 'app' ? 'inversion-app' : 'inversion-struct';
     const [c, h, w] = job.latentDims;
     const key = inversionCacheKey({
-      pixels: job.image.data, model: job.modelIdentity, numSteps: options.numSteps, guidance: options.inversionGuidance,
-      prompt: options.prompt, seed: options.seed, role: job.role, width: job.image.dims[3]!, height: job.image.dims[2]!,
+      pixels: job.image.data,
+      model: job.modelIdentity,
+      numSteps: options.numSteps,
+      guidance: options.inversionGuidance,
+      prompt: options.prompt,
+      seed: options.seed,
+      role: job.role,
+      width: job.image.dims[3]!,
+      height: job.image.dims[2]!,
     });
     const cached = readCachedInversion(this.cacheDir, key, options.numSteps, c * h * w);
     if (cached !== undefined) {
@@ -200,12 +212,19 @@ export class TransferPipeline {
       return { inv: cached, hit: true };
     }
     const result = await invert(job.x0, ddimSchedule(this.model.schedulerConfig), job.predict, {
-      numSteps: options.numSteps, guidanceScale: options.inversionGuidance, noise: job.noise,
-      onStep: progressReporter(phase, controls.onProgress), signal: controls.signal,
+      numSteps: options.numSteps,
+      guidanceScale: options.inversionGuidance,
+      noise: job.noise,
+      onStep: progressReporter(phase, controls.onProgress),
+      signal: controls.signal,
     });
     writeCachedInversion(this.cacheDir, key, result, job.latentDims, {
-      prompt: options.prompt, seed: String(options.seed), numSteps: String(options.numSteps), guidance: String(options.inversionGuidance),
-      role: job.role, size: `${job.image.dims[3]}x${job.image.dims[2]}`,
+      prompt: options.prompt,
+      seed: String(options.seed),
+      numSteps: String(options.numSteps),
+      guidance: String(options.inversionGuidance),
+      role: job.role,
+      size: `${job.image.dims[3]}x${job.image.dims[2]}`,
     });
     return { inv: result, hit: false };
   }
@@ -232,9 +251,10 @@ export class TransferPipeline {
     const { size, structure, appearance, structureMask, appearanceMask } = loaded;
     const sf = this.model.vaeConfig.scalingFactor;
     const [x0App, x0Struct] = await timed('encode', async () => [
-      toInversionLatent(await this.model.encodeImage(appearance), sf), toInversionLatent(await this.model.encodeImage(structure), sf),
+      toInversionLatent(await this.model.encodeImage(appearance), sf),
+      toInversionLatent(await this.model.encodeImage(structure), sf),
     ]);
-    const [, c, lh, lw] = x0App!.dims as [number, number, number, number];
+    const [, c, lh, lw] = x0App.dims as [number, number, number, number];
     const latentDims: LatentDims = [c, lh, lw];
     const text = await timed('text', () => this.model.encodeText(['', options.prompt])); // [2, 77, C]
     const unet = await this.unet(options);
@@ -247,15 +267,31 @@ export class TransferPipeline {
     const noiseApp = drawInversionNoise(rng, options.numSteps, c * lh * lw);
     const noiseStruct = drawInversionNoise(rng, options.numSteps, c * lh * lw);
     const job = { predict, latentDims, modelIdentity };
-    const app = await timed('inversion-app', () => this.invertCached({ ...job, role: 'app', image: appearance, x0: x0App!, noise: noiseApp }, options, controls));
-    const struct = await timed('inversion-struct', () => this.invertCached({ ...job, role: 'struct', image: structure, x0: x0Struct!, noise: noiseStruct }, options, controls));
+    const app = await timed('inversion-app', () =>
+      this.invertCached({ ...job, role: 'app', image: appearance, x0: x0App, noise: noiseApp }, options, controls),
+    );
+    const struct = await timed('inversion-struct', () =>
+      this.invertCached({ ...job, role: 'struct', image: structure, x0: x0Struct, noise: noiseStruct }, options, controls),
+    );
 
     const method = METHODS[options.method];
-    const run = await timed('transfer', () => method.run({
-      unet, schedule: ddimSchedule(this.model.schedulerConfig), app: app.inv, struct: struct.inv, latentDims,
-      embeddings: { uncond: reshape(sliceFirst(text, 0), [1, ...text.dims.slice(1)]), cond: reshape(sliceFirst(text, 1), [1, ...text.dims.slice(1)]) },
-      structureMask, appearanceMask, onStep: progressReporter('transfer', controls.onProgress), signal: controls.signal,
-    }, { ...options, forcedMatches: inputs.forcedMatches }));
+    const run = await timed('transfer', () =>
+      method.run(
+        {
+          unet,
+          schedule: ddimSchedule(this.model.schedulerConfig),
+          app: app.inv,
+          struct: struct.inv,
+          latentDims,
+          embeddings: { uncond: reshape(sliceFirst(text, 0), [1, ...text.dims.slice(1)]), cond: reshape(sliceFirst(text, 1), [1, ...text.dims.slice(1)]) },
+          structureMask,
+          appearanceMask,
+          onStep: progressReporter('transfer', controls.onProgress),
+          signal: controls.signal,
+        },
+        { ...options, forcedMatches: inputs.forcedMatches },
+      ),
+    );
 
     const { image, png } = await timed('decode', async () => {
       controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined });
@@ -268,12 +304,21 @@ export class TransferPipeline {
     timings['total'] = since(t0);
     const latentSize = { width: lw, height: lh };
     return {
-      image, png, structure, appearance, structureMask, appearanceMask,
+      image,
+      png,
+      structure,
+      appearance,
+      structureMask,
+      appearanceMask,
       matches: run.correspondence,
       timings,
       metadata: {
-        options, model: { ...this.source, identityHash: createHash('sha256').update(JSON.stringify(modelIdentity)).digest('hex').slice(0, 16) },
-        workingSize: size, latentSize, structureSize: loaded.structureSize, appearanceSize: loaded.appearanceSize,
+        options,
+        model: { ...this.source, identityHash: createHash('sha256').update(JSON.stringify(modelIdentity)).digest('hex').slice(0, 16) },
+        workingSize: size,
+        latentSize,
+        structureSize: loaded.structureSize,
+        appearanceSize: loaded.appearanceSize,
         inversionCache: { app: app.hit ? 'hit' : 'miss', struct: struct.hit ? 'hit' : 'miss', dir: this.cacheDir },
       },
     };
@@ -298,7 +343,8 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
   if (options.cacheDir !== undefined) modelOptions.cacheDir = options.cacheDir;
   if (options.onStatus !== undefined) modelOptions.onStatus = options.onStatus;
   if (options.threads !== undefined) {
-    if (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 1024) throw invalidParameterError('threads', 'integer between 1 and 1024', options.threads);
+    if (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 1024)
+      throw invalidParameterError('threads', 'integer between 1 and 1024', options.threads);
     modelOptions.threads = options.threads;
   }
   modelOptions.memoryArena = options.memoryArena ?? false;

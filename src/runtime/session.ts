@@ -26,17 +26,28 @@ export type Feeds = Readonly<Record<string, Tensor>>;
 
 function ortType(dtype: DType): ort.Tensor.Type {
   switch (dtype) {
-    case 'float32': return 'float32';
-    case 'float16': return 'float16';
-    case 'int64': return 'int64';
-    case 'int32': return 'int32';
-    case 'uint8': return 'uint8';
-    case 'bool': return 'bool';
-    case 'float64': return 'float64';
-    case 'int8': return 'int8';
-    case 'int16': return 'int16';
-    case 'uint16': return 'uint16';
-    case 'bfloat16': break;
+    case 'float32':
+      return 'float32';
+    case 'float16':
+      return 'float16';
+    case 'int64':
+      return 'int64';
+    case 'int32':
+      return 'int32';
+    case 'uint8':
+      return 'uint8';
+    case 'bool':
+      return 'bool';
+    case 'float64':
+      return 'float64';
+    case 'int8':
+      return 'int8';
+    case 'int16':
+      return 'int16';
+    case 'uint16':
+      return 'uint16';
+    case 'bfloat16':
+      break;
   }
   throw new InvalidParameterError(`dtype ${dtype} cannot be fed to onnxruntime`);
 }
@@ -44,11 +55,21 @@ function ortType(dtype: DType): ort.Tensor.Type {
 function fromOrt(name: string, t: ort.Tensor): Tensor {
   const dims = [...t.dims];
   switch (t.type) {
-    case 'float32': case 'int64': case 'int32': case 'uint8': case 'float64': case 'int8': case 'int16': case 'uint16':
+    case 'float32':
+    case 'int64':
+    case 'int32':
+    case 'uint8':
+    case 'float64':
+    case 'int8':
+    case 'int16':
+    case 'uint16':
       return { dtype: t.type, dims, data: t.data as TypedArrayOf[typeof t.type] };
-    case 'bool': return { dtype: 'bool', dims, data: t.data as Uint8Array };
-    case 'float16': return { dtype: 'float16', dims, data: new Uint16Array((t.data as Uint16Array).buffer) };
-    default: throw new RuntimeError(`output '${name}' has unsupported type ${t.type}`);
+    case 'bool':
+      return { dtype: 'bool', dims, data: t.data as Uint8Array };
+    case 'float16':
+      return { dtype: 'float16', dims, data: new Uint16Array((t.data as Uint16Array).buffer) };
+    default:
+      throw new RuntimeError(`output '${name}' has unsupported type ${t.type}`);
   }
 }
 
@@ -60,8 +81,9 @@ export function availableProviders(): ExecutionProvider[] {
 
 export const ORT_VERSION: string = ort.env.versions.node ?? ort.env.versions.common;
 
-const CUDA_HINT = 'CUDA needs onnxruntime-node\'s CUDA 12 binaries: on a machine with an NVIDIA driver, CUDA 12 and cuDNN 9 run '
-  + '`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --dangerously-allow-all-scripts`; see the README (GPU).';
+const CUDA_HINT =
+  "CUDA needs onnxruntime-node's CUDA 12 binaries: on a machine with an NVIDIA driver, CUDA 12 and cuDNN 9 run " +
+  '`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --dangerously-allow-all-scripts`; see the README (GPU).';
 
 const WEBGPU_HINT = 'WebGPU needs a GPU adapter (Vulkan on Linux, D3D12 on Windows, Metal on macOS); without one use --device cpu.';
 
@@ -87,8 +109,10 @@ export class Session {
       throw new InvalidParameterError(`Expected one of ${EXECUTION_PROVIDERS.join(', ')} for device but received '${String(device)}'`);
     }
     if (!availableProviders().includes(device)) {
-      throw new RuntimeError(`execution provider '${device}' is not available in this onnxruntime-node build (available: ${availableProviders().join(', ')})`,
-        deviceHint(device));
+      throw new RuntimeError(
+        `execution provider '${device}' is not available in this onnxruntime-node build (available: ${availableProviders().join(', ')})`,
+        deviceHint(device),
+      );
     }
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
@@ -98,9 +122,8 @@ export class Session {
     };
     if (options.threads !== undefined && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
     try {
-      const session = typeof model === 'string'
-        ? await ort.InferenceSession.create(model, sessionOptions)
-        : await ort.InferenceSession.create(model, sessionOptions);
+      const session =
+        typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
       return new Session(session, name, device);
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
@@ -121,7 +144,9 @@ export class Session {
     const missing = this.session.inputNames.filter((n) => !(n in feeds));
     const unknown = Object.keys(feeds).filter((n) => !this.session.inputNames.includes(n));
     if (missing.length > 0 || unknown.length > 0) {
-      throw new RuntimeError(`${this.modelName}: inputs do not match the model (missing: ${missing.join(', ') || 'none'}; unknown: ${unknown.join(', ') || 'none'}); expected ${this.session.inputNames.join(', ')}`);
+      throw new RuntimeError(
+        `${this.modelName}: inputs do not match the model (missing: ${missing.join(', ') || 'none'}; unknown: ${unknown.join(', ') || 'none'}); expected ${this.session.inputNames.join(', ')}`,
+      );
     }
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
@@ -131,7 +156,9 @@ export class Session {
     try {
       result = outputs === undefined ? await this.session.run(ortFeeds) : await this.session.run(ortFeeds, [...outputs]);
     } catch (cause) {
-      const shapes = Object.entries(feeds).map(([n, t]) => `${n}: ${t.dtype}${formatDims(t.dims)}`).join(', ');
+      const shapes = Object.entries(feeds)
+        .map(([n, t]) => `${n}: ${t.dtype}${formatDims(t.dims)}`)
+        .join(', ');
       const message = cause instanceof Error ? cause.message : String(cause);
       throw new RuntimeError(`onnxruntime failed running ${this.modelName} with inputs {${shapes}}: ${message}`, { cause });
     }

@@ -31,13 +31,15 @@ export interface ModelOptions extends SessionOptions {
 /** Which UNet graph: FreeU on or off, and the attention processors of a method (none = stock attention). */
 export interface UNetVariant {
   freeu: boolean;
-  processors?: {
-    /** Names the graph (e.g. `e4e`): part of the cache entry's name. */
-    readonly name: string;
-    /** Everything the plan's graph depends on (JSON): part of the cache key and the session table's key. */
-    readonly key: unknown;
-    readonly plan: ProcessorPlan;
-  } | undefined;
+  processors?:
+    | {
+        /** Names the graph (e.g. `e4e`): part of the cache entry's name. */
+        readonly name: string;
+        /** Everything the plan's graph depends on (JSON): part of the cache key and the session table's key. */
+        readonly key: unknown;
+        readonly plan: ProcessorPlan;
+      }
+    | undefined;
 }
 
 /** The UNet graph info as kept in the cache entry. */
@@ -77,7 +79,10 @@ export class StableDiffusionModel {
   private readonly sessions = new Map<string, Promise<{ session: Session; meta: unknown }>>();
   private readonly weights = new Map<string, ComponentWeights>();
 
-  private constructor(readonly root: string, readonly options: ModelOptions) {
+  private constructor(
+    readonly root: string,
+    readonly options: ModelOptions,
+  ) {
     this.layout = resolveDiffusersLayout(root);
     this.unetConfig = loadUNetConfig(join(this.layout.unet, 'config.json'));
     this.vaeConfig = loadVaeConfig(join(this.layout.vae, 'config.json'));
@@ -86,7 +91,11 @@ export class StableDiffusionModel {
     this.schedulerConfig = loadSchedulerConfig(join(this.layout.scheduler, 'scheduler_config.json'));
     const t = this.tokenizerConfig;
     this.tokenizer = ClipTokenizer.fromFiles(t.vocabPath, t.mergesPath, {
-      bosToken: t.bosToken, eosToken: t.eosToken, padToken: t.padToken, unkToken: t.unkToken, modelMaxLength: t.modelMaxLength,
+      bosToken: t.bosToken,
+      eosToken: t.eosToken,
+      padToken: t.padToken,
+      unkToken: t.unkToken,
+      modelMaxLength: t.modelMaxLength,
     });
     this.cache = new ModelCache(options.cacheDir);
   }
@@ -111,14 +120,21 @@ export class StableDiffusionModel {
     return this.sessionWithMeta(name, component, config, build).then((s) => s.session);
   }
 
-  private sessionWithMeta(name: string, component: 'unet' | 'vae' | 'text_encoder', config: unknown, build: (weights: WeightSet) => BuiltGraph): Promise<{ session: Session; meta: unknown }> {
+  private sessionWithMeta(
+    name: string,
+    component: 'unet' | 'vae' | 'text_encoder',
+    config: unknown,
+    build: (weights: WeightSet) => BuiltGraph,
+  ): Promise<{ session: Session; meta: unknown }> {
     const sessionKey = `${name}:${JSON.stringify(config)}`;
     let pending = this.sessions.get(sessionKey);
     if (pending === undefined) {
       pending = (async () => {
         const w = this.componentWeights(component);
         const entry = this.cache.obtain({
-          name, config, weightFiles: w.files,
+          name,
+          config,
+          weightFiles: w.files,
           build: () => {
             this.options.onStatus?.(`building ${name} graph`);
             return build(WeightSet.fromSource(w.source, w.description));
@@ -171,15 +187,18 @@ export class StableDiffusionModel {
     const { session, meta } = await this.sessionWithMeta(name, 'unet', { config, freeu, processors: processors?.key ?? null }, (w) => {
       const built = buildUNet(w, config, { freeu, processors: processors?.plan });
       const unetMeta: UNetMeta = {
-        sites: built.sites, processed: built.processed,
+        sites: built.sites,
+        processed: built.processed,
         neutralFeeds: Object.fromEntries(built.processorInputs.map((io) => [io.name, tensorToJson(io.neutral)])),
       };
       return { graph: built.graph, meta: unetMeta };
     });
     const info = meta as UNetMeta | undefined;
-    if (info === undefined || !Array.isArray(info.sites)) throw new ModelBuildError(`graph cache entry of ${name} has no attention sites (rebuild with an empty cache folder)`);
+    if (info === undefined || !Array.isArray(info.sites))
+      throw new ModelBuildError(`graph cache entry of ${name} has no attention sites (rebuild with an empty cache folder)`);
     return new UNetRunner(session, {
-      sites: info.sites, processed: info.processed,
+      sites: info.sites,
+      processed: info.processed,
       neutralFeeds: Object.fromEntries(Object.entries(info.neutralFeeds).map(([n, t]) => [n, tensorFromJson(t)])),
     });
   }

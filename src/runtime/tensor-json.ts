@@ -18,7 +18,13 @@ export function tensorFromJson(json: TensorJson): Tensor {
     throw new InvalidParameterError(`tensor JSON with dims ${JSON.stringify(json.dims)} holds ${Array.isArray(json.data) ? json.data.length : 'no'} values`);
   }
   const data = allocate(json.dtype, json.data.length);
-  if (data instanceof BigInt64Array) json.data.forEach((v, i) => { data[i] = BigInt(v); });
-  else json.data.forEach((v, i) => { (data as Float32Array)[i] = Number(v); });
-  return { dtype: json.dtype, dims: [...json.dims], data } as Tensor;
+  if (data instanceof BigInt64Array)
+    json.data.forEach((v, i) => {
+      data[i] = BigInt(v);
+    });
+  else
+    json.data.forEach((v, i) => {
+      (data as Float32Array)[i] = Number(v);
+    });
+  return { dtype: json.dtype, dims: [...json.dims], data };
 }

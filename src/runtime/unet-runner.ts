@@ -39,7 +39,10 @@ export interface UNetGraphInfo {
 const UNET_INPUTS = ['sample', 'timestep', 'encoder_hidden_states'] as const;
 
 export class UNetRunner {
-  constructor(private readonly session: Session, readonly info: UNetGraphInfo) {}
+  constructor(
+    private readonly session: Session,
+    readonly info: UNetGraphInfo,
+  ) {}
 
   get sites(): readonly AttentionSite[] {
     return this.info.sites;
@@ -48,14 +51,17 @@ export class UNetRunner {
   /** The site of a module path (error naming the sites there are). */
   site(modulePath: string): AttentionSite {
     const site = this.info.sites.find((s) => s.modulePath === modulePath);
-    if (site === undefined) throw new InvalidParameterError(`no attention module '${modulePath}' in this UNet (it has: ${this.info.sites.map((s) => s.modulePath).join(', ')})`);
+    if (site === undefined)
+      throw new InvalidParameterError(`no attention module '${modulePath}' in this UNet (it has: ${this.info.sites.map((s) => s.modulePath).join(', ')})`);
     return site;
   }
 
   async call(call: UNetCall): Promise<UNetResult> {
     const b = call.sample.dims[0];
     if (call.sample.dims.length !== 4 || call.encoderHiddenStates.dims[0] !== b) {
-      throw new InvalidParameterError(`UNet call: sample ${formatDims(call.sample.dims)} and encoder_hidden_states ${formatDims(call.encoderHiddenStates.dims)} must share the batch size`);
+      throw new InvalidParameterError(
+        `UNet call: sample ${formatDims(call.sample.dims)} and encoder_hidden_states ${formatDims(call.encoderHiddenStates.dims)} must share the batch size`,
+      );
     }
     const given = call.feeds ?? {};
     const unknown = Object.keys(given).filter((n) => !(n in this.info.neutralFeeds));

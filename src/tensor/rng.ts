@@ -78,7 +78,7 @@ function floatFromBits(bits: number): number {
 
 /** The float32 next to `r` (a float32, not 0) in the direction of `toward`. */
 function adjacentFloat(r: number, toward: number): number {
-  const awayFromZero = (toward > r) === (r > 0);
+  const awayFromZero = toward > r === r > 0;
   const bits = floatBits(r);
   return floatFromBits(awayFromZero ? bits + 1 : bits - 1);
 }
@@ -92,19 +92,18 @@ export function fmaf32(a: number, b: number, c: number): number {
   const p = a * b;
   const s = p + c;
   const bv = s - p;
-  const err = (p - (s - bv)) + (c - bv);
+  const err = p - (s - bv) + (c - bv);
   const r = f32(s);
   if (err === 0 || r === s || r === 0) return r;
   const other = adjacentFloat(r, s);
   if (s - r !== other - s) return r;
-  return (err > 0) === (other > r) ? other : r;
+  return err > 0 === other > r ? other : r;
 }
 
 // ---- avx_mathfun.h (Cephes float polynomials), as compiled with FMA contraction --------------------------------
 
 const LOG_P = [
-  7.0376836292e-2, -1.151461031e-1, 1.167699874e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
-  2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
+  7.0376836292e-2, -1.151461031e-1, 1.167699874e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
 ].map(f32);
 const LOG_Q1 = f32(-2.1219444e-4);
 const LOG_Q2 = f32(0.693359375);
@@ -146,7 +145,7 @@ function sinCosAvx2(input: number): [number, number] {
   let j = Math.trunc(f32(x * FOUR_OVER_PI)) | 0;
   j = (j + 1) & ~1;
   const y = j;
-  const sinNegative = (input < 0) !== ((j & 4) !== 0);
+  const sinNegative = input < 0 !== ((j & 4) !== 0);
   const cosNegative = (~(j - 2) & 4) !== 0;
   const sinPolyIsSine = (j & 2) === 0;
   for (const dp of MINUS_DP) x = fmaf32(y, dp, x); // extended-precision reduction x - y*pi/4

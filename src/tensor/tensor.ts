@@ -26,7 +26,17 @@ export interface Tensor<D extends DType = DType> {
 }
 
 export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = {
-  float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, uint8: 1, bool: 1, float64: 8, int8: 1, int16: 2, uint16: 2,
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  uint8: 1,
+  bool: 1,
+  float64: 8,
+  int8: 1,
+  int16: 2,
+  uint16: 2,
 };
 
 export function numel(dims: readonly number[]): number {
@@ -45,14 +55,25 @@ export function sameDims(a: readonly number[], b: readonly number[]): boolean {
 
 export function allocate<D extends DType>(dtype: D, n: number): TypedArrayOf[D] {
   switch (dtype) {
-    case 'float32': return new Float32Array(n) as TypedArrayOf[D];
-    case 'float16': case 'bfloat16': case 'uint16': return new Uint16Array(n) as TypedArrayOf[D];
-    case 'int64': return new BigInt64Array(n) as TypedArrayOf[D];
-    case 'int32': return new Int32Array(n) as TypedArrayOf[D];
-    case 'uint8': case 'bool': return new Uint8Array(n) as TypedArrayOf[D];
-    case 'float64': return new Float64Array(n) as TypedArrayOf[D];
-    case 'int8': return new Int8Array(n) as TypedArrayOf[D];
-    case 'int16': return new Int16Array(n) as TypedArrayOf[D];
+    case 'float32':
+      return new Float32Array(n) as TypedArrayOf[D];
+    case 'float16':
+    case 'bfloat16':
+    case 'uint16':
+      return new Uint16Array(n) as TypedArrayOf[D];
+    case 'int64':
+      return new BigInt64Array(n) as TypedArrayOf[D];
+    case 'int32':
+      return new Int32Array(n) as TypedArrayOf[D];
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(n) as TypedArrayOf[D];
+    case 'float64':
+      return new Float64Array(n) as TypedArrayOf[D];
+    case 'int8':
+      return new Int8Array(n) as TypedArrayOf[D];
+    case 'int16':
+      return new Int16Array(n) as TypedArrayOf[D];
   }
   throw new InvalidParameterError(`unknown dtype ${String(dtype)}`);
 }

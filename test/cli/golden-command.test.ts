@@ -14,7 +14,15 @@ process.on('exit', () => rmSync(cacheDir, { recursive: true, force: true }));
 async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(['golden', ...args, '--cache-dir', cacheDir], (s) => { out += s; }, (s) => { err += s; });
+  const code = await main(
+    ['golden', ...args, '--cache-dir', cacheDir],
+    (s) => {
+      out += s;
+    },
+    (s) => {
+      err += s;
+    },
+  );
   return { code, out, err };
 }
 
@@ -41,17 +49,37 @@ test('eye4eye golden passes every group of the sd1-tiny case and --save writes e
   const saved = join(cacheDir, 'ours.safetensors');
   const { code, out } = await run([sd1TinyDir, '--save', saved]);
   assert.equal(code, 0, out);
-  for (const group of ['text', 'scheduler', 'unet_plain', 'unet_freeu', 'vae', 'unet_e4e', 'unet_e4e_match', 'unet_e4e_structcopy',
-    'unet_e4e_match_masked', 'unet_e4e_vswap', 'inversion', 'transfer']) {
+  for (const group of [
+    'text',
+    'scheduler',
+    'unet_plain',
+    'unet_freeu',
+    'vae',
+    'unet_e4e',
+    'unet_e4e_match',
+    'unet_e4e_structcopy',
+    'unet_e4e_match_masked',
+    'unet_e4e_vswap',
+    'inversion',
+    'transfer',
+  ]) {
     assert.match(out, new RegExp(`^\\[PASS\\] ${group} `, 'm'));
   }
   assert.doesNotMatch(out, /FAIL/);
   assert.match(out, /natural argmax mode: /);
-  assert.match(out, /^ {4}check natural argmax: transfer\.latents before the first flipped decision \(iterations 0\.\.\d+\): PASS .*\(atol 8\.000e-4, rtol 0\.001, /m);
+  assert.match(
+    out,
+    /^ {4}check natural argmax: transfer\.latents before the first flipped decision \(iterations 0\.\.\d+\): PASS .*\(atol 8\.000e-4, rtol 0\.001, /m,
+  );
   assert.match(out, /tensors: 54 passed, 0 failed; checks: 1 passed, 0 failed; groups failing: none/);
   const file = openTensorSource(saved);
-  for (const name of ['text.last_hidden_state', 'unet_e4e_match.out', 'transfer.latents', 'inversion.app.zs',
-    'unet_e4e_match.match_index.up_blocks.3.attentions.2.transformer_blocks.0.attn1']) {
+  for (const name of [
+    'text.last_hidden_state',
+    'unet_e4e_match.out',
+    'transfer.latents',
+    'inversion.app.zs',
+    'unet_e4e_match.match_index.up_blocks.3.attentions.2.transformer_blocks.0.attn1',
+  ]) {
     assert.ok(file.has(name), `${name} saved`);
   }
   assert.deepEqual(file.info('transfer.latents').dims, [14, 3, 4, 16, 16]);
@@ -87,9 +115,12 @@ test('a wrong expectation fails with the tensor, max |diff| and exit code 1', as
 
 test('a group we have no implementation for fails, it is never skipped', async () => {
   const extra: Tensor = { dtype: 'float32', dims: [2], data: Float32Array.of(1, 2) };
-  const dir = caseCopy((meta) => {
-    (meta['tensors'] as Record<string, unknown>)['newgroup.out'] = { shape: [2], dtype: 'float32', role: 'output' };
-  }, { 'newgroup.out': extra });
+  const dir = caseCopy(
+    (meta) => {
+      (meta['tensors'] as Record<string, unknown>)['newgroup.out'] = { shape: [2], dtype: 'float32', role: 'output' };
+    },
+    { 'newgroup.out': extra },
+  );
   try {
     const { code, out } = await run([dir, '--only', 'newgroup,scheduler']);
     assert.equal(code, 1);
@@ -109,8 +140,26 @@ test('a missing case folder is a clear error', async () => {
 
 test('usage errors exit 2', async () => {
   let err = '';
-  assert.equal(await main(['golden'], () => {}, (s) => { err += s; }), 2);
+  assert.equal(
+    await main(
+      ['golden'],
+      () => {},
+      (s) => {
+        err += s;
+      },
+    ),
+    2,
+  );
   assert.match(err, /Usage: eye4eye golden <case-dir>/);
-  assert.equal(await main(['frobnicate'], () => {}, (s) => { err += s; }), 2);
+  assert.equal(
+    await main(
+      ['frobnicate'],
+      () => {},
+      (s) => {
+        err += s;
+      },
+    ),
+    2,
+  );
   assert.match(err, /unknown command 'frobnicate'/);
 });

@@ -11,7 +11,15 @@ const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')
 async function capture(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await main(args, (s) => { out += s; }, (s) => { err += s; });
+  const code = await main(
+    args,
+    (s) => {
+      out += s;
+    },
+    (s) => {
+      err += s;
+    },
+  );
   return { code, out, err };
 }
 

@@ -23,21 +23,42 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-interface Run { code: number; out: string; err: string }
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
 
 async function cli(args: readonly string[], options: { isTTY?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   let out = '';
   let err = '';
-  const io = { out: (s: string) => { out += s; }, err: (s: string) => { err += s; }, isTTY: options.isTTY ?? false, ...(options.env === undefined ? {} : { env: options.env }) };
+  const io = {
+    out: (s: string) => {
+      out += s;
+    },
+    err: (s: string) => {
+      err += s;
+    },
+    isTTY: options.isTTY ?? false,
+    ...(options.env === undefined ? {} : { env: options.env }),
+  };
   const code = await runTransferCommand(args, io);
   return { code, out, err };
 }
 
 function args(outDir: string, extra: readonly string[] = [], overrides: Record<string, string> = {}): string[] {
   const base: Record<string, string> = {
-    '--structure': join(examples, 'bird-blue.png'), '--appearance': join(examples, 'bird-red.png'), '--domain': 'bird',
-    '--model': sd1TinyModelDir, '--size': '128', '--steps': '6', '--skip': '2', '--feat-range': '1,5', '--adain-range': '2,6',
-    '--out': outDir, ...overrides,
+    '--structure': join(examples, 'bird-blue.png'),
+    '--appearance': join(examples, 'bird-red.png'),
+    '--domain': 'bird',
+    '--model': sd1TinyModelDir,
+    '--size': '128',
+    '--steps': '6',
+    '--skip': '2',
+    '--feat-range': '1,5',
+    '--adain-range': '2,6',
+    '--out': outDir,
+    ...overrides,
   };
   return [...Object.entries(base).flatMap(([k, v]) => [k, v]), ...extra];
 }
@@ -67,18 +88,36 @@ test('end to end on the tiny model: PNGs of the right sizes and a complete run.j
   assert.equal(run.inputs.structure, join(examples, 'bird-blue.png'));
   assert.equal(run.inputs.appearanceMask, join(examples, 'bird-red-mask.png'));
   assert.deepEqual(run.options, {
-    method: 'eye-for-an-eye', domain: 'bird', prompt: 'A photo of a bird', numSteps: 6, skip: 2, guidanceScale: 2.5, inversionGuidance: 3.5,
-    featRange: [1, 5], adainRange: [2, 6], seed: 0, size: 128, injection: 'match', device: 'cpu',
-    structureMask: join(examples, 'bird-blue-mask.png'), appearanceMask: join(examples, 'bird-red-mask.png'),
+    method: 'eye-for-an-eye',
+    domain: 'bird',
+    prompt: 'A photo of a bird',
+    numSteps: 6,
+    skip: 2,
+    guidanceScale: 2.5,
+    inversionGuidance: 3.5,
+    featRange: [1, 5],
+    adainRange: [2, 6],
+    seed: 0,
+    size: 128,
+    injection: 'match',
+    device: 'cpu',
+    structureMask: join(examples, 'bird-blue-mask.png'),
+    appearanceMask: join(examples, 'bird-red-mask.png'),
   });
   const { identityHash, ...model } = run.model as { identityHash: string };
   assert.deepEqual(model, { id: sd1TinyModelDir, path: sd1TinyModelDir, kind: 'folder' });
   assert.match(identityHash, /^[0-9a-f]{16}$/);
   assert.equal(run.versions.eye4eye, JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).version);
   assert.match(run.versions.onnxruntime, /^\d+\.\d+\.\d+/);
-  for (const phase of ['load', 'encode', 'text', 'inversion-app', 'inversion-struct', 'transfer', 'decode', 'total']) assert.equal(typeof run.timings[phase], 'number', phase);
+  for (const phase of ['load', 'encode', 'text', 'inversion-app', 'inversion-struct', 'transfer', 'decode', 'total'])
+    assert.equal(typeof run.timings[phase], 'number', phase);
   assert.deepEqual(run.cache, { inversion: { app: 'miss', struct: 'miss' }, dir: join(root, 'cache') });
-  assert.deepEqual(run.sizes, { structure: { width: 512, height: 512 }, appearance: { width: 512, height: 512 }, working: { width: 128, height: 128 }, latent: { width: 16, height: 16 } });
+  assert.deepEqual(run.sizes, {
+    structure: { width: 512, height: 512 },
+    appearance: { width: 512, height: 512 },
+    working: { width: 128, height: 128 },
+    latent: { width: 16, height: 16 },
+  });
   assert.deepEqual(run.correspondence, { site: 'up_blocks.3.attentions.2.transformer_blocks.0.attn1', iteration: 3, tokens: { width: 16, height: 16 } });
   assert.deepEqual(run.outputs, ['result.png', 'grid.png', 'mask-structure.png', 'mask-appearance.png', 'correspondence.png', 'run.json']);
 
@@ -112,7 +151,9 @@ test('bad inputs: message, exit code, and nothing written', async (t) => {
   const notImage = join(root, 'notes.png');
   writeFileSync(notImage, 'not an image at all');
   const emptyMask = join(root, 'empty-mask.png');
-  await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } }).png().toFile(emptyMask);
+  await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } })
+    .png()
+    .toFile(emptyMask);
   const partial = join(root, 'model-without-vae');
   mkdirSync(partial);
   for (const c of ['unet', 'text_encoder', 'tokenizer', 'scheduler', 'model_index.json']) symlinkSync(join(sd1TinyModelDir, c), join(partial, c));
@@ -121,18 +162,69 @@ test('bad inputs: message, exit code, and nothing written', async (t) => {
   const missing = join(root, 'missing.png');
 
   const cases: { name: string; argv: (out: string) => string[]; code: number; message: string | RegExp; env?: NodeJS.ProcessEnv }[] = [
-    { name: 'missing file', argv: (o) => args(o, [], { '--structure': missing }), code: 1, message: `eye4eye transfer: ImageError [E_IMAGE]: ${missing}: image file not found\n` },
-    { name: 'non-image file', argv: (o) => args(o, [], { '--appearance': notImage }), code: 1, message: new RegExp(`^eye4eye transfer: ImageError \\[E_IMAGE\\]: ${notImage}: not a readable image \\(`) },
-    { name: 'empty mask', argv: (o) => args(o, ['--structure-mask', emptyMask]), code: 1, message: `eye4eye transfer: ImageError [E_IMAGE]: ${emptyMask}: mask is empty (no pixel brighter than 127 at 128x128)\n  hint: a mask is white (or light) on the object and black elsewhere\n` },
-    { name: 'unknown option', argv: (o) => args(o, ['--colour', 'red']), code: 2, message: "eye4eye transfer: unknown option '--colour'\n  (see eye4eye transfer --help)\n" },
-    { name: 'missing required option', argv: (o) => args(o).filter((a) => a !== '--domain' && a !== 'bird'), code: 2, message: 'eye4eye transfer: missing required option --domain\n  (see eye4eye transfer --help)\n' },
-    { name: 'impossible size', argv: (o) => args(o, [], { '--size': '100' }), code: 2, message: 'eye4eye transfer: --size: Expected multiple of 64 between 64 and 2048 for size but received 100 of type number\n  (see eye4eye transfer --help)\n' },
-    { name: 'malformed number', argv: (o) => args(o, [], { '--steps': 'many' }), code: 2, message: "eye4eye transfer: --steps: expected a number but received 'many'\n  (see eye4eye transfer --help)\n" },
-    { name: 'skip out of range', argv: (o) => args(o, [], { '--skip': '6' }), code: 2, message: 'eye4eye transfer: --skip: Expected integer between 0 and 5 for skip but received 6 of type number\n  (see eye4eye transfer --help)\n' },
-    { name: 'model folder missing a component', argv: (o) => args(o, [], { '--model': partial }), code: 1, message: new RegExp(`^eye4eye transfer: FileError \\[E_FILE\\]: ${join(partial, 'vae')}: component folder 'vae' not found`) },
     {
-      name: 'hub id not cached, offline', argv: (o) => args(o, [], { '--model': 'someone/not-cached' }), code: 1, env: { HF_HUB_CACHE: hub, HF_HUB_OFFLINE: '1' },
-      message: new RegExp(`^eye4eye transfer: ModelNotFoundError \\[E_MODEL_NOT_FOUND\\]: model 'someone/not-cached' is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot be downloaded; looked at: ${join(hub, 'models--someone--not-cached', 'refs', 'main')}.*\n  hint: download it with \`huggingface-cli download someone/not-cached\``),
+      name: 'missing file',
+      argv: (o) => args(o, [], { '--structure': missing }),
+      code: 1,
+      message: `eye4eye transfer: ImageError [E_IMAGE]: ${missing}: image file not found\n`,
+    },
+    {
+      name: 'non-image file',
+      argv: (o) => args(o, [], { '--appearance': notImage }),
+      code: 1,
+      message: new RegExp(`^eye4eye transfer: ImageError \\[E_IMAGE\\]: ${notImage}: not a readable image \\(`),
+    },
+    {
+      name: 'empty mask',
+      argv: (o) => args(o, ['--structure-mask', emptyMask]),
+      code: 1,
+      message: `eye4eye transfer: ImageError [E_IMAGE]: ${emptyMask}: mask is empty (no pixel brighter than 127 at 128x128)\n  hint: a mask is white (or light) on the object and black elsewhere\n`,
+    },
+    {
+      name: 'unknown option',
+      argv: (o) => args(o, ['--colour', 'red']),
+      code: 2,
+      message: "eye4eye transfer: unknown option '--colour'\n  (see eye4eye transfer --help)\n",
+    },
+    {
+      name: 'missing required option',
+      argv: (o) => args(o).filter((a) => a !== '--domain' && a !== 'bird'),
+      code: 2,
+      message: 'eye4eye transfer: missing required option --domain\n  (see eye4eye transfer --help)\n',
+    },
+    {
+      name: 'impossible size',
+      argv: (o) => args(o, [], { '--size': '100' }),
+      code: 2,
+      message:
+        'eye4eye transfer: --size: Expected multiple of 64 between 64 and 2048 for size but received 100 of type number\n  (see eye4eye transfer --help)\n',
+    },
+    {
+      name: 'malformed number',
+      argv: (o) => args(o, [], { '--steps': 'many' }),
+      code: 2,
+      message: "eye4eye transfer: --steps: expected a number but received 'many'\n  (see eye4eye transfer --help)\n",
+    },
+    {
+      name: 'skip out of range',
+      argv: (o) => args(o, [], { '--skip': '6' }),
+      code: 2,
+      message: 'eye4eye transfer: --skip: Expected integer between 0 and 5 for skip but received 6 of type number\n  (see eye4eye transfer --help)\n',
+    },
+    {
+      name: 'model folder missing a component',
+      argv: (o) => args(o, [], { '--model': partial }),
+      code: 1,
+      message: new RegExp(`^eye4eye transfer: FileError \\[E_FILE\\]: ${join(partial, 'vae')}: component folder 'vae' not found`),
+    },
+    {
+      name: 'hub id not cached, offline',
+      argv: (o) => args(o, [], { '--model': 'someone/not-cached' }),
+      code: 1,
+      env: { HF_HUB_CACHE: hub, HF_HUB_OFFLINE: '1' },
+      message: new RegExp(
+        `^eye4eye transfer: ModelNotFoundError \\[E_MODEL_NOT_FOUND\\]: model 'someone/not-cached' is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot be downloaded; looked at: ${join(hub, 'models--someone--not-cached', 'refs', 'main')}.*\n  hint: download it with \`huggingface-cli download someone/not-cached\``,
+      ),
     },
   ];
   for (const c of cases) {
@@ -164,7 +256,24 @@ test('--help lists every flag', async () => {
   const r = await cli(['--help']);
   assert.equal(r.code, 0);
   assert.equal(r.out, `Usage:\n${TRANSFER_HELP}\n`);
-  for (const flag of ['--structure', '--appearance', '--domain', '--prompt', '--structure-mask', '--appearance-mask', '--steps', '--skip', '--guidance', '--seed', '--size', '--model', '--device', '--out', '--v-injection', '--cache-dir']) {
+  for (const flag of [
+    '--structure',
+    '--appearance',
+    '--domain',
+    '--prompt',
+    '--structure-mask',
+    '--appearance-mask',
+    '--steps',
+    '--skip',
+    '--guidance',
+    '--seed',
+    '--size',
+    '--model',
+    '--device',
+    '--out',
+    '--v-injection',
+    '--cache-dir',
+  ]) {
     assert.ok(r.out.includes(flag), flag);
   }
 });

@@ -40,11 +40,25 @@ test('SD-1.5 text encoder (CLIP ViT-L/14)', () => {
 });
 
 test('SD-2 text encoder (OpenCLIP ViT-H, 23 layers, gelu)', () => {
-  const config = parseClipTextConfig({
-    architectures: ['CLIPTextModel'], model_type: 'clip_text_model', hidden_act: 'gelu', hidden_size: 1024,
-    intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 23, projection_dim: 512, vocab_size: 49408,
-    max_position_embeddings: 77, layer_norm_eps: 1e-5, bos_token_id: 0, eos_token_id: 2, pad_token_id: 1,
-  }, P);
+  const config = parseClipTextConfig(
+    {
+      architectures: ['CLIPTextModel'],
+      model_type: 'clip_text_model',
+      hidden_act: 'gelu',
+      hidden_size: 1024,
+      intermediate_size: 4096,
+      num_attention_heads: 16,
+      num_hidden_layers: 23,
+      projection_dim: 512,
+      vocab_size: 49408,
+      max_position_embeddings: 77,
+      layer_norm_eps: 1e-5,
+      bos_token_id: 0,
+      eos_token_id: 2,
+      pad_token_id: 1,
+    },
+    P,
+  );
   assert.equal(config.hiddenAct, 'gelu');
   assert.equal(config.numHiddenLayers, 23);
   assert.equal(config.headDim, 64);
@@ -52,8 +66,10 @@ test('SD-2 text encoder (OpenCLIP ViT-H, 23 layers, gelu)', () => {
 });
 
 test('CLIP text config errors', () => {
-  throwsConfig(() => parseClipTextConfig({ hidden_size: 100, num_attention_heads: 8 }, P),
-    `${P}: field 'hidden_size' (100) must be divisible by 'num_attention_heads' (8)`);
+  throwsConfig(
+    () => parseClipTextConfig({ hidden_size: 100, num_attention_heads: 8 }, P),
+    `${P}: field 'hidden_size' (100) must be divisible by 'num_attention_heads' (8)`,
+  );
   throwsConfig(() => parseClipTextConfig({ hidden_act: 'relu' }, P), `${P}: field 'hidden_act' = "relu" is not supported (supported: "quick_gelu", "gelu")`);
   throwsConfig(() => parseClipTextConfig({ model_type: 'clip' }, P), `${P}: field 'model_type' = "clip" is not supported (supported: "clip_text_model")`);
   throwsConfig(() => parseClipTextConfig({ num_hidden_layers: 1.5 }, P), `${P}: field 'num_hidden_layers' must be a positive integer, got 1.5`);

@@ -20,14 +20,20 @@ test('model_index.json of the fixture and of SD-1.5', () => {
 });
 
 test('model_index.json errors', () => {
-  assert.throws(() => parseModelIndex({ unet: ['diffusers'] }, 'model_index.json'), (error: unknown) => {
-    assert.ok(error instanceof ConfigError);
-    assert.equal(error.message, `model_index.json: field 'unet' must be a [library, class name] pair, got ["diffusers"]`);
-    return true;
-  });
-  assert.throws(() => parseModelIndex({ _class_name: 3 }, 'model_index.json'), (error: unknown) => {
-    assert.ok(error instanceof ConfigError);
-    assert.equal(error.message, `model_index.json: field '_class_name' must be a string or null, got 3`);
-    return true;
-  });
+  assert.throws(
+    () => parseModelIndex({ unet: ['diffusers'] }, 'model_index.json'),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.message, `model_index.json: field 'unet' must be a [library, class name] pair, got ["diffusers"]`);
+      return true;
+    },
+  );
+  assert.throws(
+    () => parseModelIndex({ _class_name: 3 }, 'model_index.json'),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.message, `model_index.json: field '_class_name' must be a string or null, got 3`);
+      return true;
+    },
+  );
 });

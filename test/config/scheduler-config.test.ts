@@ -16,7 +16,10 @@ function throwsConfig(fn: () => unknown, message: string): void {
 }
 
 test('fixture and SD-1.5 DDIM configs', () => {
-  for (const path of [join(sd1TinyModelDir, 'scheduler', 'scheduler_config.json'), join(fixturesDir, 'configs', 'sd-1.5', 'scheduler', 'scheduler_config.json')]) {
+  for (const path of [
+    join(sd1TinyModelDir, 'scheduler', 'scheduler_config.json'),
+    join(fixturesDir, 'configs', 'sd-1.5', 'scheduler', 'scheduler_config.json'),
+  ]) {
     const config = loadSchedulerConfig(path);
     assert.equal(config.className, 'DDIMScheduler');
     assert.equal(config.numTrainTimesteps, 1000);
@@ -35,10 +38,21 @@ test('fixture and SD-1.5 DDIM configs', () => {
 });
 
 test('a PNDM config (as SD-1.5 ships) is read with DDIM defaults for absent keys', () => {
-  const config = parseSchedulerConfig({
-    _class_name: 'PNDMScheduler', beta_end: 0.012, beta_schedule: 'scaled_linear', beta_start: 0.00085,
-    num_train_timesteps: 1000, set_alpha_to_one: false, skip_prk_steps: true, steps_offset: 1, trained_betas: null, clip_sample: false,
-  }, P);
+  const config = parseSchedulerConfig(
+    {
+      _class_name: 'PNDMScheduler',
+      beta_end: 0.012,
+      beta_schedule: 'scaled_linear',
+      beta_start: 0.00085,
+      num_train_timesteps: 1000,
+      set_alpha_to_one: false,
+      skip_prk_steps: true,
+      steps_offset: 1,
+      trained_betas: null,
+      clip_sample: false,
+    },
+    P,
+  );
   assert.equal(config.className, 'PNDMScheduler');
   assert.equal(config.stepsOffset, 1);
   assert.equal(config.predictionType, 'epsilon');
@@ -60,15 +74,23 @@ test('v_prediction parses but is flagged; trailing spacing accepted', () => {
 });
 
 test('scheduler errors', () => {
-  throwsConfig(() => parseSchedulerConfig({ beta_schedule: 'squaredcos_cap_v2' }, P),
-    `${P}: field 'beta_schedule' = "squaredcos_cap_v2" is not supported (supported: "scaled_linear", "linear")`);
+  throwsConfig(
+    () => parseSchedulerConfig({ beta_schedule: 'squaredcos_cap_v2' }, P),
+    `${P}: field 'beta_schedule' = "squaredcos_cap_v2" is not supported (supported: "scaled_linear", "linear")`,
+  );
   throwsConfig(() => parseSchedulerConfig({ trained_betas: [0.1, 0.2] }, P), `${P}: field 'trained_betas' = [0.1,0.2] is not supported (supported: null)`);
-  throwsConfig(() => parseSchedulerConfig({ prediction_type: 'sample' }, P),
-    `${P}: field 'prediction_type' = "sample" is not supported (supported: "epsilon", "v_prediction")`);
-  throwsConfig(() => parseSchedulerConfig({ timestep_spacing: 'karras' }, P),
-    `${P}: field 'timestep_spacing' = "karras" is not supported (supported: "leading", "trailing", "linspace")`);
+  throwsConfig(
+    () => parseSchedulerConfig({ prediction_type: 'sample' }, P),
+    `${P}: field 'prediction_type' = "sample" is not supported (supported: "epsilon", "v_prediction")`,
+  );
+  throwsConfig(
+    () => parseSchedulerConfig({ timestep_spacing: 'karras' }, P),
+    `${P}: field 'timestep_spacing' = "karras" is not supported (supported: "leading", "trailing", "linspace")`,
+  );
   throwsConfig(() => parseSchedulerConfig({ thresholding: true }, P), `${P}: field 'thresholding' = true is not supported (supported: false)`);
   throwsConfig(() => parseSchedulerConfig({ steps_offset: -1 }, P), `${P}: field 'steps_offset' must be a non-negative integer, got -1`);
-  throwsConfig(() => parseSchedulerConfig({ beta_start: 0.02, beta_end: 0.01 }, P),
-    `${P}: field 'beta_end' must be a number between beta_start (0.02) and 1, got 0.01`);
+  throwsConfig(
+    () => parseSchedulerConfig({ beta_start: 0.02, beta_end: 0.01 }, P),
+    `${P}: field 'beta_end' must be a number between beta_start (0.02) and 1, got 0.01`,
+  );
 });

@@ -27,8 +27,15 @@ test('fixture sd1-tiny tokenizer: SD-1 pads with <|endoftext|>', () => {
 
 test('SD-2 tokenizer: special_tokens_map.json overrides the pad token with "!"', () => {
   const config = parseTokenizerConfig(
-    { bos_token: added('<|startoftext|>'), eos_token: added('<|endoftext|>'), pad_token: '<|endoftext|>', unk_token: added('<|endoftext|>'),
-      model_max_length: 77, do_lower_case: true, tokenizer_class: 'CLIPTokenizer' },
+    {
+      bos_token: added('<|startoftext|>'),
+      eos_token: added('<|endoftext|>'),
+      pad_token: '<|endoftext|>',
+      unk_token: added('<|endoftext|>'),
+      model_max_length: 77,
+      do_lower_case: true,
+      tokenizer_class: 'CLIPTokenizer',
+    },
     P,
     { json: { bos_token: added('<|startoftext|>'), pad_token: '!' }, path: '/m/tokenizer/special_tokens_map.json' },
   );
@@ -55,10 +62,14 @@ test('tokenizer config errors', () => {
       return true;
     });
   };
-  expectConfigError(() => parseTokenizerConfig({ pad_token: { text: '!' } }, P),
-    `${P}: field 'pad_token' must be a token string or an object with a string 'content', got {"text":"!"}`);
-  expectConfigError(() => parseTokenizerConfig({}, P, { json: { eos_token: 5 }, path: '/m/tokenizer/special_tokens_map.json' }),
-    "/m/tokenizer/special_tokens_map.json: field 'eos_token' must be a token string or an object with a string 'content', got 5");
+  expectConfigError(
+    () => parseTokenizerConfig({ pad_token: { text: '!' } }, P),
+    `${P}: field 'pad_token' must be a token string or an object with a string 'content', got {"text":"!"}`,
+  );
+  expectConfigError(
+    () => parseTokenizerConfig({}, P, { json: { eos_token: 5 }, path: '/m/tokenizer/special_tokens_map.json' }),
+    "/m/tokenizer/special_tokens_map.json: field 'eos_token' must be a token string or an object with a string 'content', got 5",
+  );
   expectConfigError(() => parseTokenizerConfig({ model_max_length: 0 }, P), `${P}: field 'model_max_length' must be a positive integer, got 0`);
 });
 
@@ -67,11 +78,14 @@ test('loadTokenizerConfig needs vocab.json and merges.txt', () => {
   try {
     writeFileSync(join(dir, 'tokenizer_config.json'), '{}');
     writeFileSync(join(dir, 'vocab.json'), '{}');
-    assert.throws(() => loadTokenizerConfig(dir), (error: unknown) => {
-      assert.ok(error instanceof FileError);
-      assert.equal(error.message, `${join(dir, 'merges.txt')}: tokenizer file not found\n  hint: a CLIP tokenizer folder needs vocab.json and merges.txt`);
-      return true;
-    });
+    assert.throws(
+      () => loadTokenizerConfig(dir),
+      (error: unknown) => {
+        assert.ok(error instanceof FileError);
+        assert.equal(error.message, `${join(dir, 'merges.txt')}: tokenizer file not found\n  hint: a CLIP tokenizer folder needs vocab.json and merges.txt`);
+        return true;
+      },
+    );
     writeFileSync(join(dir, 'merges.txt'), '#version: 0.2\n');
     assert.equal(loadTokenizerConfig(dir).padToken, '<|endoftext|>');
   } finally {

@@ -50,12 +50,18 @@ test('AutoencoderKL defaults: scaling_factor 0.18215, one 64-channel block', () 
 });
 
 test('VAE errors', () => {
-  throwsConfig(() => parseVaeConfig({ block_out_channels: [64, 128] }, P),
-    `${P}: field 'down_block_types' must have as many entries as 'block_out_channels' (2), got 1`);
+  throwsConfig(
+    () => parseVaeConfig({ block_out_channels: [64, 128] }, P),
+    `${P}: field 'down_block_types' must have as many entries as 'block_out_channels' (2), got 1`,
+  );
   throwsConfig(() => parseVaeConfig({ scaling_factor: -1 }, P), `${P}: field 'scaling_factor' must be a positive number, got -1`);
-  throwsConfig(() => parseVaeConfig({ down_block_types: ['AttnDownEncoderBlock2D'] }, P),
-    `${P}: field 'down_block_types[0]' = "AttnDownEncoderBlock2D" is not supported (supported: "DownEncoderBlock2D")`);
-  throwsConfig(() => parseVaeConfig({ block_out_channels: [48] }, P),
-    `${P}: field 'block_out_channels' = [48]: block 0 has 48 channels, not divisible by norm_num_groups 32`);
+  throwsConfig(
+    () => parseVaeConfig({ down_block_types: ['AttnDownEncoderBlock2D'] }, P),
+    `${P}: field 'down_block_types[0]' = "AttnDownEncoderBlock2D" is not supported (supported: "DownEncoderBlock2D")`,
+  );
+  throwsConfig(
+    () => parseVaeConfig({ block_out_channels: [48] }, P),
+    `${P}: field 'block_out_channels' = [48]: block 0 has 48 channels, not divisible by norm_num_groups 32`,
+  );
   throwsConfig(() => parseVaeConfig({ force_upcast: 'yes' }, P), `${P}: field 'force_upcast' must be a boolean, got "yes"`);
 });

@@ -51,7 +51,10 @@ describe('ddimSchedule against the sd1-tiny golden (DDIMScheduler, diffusers 0.1
   });
 
   it('validates numInferenceSteps with the house parameter error', () => {
-    assert.throws(() => schedule.timesteps(0), /^InvalidParameterError: Expected integer between 1 and 1000 for numInferenceSteps but received 0 of type number$/m);
+    assert.throws(
+      () => schedule.timesteps(0),
+      /^InvalidParameterError: Expected integer between 1 and 1000 for numInferenceSteps but received 0 of type number$/m,
+    );
     assert.throws(() => schedule.timesteps(1001), /received 1001 of type number/);
     assert.throws(() => schedule.timesteps(2.5), /received 2.5 of type number/);
     assert.throws(() => schedule.prevTimestep(10, 0), /numInferenceSteps/);
@@ -60,8 +63,13 @@ describe('ddimSchedule against the sd1-tiny golden (DDIMScheduler, diffusers 0.1
 
 describe('ddimSchedule spacings and schedules (values from numpy / diffusers 0.19.3 formulas)', () => {
   const base: DdimScheduleConfig = {
-    numTrainTimesteps: 1000, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'scaled_linear',
-    setAlphaToOne: false, stepsOffset: 1, timestepSpacing: 'leading',
+    numTrainTimesteps: 1000,
+    betaStart: 0.00085,
+    betaEnd: 0.012,
+    betaSchedule: 'scaled_linear',
+    setAlphaToOne: false,
+    stepsOffset: 1,
+    timestepSpacing: 'leading',
   };
 
   it("'leading' with steps_offset", () => {
@@ -92,7 +100,7 @@ describe('ddimSchedule spacings and schedules (values from numpy / diffusers 0.1
     const s = ddimSchedule({ ...base, betaSchedule: 'linear', betaStart: 0.0001, betaEnd: 0.02 });
     assert.equal(s.alphasCumprod[0], Math.fround(1 - Math.fround(0.0001)));
     let product = 1;
-    for (let i = 0; i < 1000; i++) product *= Math.fround(1 - Math.fround(0.0001 + (0.02 - 0.0001) * i / 999));
+    for (let i = 0; i < 1000; i++) product *= Math.fround(1 - Math.fround(0.0001 + ((0.02 - 0.0001) * i) / 999));
     assert.ok(Math.abs((s.alphasCumprod[999] ?? 0) - product) < 1e-7 * product + 1e-9);
   });
 

@@ -10,8 +10,13 @@ const LATENT_DIMS = [4, 16, 16];
 const NUM_TIMESTEPS = 20;
 
 const schedule = ddimSchedule({
-  numTrainTimesteps: 1000, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'scaled_linear',
-  setAlphaToOne: false, stepsOffset: 1, timestepSpacing: 'leading',
+  numTrainTimesteps: 1000,
+  betaStart: 0.00085,
+  betaEnd: 0.012,
+  betaSchedule: 'scaled_linear',
+  setAlphaToOne: false,
+  stepsOffset: 1,
+  timestepSpacing: 'leading',
 });
 
 function alphasFor(t: number): { alphaProd: number; alphaProdPrev: number } {
@@ -65,8 +70,10 @@ describe('stepCoefficients and the DDPM step in closed form', () => {
 
   it('rejects mismatched lengths and alphas outside (0, 1)', () => {
     const a = new Float32Array(4);
-    assert.throws(() => ddpmStep({ sample: a, noisePred: new Float32Array(3), z: a, alphaProd: 0.5, alphaProdPrev: 0.6 }),
-      /Expected 4 \(the length of sample\) for noisePred.length but received 3 of type number/);
+    assert.throws(
+      () => ddpmStep({ sample: a, noisePred: new Float32Array(3), z: a, alphaProd: 0.5, alphaProdPrev: 0.6 }),
+      /Expected 4 \(the length of sample\) for noisePred.length but received 3 of type number/,
+    );
     assert.throws(() => ddpmStep({ sample: a, noisePred: a, z: a, alphaProd: 1, alphaProdPrev: 0.6 }), /for alphaProd/);
   });
 });
@@ -87,9 +94,7 @@ describe('ddpmStep against the sd1-tiny transfer loop', () => {
       for (let b = 0; b < 3; b++) {
         const sample = k === 0 ? goldenSlice('transfer.init_latents', b).data : goldenSlice('transfer.latents', k - 1, b).data;
         const adainSlot = b === 0 && adainIterations.includes(k);
-        const expected = adainSlot
-          ? goldenSlice('transfer.latent0_before_adain', adainIterations.indexOf(k)).data
-          : goldenSlice('transfer.latents', k, b).data;
+        const expected = adainSlot ? goldenSlice('transfer.latent0_before_adain', adainIterations.indexOf(k)).data : goldenSlice('transfer.latents', k, b).data;
         const actual = ddpmStep({
           sample,
           noisePred: goldenSlice('transfer.noise_pred', k, b).data,
@@ -125,7 +130,11 @@ describe('sampleXtsFromX0 against the sd1-tiny inversion (quirk 13)', () => {
       // entries idx >= 1 (and x0 itself) were re-written in the loop as mu + sigma*z: equal up to rounding
       for (let idx = 0; idx <= 20; idx++) {
         // measured max |diff| 7.2e-7 (struct), 4.8e-7 (app)
-        close(xts[idx] ?? new Float32Array(0), goldenSlice(`inversion.${image}.wts`, idx).data, { atol: 1e-5, rtol: 0, label: `inversion.${image}.wts[${idx}]` });
+        close(xts[idx] ?? new Float32Array(0), goldenSlice(`inversion.${image}.wts`, idx).data, {
+          atol: 1e-5,
+          rtol: 0,
+          label: `inversion.${image}.wts[${idx}]`,
+        });
       }
     });
   }

@@ -23,6 +23,9 @@ describe('classifierFreeGuidance', () => {
   });
 
   it('rejects different lengths', () => {
-    assert.throws(() => classifierFreeGuidance(new Float32Array(2), new Float32Array(3), 2), /Expected 2 \(the length of uncond\) for cond.length but received 3/);
+    assert.throws(
+      () => classifierFreeGuidance(new Float32Array(2), new Float32Array(3), 2),
+      /Expected 2 \(the length of uncond\) for cond.length but received 3/,
+    );
   });
 });

@@ -7,7 +7,13 @@ import { TorchCpuRng } from '../../src/tensor/rng.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
 const schedule = ddimSchedule({
-  numTrainTimesteps: 1000, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'scaled_linear', setAlphaToOne: false, stepsOffset: 1, timestepSpacing: 'leading',
+  numTrainTimesteps: 1000,
+  betaStart: 0.00085,
+  betaEnd: 0.012,
+  betaSchedule: 'scaled_linear',
+  setAlphaToOne: false,
+  stepsOffset: 1,
+  timestepSpacing: 'leading',
 });
 const x0: Tensor<'float32'> = { dtype: 'float32', dims: [1, 2, 2, 2], data: Float32Array.from([0.5, -0.25, 1, 0, -1, 0.75, 0.1, -0.3]) };
 // A stand-in UNet: eps depends on the latent and the timestep, differently for the two prompts.
@@ -27,7 +33,13 @@ test('each z makes the eta = 1 step from xts[i] land on xts[i + 1]; zs[N - 1] = 
     const t = ts[i]!;
     const { uncond, cond } = await predict({ ...x0, data: xts[i]! }, t);
     const eps = uncond.map((u, k) => Math.fround(u + Math.fround(3.5 * Math.fround(cond[k]! - u))));
-    const stepped = ddpmStep({ sample: xts[i]!, noisePred: eps, z: zs[i]!, alphaProd: schedule.alphaCumprodAt(t), alphaProdPrev: schedule.alphaCumprodAt(schedule.prevTimestep(t, n)) });
+    const stepped = ddpmStep({
+      sample: xts[i]!,
+      noisePred: eps,
+      z: zs[i]!,
+      alphaProd: schedule.alphaCumprodAt(t),
+      alphaProdPrev: schedule.alphaCumprodAt(schedule.prevTimestep(t, n)),
+    });
     stepped.forEach((v, k) => assert.ok(Math.abs(v - xts[i + 1]![k]!) < 1e-5, `step ${i} element ${k}: ${v} vs ${xts[i + 1]![k]}`));
   }
   x0.data.forEach((v, k) => assert.ok(Math.abs(v - xts[n]![k]!) < 1e-5));
@@ -45,7 +57,7 @@ test('an Rng draws the noise maps from the smallest timestep up, like the refere
   await assert.rejects(invert(x0, schedule, predict, { numSteps: n, guidanceScale: 3.5, noise: draws.slice(1) }), /inversion needs 5 noise maps of 8 values/);
 });
 
-test('the inversion latent uses the reference\'s fixed 0.18215 whatever the VAE config says', () => {
+test("the inversion latent uses the reference's fixed 0.18215 whatever the VAE config says", () => {
   assert.equal(toInversionLatent(x0, INVERSION_LATENT_SCALE), x0);
   const other = toInversionLatent(x0, 0.13025);
   other.data.forEach((v, k) => assert.ok(Math.abs(v - x0.data[k]! * (0.18215 / 0.13025)) < 1e-6));

@@ -30,7 +30,10 @@ test('differences inside atol + rtol*|expected| pass; just outside fail (numpy a
 });
 
 test('a perturbed element is located and reported', () => {
-  const expected = float32([2, 2, 3], Array.from({ length: 12 }, (_, i) => i));
+  const expected = float32(
+    [2, 2, 3],
+    Array.from({ length: 12 }, (_, i) => i),
+  );
   const data = Float32Array.from(expected.data);
   data[7] = 7.5; // index [1, 0, 1]
   data[10] = 10.02; // index [1, 1, 1], smaller violation (allowed 0.0101)
@@ -40,17 +43,29 @@ test('a perturbed element is located and reported', () => {
   assert.deepEqual(result.worstIndex, [1, 0, 1]);
   assert.equal(result.maxAbs, 0.5);
   assert.ok(Math.abs(result.maxRel - 0.5 / 7) < 1e-12);
-  assert.deepEqual(result.pairs.map((p) => p.index), [[1, 0, 1], [1, 1, 1]]);
+  assert.deepEqual(
+    result.pairs.map((p) => p.index),
+    [
+      [1, 0, 1],
+      [1, 1, 1],
+    ],
+  );
   assert.equal(result.pairs[0]!.actual, 7.5);
   assert.equal(result.pairs[0]!.expected, 7);
   const line = formatCompare(result);
-  assert.equal(line, 'unet.out: FAIL 2/12 elements not close; max|diff| 0.5 max rel 0.0714286 (atol 1.000e-4, rtol 0.001, n=12); '
-    + 'worst at [1, 0, 1]; first pairs (actual vs expected): [1, 0, 1] 7.5 vs 7, [1, 1, 1] 10.02 vs 10');
-  assert.throws(() => expectClose(tensor('float32', [2, 2, 3], data), expected, { ...tol, label: 'unet.out' }), (error: unknown) => {
-    assert.ok(error instanceof AssertionError);
-    assert.equal(error.message, line);
-    return true;
-  });
+  assert.equal(
+    line,
+    'unet.out: FAIL 2/12 elements not close; max|diff| 0.5 max rel 0.0714286 (atol 1.000e-4, rtol 0.001, n=12); ' +
+      'worst at [1, 0, 1]; first pairs (actual vs expected): [1, 0, 1] 7.5 vs 7, [1, 1, 1] 10.02 vs 10',
+  );
+  assert.throws(
+    () => expectClose(tensor('float32', [2, 2, 3], data), expected, { ...tol, label: 'unet.out' }),
+    (error: unknown) => {
+      assert.ok(error instanceof AssertionError);
+      assert.equal(error.message, line);
+      return true;
+    },
+  );
 });
 
 test('NaN is never close, even against NaN; equal infinities are', () => {
@@ -59,8 +74,11 @@ test('NaN is never close, even against NaN; equal infinities are', () => {
   assert.equal(nan.mismatches, 1);
   assert.deepEqual(nan.worstIndex, [1]);
   assert.ok(Number.isNaN(nan.maxAbs));
-  assert.equal(formatCompare(nan), 'nan: FAIL 1/3 elements not close; max|diff| NaN max rel NaN (atol 1.000e-4, rtol 0.001, n=3); '
-    + 'worst at [1]; first pairs (actual vs expected): [1] NaN vs 2');
+  assert.equal(
+    formatCompare(nan),
+    'nan: FAIL 1/3 elements not close; max|diff| NaN max rel NaN (atol 1.000e-4, rtol 0.001, n=3); ' +
+      'worst at [1]; first pairs (actual vs expected): [1] NaN vs 2',
+  );
   assert.equal(compareTensors(float32([1], [NaN]), float32([1], [NaN]), { ...tol, label: 'nan2' }).ok, false);
   assert.equal(compareTensors(float32([2], [Infinity, -Infinity]), float32([2], [Infinity, -Infinity]), { ...tol, label: 'inf' }).ok, true);
   assert.equal(compareTensors(float32([1], [Infinity]), float32([1], [-Infinity]), { ...tol, label: 'inf2' }).ok, false);
@@ -71,8 +89,10 @@ test('shape mismatch fails with a shape error', () => {
   assert.equal(result.ok, false);
   assert.equal(result.shapeError, 'shape [2, 3] differs from expected [3, 2]');
   assert.equal(formatCompare(result), 'vae.decode.image: FAIL shape [2, 3] differs from expected [3, 2]');
-  assert.throws(() => expectClose(float32([2, 3]), float32([3, 2]), { ...tol, label: 'vae.decode.image' }),
-    { name: 'AssertionError', message: 'vae.decode.image: FAIL shape [2, 3] differs from expected [3, 2]' });
+  assert.throws(() => expectClose(float32([2, 3]), float32([3, 2]), { ...tol, label: 'vae.decode.image' }), {
+    name: 'AssertionError',
+    message: 'vae.decode.image: FAIL shape [2, 3] differs from expected [3, 2]',
+  });
 });
 
 test('integer tensors compare as numbers (int64, uint8), across dtypes too', () => {

@@ -98,10 +98,13 @@ test('golden errors: missing folder, io.json, io.safetensors, model/, listed ten
     'a.xy': { shape: [1], dtype: 'float32' },
     'c.missing': { shape: [1], dtype: 'int64' },
   });
-  throwsGolden(() => loadGoldenCase(bad), `${bad}: io.json and io.safetensors disagree:\n`
-    + "  tensor 'a.x' has shape [2] in io.safetensors but [3] in io.json\n"
-    + "  tensor 'a.xy' has dtype float16 in io.safetensors but float32 in io.json\n"
-    + "  tensor 'c.missing' is listed in io.json but missing from io.safetensors");
+  throwsGolden(
+    () => loadGoldenCase(bad),
+    `${bad}: io.json and io.safetensors disagree:\n` +
+      "  tensor 'a.x' has shape [2] in io.safetensors but [3] in io.json\n" +
+      "  tensor 'a.xy' has dtype float16 in io.safetensors but float32 in io.json\n" +
+      "  tensor 'c.missing' is listed in io.json but missing from io.safetensors",
+  );
   const badMeta = miniCase({ 'a.x': { shape: 'x', dtype: 'float32' } });
   throwsGolden(() => loadGoldenCase(badMeta), `${badMeta}: io.json entry for tensor 'a.x' must have an integer 'shape' array and a 'dtype' string`);
   const badTol = miniCase({}, { a: [0.1] });

@@ -59,11 +59,25 @@ before(async () => {
       'nonsquare.vae.decode.image': decoded,
     },
     entries: {
-      'nonsquare.unet.sample': { role: 'input', meaning: 'non-square latents: columns 4..11 of unet.sample; the UNet gets unet.timestep and unet.encoder_hidden_states' },
+      'nonsquare.unet.sample': {
+        role: 'input',
+        meaning: 'non-square latents: columns 4..11 of unet.sample; the UNet gets unet.timestep and unet.encoder_hidden_states',
+      },
       'nonsquare.unet_plain.out': { role: 'output', meaning: 'plain UNet2DConditionModel(nonsquare.unet.sample, t, ehs).sample' },
-      'nonsquare.unet_freeu.out': { role: 'output', meaning: 'FreeU UNet on the inputs of nonsquare.unet_plain.out', params: { timestep: 'unet.timestep', encoder_hidden_states: 'unet.encoder_hidden_states' } },
-      'nonsquare.image_hwc': { role: 'input', meaning: 'columns 32..95 of inputs.image_app_uint8, RGB uint8 HWC; fed to the VAE as float32(x)/127.5 - 1, NCHW (as inputs.image_app)' },
-      'nonsquare.vae.encode.latent': { role: 'output', meaning: 'vae.encode(nonsquare.image_hwc as float32(x)/127.5 - 1).latent_dist.mode() * 0.18215', params: { scaling_factor: 0.18215 } },
+      'nonsquare.unet_freeu.out': {
+        role: 'output',
+        meaning: 'FreeU UNet on the inputs of nonsquare.unet_plain.out',
+        params: { timestep: 'unet.timestep', encoder_hidden_states: 'unet.encoder_hidden_states' },
+      },
+      'nonsquare.image_hwc': {
+        role: 'input',
+        meaning: 'columns 32..95 of inputs.image_app_uint8, RGB uint8 HWC; fed to the VAE as float32(x)/127.5 - 1, NCHW (as inputs.image_app)',
+      },
+      'nonsquare.vae.encode.latent': {
+        role: 'output',
+        meaning: 'vae.encode(nonsquare.image_hwc as float32(x)/127.5 - 1).latent_dist.mode() * 0.18215',
+        params: { scaling_factor: 0.18215 },
+      },
       'nonsquare.vae.decode.latent': { role: 'input', meaning: 'columns 4..11 of vae.decode.latent' },
       'nonsquare.vae.decode.image': { role: 'output', meaning: 'vae.decode(latent / scaling_factor).sample, raw', params: { scaling_factor: 0.18215 } },
     },
@@ -77,16 +91,22 @@ test('nonsquare: every output maps to its documented inputs and matches', async 
     const [group] = report.groups;
     assert.equal(group?.group, 'nonsquare');
     assert.equal(group.error, undefined);
-    assert.deepEqual(group.comparisons.map((r) => [r.label, r.ok]), [
-      ['nonsquare.unet_plain.out', true], ['nonsquare.unet_freeu.out', true], ['nonsquare.vae.encode.latent', true], ['nonsquare.vae.decode.image', true],
-    ]);
+    assert.deepEqual(
+      group.comparisons.map((r) => [r.label, r.ok]),
+      [
+        ['nonsquare.unet_plain.out', true],
+        ['nonsquare.unet_freeu.out', true],
+        ['nonsquare.vae.encode.latent', true],
+        ['nonsquare.vae.decode.image', true],
+      ],
+    );
     for (const r of group.comparisons) assert.ok(r.maxAbs <= 1e-6, `${r.label} ${r.maxAbs}`);
     assert.equal(report.ok, true);
     assert.deepEqual(group.notes, [
-      'inputs of nonsquare.unet_plain.out: sample <- nonsquare.unet.sample (named in the meaning of nonsquare.unet_plain.out), '
-        + 'timestep <- unet.timestep (named in the meaning of nonsquare.unet.sample), encoder_hidden_states <- unet.encoder_hidden_states (named in the meaning of nonsquare.unet.sample)',
-      'inputs of nonsquare.unet_freeu.out: sample <- nonsquare.unet.sample (group analogue of unet.sample), '
-        + 'timestep <- unet.timestep (params.timestep of nonsquare.unet_freeu.out), encoder_hidden_states <- unet.encoder_hidden_states (params.encoder_hidden_states of nonsquare.unet_freeu.out)',
+      'inputs of nonsquare.unet_plain.out: sample <- nonsquare.unet.sample (named in the meaning of nonsquare.unet_plain.out), ' +
+        'timestep <- unet.timestep (named in the meaning of nonsquare.unet.sample), encoder_hidden_states <- unet.encoder_hidden_states (named in the meaning of nonsquare.unet.sample)',
+      'inputs of nonsquare.unet_freeu.out: sample <- nonsquare.unet.sample (group analogue of unet.sample), ' +
+        'timestep <- unet.timestep (params.timestep of nonsquare.unet_freeu.out), encoder_hidden_states <- unet.encoder_hidden_states (params.encoder_hidden_states of nonsquare.unet_freeu.out)',
       'inputs of nonsquare.vae.encode.latent: image <- nonsquare.image_hwc (named in the meaning of nonsquare.vae.encode.latent)',
       'inputs of nonsquare.vae.decode.image: latent <- nonsquare.vae.decode.latent (group analogue of vae.decode.latent)',
     ]);
@@ -106,13 +126,15 @@ test('nonsquare: a missing input fails its outputs with the tensor, the candidat
     assert.equal(group.error, undefined);
     const line = (name: string): CompareResult => group.comparisons.find((r) => r.label === name)!;
     assert.equal(line('nonsquare.unet_plain.out').ok, false);
-    assert.equal(line('nonsquare.unet_plain.out').shapeError,
-      'not computed: cannot map its UNet sample input (wants float [2, 4, 16, 8]); candidates looked at:\n'
-      + '  nonsquare.unet.sample (group analogue of unet.sample): not in the case\n'
-      + '  inputs.image_app_uint8 (named in the meaning of nonsquare.image_hwc): dtype uint8, not a float\n'
-      + '  inputs.image_app (named in the meaning of nonsquare.image_hwc): 3 channels, the UNet takes 4\n'
-      + '  vae.decode.latent (named in the meaning of nonsquare.vae.decode.latent): shape [1, 4, 16, 16], the sample this output needs is [2, 4, 16, 8]\n'
-      + '  unet.sample (top-level input): shape [2, 4, 16, 16], the sample this output needs is [2, 4, 16, 8]');
+    assert.equal(
+      line('nonsquare.unet_plain.out').shapeError,
+      'not computed: cannot map its UNet sample input (wants float [2, 4, 16, 8]); candidates looked at:\n' +
+        '  nonsquare.unet.sample (group analogue of unet.sample): not in the case\n' +
+        '  inputs.image_app_uint8 (named in the meaning of nonsquare.image_hwc): dtype uint8, not a float\n' +
+        '  inputs.image_app (named in the meaning of nonsquare.image_hwc): 3 channels, the UNet takes 4\n' +
+        '  vae.decode.latent (named in the meaning of nonsquare.vae.decode.latent): shape [1, 4, 16, 16], the sample this output needs is [2, 4, 16, 8]\n' +
+        '  unet.sample (top-level input): shape [2, 4, 16, 16], the sample this output needs is [2, 4, 16, 8]',
+    );
     assert.match(line('nonsquare.unet_freeu.out').shapeError ?? '', /^not computed: cannot map its UNet sample input/);
     assert.equal(line('nonsquare.vae.encode.latent').ok, true);
     assert.equal(line('nonsquare.vae.decode.image').ok, true);
@@ -128,12 +150,21 @@ test('nonsquare: a uint8 image of the wrong size is rejected with its shape', as
   try {
     const report = await runGolden(c.dir, { only: ['nonsquare'], cacheDir });
     const group = report.groups[0]!;
-    assert.deepEqual(group.comparisons.map((r) => [r.label, r.ok]), [
-      ['nonsquare.unet_plain.out', true], ['nonsquare.unet_freeu.out', true], ['nonsquare.vae.encode.latent', false], ['nonsquare.vae.decode.image', true],
-    ]);
+    assert.deepEqual(
+      group.comparisons.map((r) => [r.label, r.ok]),
+      [
+        ['nonsquare.unet_plain.out', true],
+        ['nonsquare.unet_freeu.out', true],
+        ['nonsquare.vae.encode.latent', false],
+        ['nonsquare.vae.decode.image', true],
+      ],
+    );
     const error = group.comparisons[2]!.shapeError ?? '';
     assert.match(error, /^not computed: cannot map its VAE image input \(wants float \[1, 3, 128, 64\] or uint8 HWC \[128, 64, 3\]\)/);
-    assert.match(error, /\n {2}nonsquare\.image_hwc \(named in the meaning of nonsquare\.vae\.encode\.latent\): shape \[128, 56, 3\], the image this latent needs \(uint8 HWC\) is \[128, 64, 3\]/);
+    assert.match(
+      error,
+      /\n {2}nonsquare\.image_hwc \(named in the meaning of nonsquare\.vae\.encode\.latent\): shape \[128, 56, 3\], the image this latent needs \(uint8 HWC\) is \[128, 64, 3\]/,
+    );
   } finally {
     c.cleanup();
   }

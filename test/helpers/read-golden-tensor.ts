@@ -41,11 +41,16 @@ export function readGoldenTensor(name: string, file: string = join(sd1TinyDir, '
   const copy = new ArrayBuffer(raw.length);
   new Uint8Array(copy).set(raw);
   switch (entry.dtype) {
-    case 'F32': return { dims: entry.shape, data: new Float32Array(copy) };
-    case 'I64': return { dims: entry.shape, data: new BigInt64Array(copy) };
-    case 'I32': return { dims: entry.shape, data: new Int32Array(copy) };
-    case 'U8': return { dims: entry.shape, data: new Uint8Array(copy) };
-    default: throw new Error(`${file}: ${name}: unsupported dtype ${entry.dtype}`);
+    case 'F32':
+      return { dims: entry.shape, data: new Float32Array(copy) };
+    case 'I64':
+      return { dims: entry.shape, data: new BigInt64Array(copy) };
+    case 'I32':
+      return { dims: entry.shape, data: new Int32Array(copy) };
+    case 'U8':
+      return { dims: entry.shape, data: new Uint8Array(copy) };
+    default:
+      throw new Error(`${file}: ${name}: unsupported dtype ${entry.dtype}`);
   }
 }
 

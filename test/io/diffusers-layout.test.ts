@@ -11,7 +11,8 @@ import { sd1TinyModelDir } from '../helpers/paths.js';
 const tmp = mkdtempSync(join(tmpdir(), 'e4e-layout-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 let counter = 0;
-const HINT = '\n  hint: a diffusers model folder has unet/, vae/, text_encoder/, tokenizer/ and scheduler/ (as written by save_pretrained or downloaded from the Hugging Face Hub)';
+const HINT =
+  '\n  hint: a diffusers model folder has unet/, vae/, text_encoder/, tokenizer/ and scheduler/ (as written by save_pretrained or downloaded from the Hugging Face Hub)';
 
 function throwsFile(fn: () => unknown, message: string): void {
   assert.throws(fn, (error: unknown) => {
@@ -47,25 +48,34 @@ test('missing model folder, component folder or component file', () => {
   const root = join(tmp, 'model');
   throwsFile(() => resolveDiffusersLayout(root), `${root}: model folder not found${HINT}`);
   mkdirSync(root);
-  throwsFile(() => resolveDiffusersLayout(root),
-    `${join(root, 'unet')}: component folder 'unet' not found (expected the UNet2DConditionModel config.json and weights)${HINT}`);
+  throwsFile(
+    () => resolveDiffusersLayout(root),
+    `${join(root, 'unet')}: component folder 'unet' not found (expected the UNet2DConditionModel config.json and weights)${HINT}`,
+  );
   mkdirSync(join(root, 'unet'));
-  throwsFile(() => resolveDiffusersLayout(root, ['unet']),
-    `${join(root, 'unet', 'config.json')}: file not found (component 'unet' needs the UNet2DConditionModel config.json and weights)${HINT}`);
+  throwsFile(
+    () => resolveDiffusersLayout(root, ['unet']),
+    `${join(root, 'unet', 'config.json')}: file not found (component 'unet' needs the UNet2DConditionModel config.json and weights)${HINT}`,
+  );
   writeFileSync(join(root, 'unet', 'config.json'), '{}');
   const layout = resolveDiffusersLayout(root, ['unet']);
   assert.equal(layout.modelIndexPath, undefined);
   mkdirSync(join(root, 'tokenizer'));
   writeFileSync(join(root, 'tokenizer', 'vocab.json'), '{}');
-  throwsFile(() => resolveDiffusersLayout(root, ['unet', 'tokenizer']),
-    `${join(root, 'tokenizer', 'merges.txt')}: file not found (component 'tokenizer' needs the CLIPTokenizer files vocab.json, merges.txt and tokenizer_config.json)${HINT}`);
+  throwsFile(
+    () => resolveDiffusersLayout(root, ['unet', 'tokenizer']),
+    `${join(root, 'tokenizer', 'merges.txt')}: file not found (component 'tokenizer' needs the CLIPTokenizer files vocab.json, merges.txt and tokenizer_config.json)${HINT}`,
+  );
   const file = join(tmp, 'file.txt');
   writeFileSync(file, '');
   throwsFile(() => resolveDiffusersLayout(file), `${file}: expected a model folder, found a file${HINT}`);
 });
 
 test('findWeights prefers plain, then sharded, then fp16 files', () => {
-  assert.equal(findWeights(folder(['model.fp16.safetensors', 'diffusion_pytorch_model.safetensors.index.json', 'model.safetensors'])).endsWith('/model.safetensors'), true);
+  assert.equal(
+    findWeights(folder(['model.fp16.safetensors', 'diffusion_pytorch_model.safetensors.index.json', 'model.safetensors'])).endsWith('/model.safetensors'),
+    true,
+  );
   const sharded = folder(['diffusion_pytorch_model.fp16.safetensors', 'diffusion_pytorch_model.safetensors.index.json', 'diffusion_pytorch_model.bin']);
   assert.equal(findWeights(sharded), join(sharded, 'diffusion_pytorch_model.safetensors.index.json'));
   const fp16 = folder(['diffusion_pytorch_model.fp16.safetensors', 'diffusion_pytorch_model.bin']);
@@ -76,14 +86,18 @@ test('findWeights prefers plain, then sharded, then fp16 files', () => {
 
 test('findWeights: pickle-only folders, empty folders and missing folders', () => {
   const pickles = folder(['diffusion_pytorch_model.bin', 'config.json', 'model.ckpt']);
-  throwsFile(() => findWeights(pickles),
-    `${pickles}: only PyTorch pickle weights found (diffusion_pytorch_model.bin, model.ckpt); eye4eye requires safetensors weights`
-    + '\n  hint: convert them, e.g. load the model with diffusers and call save_pretrained(folder, safe_serialization=True)');
+  throwsFile(
+    () => findWeights(pickles),
+    `${pickles}: only PyTorch pickle weights found (diffusion_pytorch_model.bin, model.ckpt); eye4eye requires safetensors weights` +
+      '\n  hint: convert them, e.g. load the model with diffusers and call save_pretrained(folder, safe_serialization=True)',
+  );
   const empty = folder(['config.json']);
-  throwsFile(() => findWeights(empty),
-    `${empty}: no weights found; expected one of diffusion_pytorch_model.safetensors, model.safetensors, diffusion_pytorch_model.safetensors.index.json, `
-    + 'model.safetensors.index.json, diffusion_pytorch_model.fp16.safetensors, model.fp16.safetensors, diffusion_pytorch_model.safetensors.index.fp16.json, '
-    + `model.safetensors.index.fp16.json${HINT}`);
+  throwsFile(
+    () => findWeights(empty),
+    `${empty}: no weights found; expected one of diffusion_pytorch_model.safetensors, model.safetensors, diffusion_pytorch_model.safetensors.index.json, ` +
+      'model.safetensors.index.json, diffusion_pytorch_model.fp16.safetensors, model.fp16.safetensors, diffusion_pytorch_model.safetensors.index.fp16.json, ' +
+      `model.safetensors.index.fp16.json${HINT}`,
+  );
   const missing = join(tmp, 'nothing-here');
   throwsFile(() => findWeights(missing), `${missing}: component folder not found (expected safetensors weights in it)${HINT}`);
 });

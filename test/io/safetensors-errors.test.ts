@@ -77,20 +77,23 @@ test('bad tensor entries: not an object, unknown dtype, bad shape, bad data_offs
   throwsSafetensors(() => SafetensorsFile.open(dtype), `${dtype}: tensor 'w' has unknown dtype "F8_E4M3"`);
   for (const shape of [[-1], [1.5], '2', null]) {
     const path = rawFile({ w: { dtype: 'F32', shape, data_offsets: [0, 4] } }, new Uint8Array(4));
-    throwsSafetensors(() => SafetensorsFile.open(path),
-      `${path}: tensor 'w' has invalid shape ${JSON.stringify(shape)}; expected an array of non-negative integers`);
+    throwsSafetensors(
+      () => SafetensorsFile.open(path),
+      `${path}: tensor 'w' has invalid shape ${JSON.stringify(shape)}; expected an array of non-negative integers`,
+    );
   }
   for (const offsets of [[0], [8, 4], [0, 'x'], [-4, 0], undefined]) {
     const path = rawFile({ w: f32([1], offsets) }, new Uint8Array(8));
-    throwsSafetensors(() => SafetensorsFile.open(path),
-      `${path}: tensor 'w' has invalid data_offsets ${offsets === undefined ? 'undefined' : JSON.stringify(offsets)}; expected [begin, end] integers with 0 <= begin <= end`);
+    throwsSafetensors(
+      () => SafetensorsFile.open(path),
+      `${path}: tensor 'w' has invalid data_offsets ${offsets === undefined ? 'undefined' : JSON.stringify(offsets)}; expected [begin, end] integers with 0 <= begin <= end`,
+    );
   }
 });
 
 test('byte length that does not match dtype and shape', () => {
   const path = rawFile({ w: f32([2, 3], [0, 20]) }, new Uint8Array(24));
-  throwsSafetensors(() => SafetensorsFile.open(path),
-    `${path}: tensor 'w' of dtype F32 and shape [2, 3] needs 24 bytes, but data_offsets [0, 20] give 20`);
+  throwsSafetensors(() => SafetensorsFile.open(path), `${path}: tensor 'w' of dtype F32 and shape [2, 3] needs 24 bytes, but data_offsets [0, 20] give 20`);
 });
 
 test('offsets beyond the data section (truncated file)', () => {
@@ -122,8 +125,10 @@ test('read of a missing tensor, and read after close', () => {
 });
 
 test('writer refuses a tensor named __metadata__', () => {
-  throwsSafetensors(() => writeSafetensors(join(tmp, 'm.safetensors'), { __metadata__: tensor('float32', [0]) }),
-    "writeSafetensors: '__metadata__' cannot be used as a tensor name");
+  throwsSafetensors(
+    () => writeSafetensors(join(tmp, 'm.safetensors'), { __metadata__: tensor('float32', [0]) }),
+    "writeSafetensors: '__metadata__' cannot be used as a tensor name",
+  );
 });
 
 test('openTensorSource refuses other extensions', () => {
@@ -151,7 +156,11 @@ test('sharded checkpoint: names, reads and infos across shards', () => {
   const dir = shardedDir();
   const path = writeIndex(dir, {
     metadata: { total_size: 26 },
-    weight_map: { 'a.weight': 'model-00001-of-00002.safetensors', 'b.weight': 'model-00001-of-00002.safetensors', 'c.weight': 'model-00002-of-00002.safetensors' },
+    weight_map: {
+      'a.weight': 'model-00001-of-00002.safetensors',
+      'b.weight': 'model-00001-of-00002.safetensors',
+      'c.weight': 'model-00002-of-00002.safetensors',
+    },
   });
   const source = openTensorSource(path);
   assert.ok(source instanceof ShardedSafetensors);
@@ -170,19 +179,27 @@ test('sharded checkpoint: names, reads and infos across shards', () => {
 test('sharded checkpoint errors: bad JSON, no weight_map, bad entry, missing shard, tensor not in shard', () => {
   const dir = shardedDir();
   const missingIndex = join(dir, 'none.safetensors.index.json');
-  throwsSafetensors(() => ShardedSafetensors.open(missingIndex),
-    `${missingIndex}: cannot read shard index (ENOENT: no such file or directory, open '${missingIndex}')`);
+  throwsSafetensors(
+    () => ShardedSafetensors.open(missingIndex),
+    `${missingIndex}: cannot read shard index (ENOENT: no such file or directory, open '${missingIndex}')`,
+  );
   let path = writeIndex(dir, '{"weight_map": ');
   throwsSafetensors(() => ShardedSafetensors.open(path), `${path}: shard index is not valid JSON (Unexpected end of JSON input)`);
   path = writeIndex(dir, { metadata: {} });
-  throwsSafetensors(() => ShardedSafetensors.open(path),
-    `${path}: shard index must be an object with a 'weight_map' object mapping tensor names to shard files`);
+  throwsSafetensors(
+    () => ShardedSafetensors.open(path),
+    `${path}: shard index must be an object with a 'weight_map' object mapping tensor names to shard files`,
+  );
   path = writeIndex(dir, { weight_map: { 'a.weight': 3 } });
   throwsSafetensors(() => ShardedSafetensors.open(path), `${path}: weight_map entry 'a.weight' must be a shard file name, got 3`);
   path = writeIndex(dir, { weight_map: { 'a.weight': 'model-00003-of-00002.safetensors' } });
-  throwsSafetensors(() => ShardedSafetensors.open(path),
-    `${path}: shard 'model-00003-of-00002.safetensors' (holding 'a.weight') does not exist at ${join(dir, 'model-00003-of-00002.safetensors')}`);
+  throwsSafetensors(
+    () => ShardedSafetensors.open(path),
+    `${path}: shard 'model-00003-of-00002.safetensors' (holding 'a.weight') does not exist at ${join(dir, 'model-00003-of-00002.safetensors')}`,
+  );
   path = writeIndex(dir, { weight_map: { 'a.weight': 'model-00002-of-00002.safetensors' } });
-  throwsSafetensors(() => ShardedSafetensors.open(path),
-    `${path}: tensor 'a.weight' is mapped to shard 'model-00002-of-00002.safetensors', which has no such tensor`);
+  throwsSafetensors(
+    () => ShardedSafetensors.open(path),
+    `${path}: tensor 'a.weight' is mapped to shard 'model-00002-of-00002.safetensors', which has no such tensor`,
+  );
 });

@@ -29,8 +29,19 @@ const samples: Record<string, Tensor> = {
   empty: tensor('float32', [0, 4]),
 };
 const expectedDtypes: Record<string, DType> = {
-  f32: 'float32', f64: 'float64', f16: 'float16', bf16: 'bfloat16', i64: 'int64', i32: 'int32', i16: 'int16', i8: 'int8',
-  u8: 'uint8', u16: 'uint16', flag: 'bool', scalar: 'float32', empty: 'float32',
+  f32: 'float32',
+  f64: 'float64',
+  f16: 'float16',
+  bf16: 'bfloat16',
+  i64: 'int64',
+  i32: 'int32',
+  i16: 'int16',
+  i8: 'int8',
+  u8: 'uint8',
+  u16: 'uint16',
+  flag: 'bool',
+  scalar: 'float32',
+  empty: 'float32',
 };
 
 test('round trip of every dtype, names sorted, metadata kept', () => {
@@ -70,13 +81,17 @@ test('widen turns float16 and bfloat16 into float32 and leaves other dtypes alon
 });
 
 test('header layout: tensors sorted (integer-like names too), __metadata__ last, compact JSON padded with spaces to 8 bytes', () => {
-  const bytes = serializeSafetensors({
-    b: tensor('float32', [1], Float32Array.from([2])),
-    a: tensor('uint8', [2], Uint8Array.from([7, 9])),
-    10: tensor('int8', [1], Int8Array.from([-1])),
-  }, { k: 'v' });
-  const json = '{"10":{"dtype":"I8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[2],"data_offsets":[1,3]},'
-    + '"b":{"dtype":"F32","shape":[1],"data_offsets":[3,7]},"__metadata__":{"k":"v"}}';
+  const bytes = serializeSafetensors(
+    {
+      b: tensor('float32', [1], Float32Array.from([2])),
+      a: tensor('uint8', [2], Uint8Array.from([7, 9])),
+      10: tensor('int8', [1], Int8Array.from([-1])),
+    },
+    { k: 'v' },
+  );
+  const json =
+    '{"10":{"dtype":"I8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[2],"data_offsets":[1,3]},' +
+    '"b":{"dtype":"F32","shape":[1],"data_offsets":[3,7]},"__metadata__":{"k":"v"}}';
   const padded = Math.ceil(json.length / 8) * 8;
   assert.equal(bytes.readBigUInt64LE(0), BigInt(padded));
   assert.equal(bytes.subarray(8, 8 + padded).toString('utf8'), json + ' '.repeat(padded - json.length));
@@ -102,12 +117,18 @@ test('writeSafetensors writes the same bytes as serializeSafetensors, atomically
   assert.ok(readFileSync(path).equals(serializeSafetensors(samples, { a: 'b' })));
   assert.deepEqual(readdirSync(dir), ['out.safetensors']); // no temp file left behind
   const bad = join(dir, 'missing', 'x.safetensors');
-  assert.throws(() => writeSafetensors(bad, samples), (error: unknown) => {
-    assert.ok(error instanceof SafetensorsError);
-    // The temp name is random: `${bad}.tmp-<pid>-<rand>`.
-    assert.ok(error.message.startsWith(`${bad}: cannot write safetensors file (ENOENT: no such file or directory, open '${bad}.tmp-${process.pid}-`), error.message);
-    return true;
-  });
+  assert.throws(
+    () => writeSafetensors(bad, samples),
+    (error: unknown) => {
+      assert.ok(error instanceof SafetensorsError);
+      // The temp name is random: `${bad}.tmp-<pid>-<rand>`.
+      assert.ok(
+        error.message.startsWith(`${bad}: cannot write safetensors file (ENOENT: no such file or directory, open '${bad}.tmp-${process.pid}-`),
+        error.message,
+      );
+      return true;
+    },
+  );
 });
 
 test('info gives absolute byte offsets that hold exactly the tensor bytes', () => {
@@ -168,7 +189,10 @@ test('every tensor of the fixture model files reads with the size its header giv
       const ids = source.read('text_model.embeddings.position_ids');
       assert.equal(ids.dtype, 'int64');
       assert.deepEqual(ids.dims, [1, 77]);
-      assert.deepEqual([...ids.data], Array.from({ length: 77 }, (_, i) => BigInt(i)));
+      assert.deepEqual(
+        [...ids.data],
+        Array.from({ length: 77 }, (_, i) => BigInt(i)),
+      );
     }
     source.close();
   }

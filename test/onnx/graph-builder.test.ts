@@ -43,8 +43,14 @@ test('the model is sorted topologically and declares IR/opset once', () => {
   g.output(early, 'y', 'float32', [2]);
   const model = decodeModel(modelToBytes(g));
   assert.equal(model.irVersion, IR_VERSION);
-  assert.deepEqual(model.opsetImport.map((o) => o.version), [ONNX_OPSET, 1]);
-  assert.deepEqual(model.graph.node.map((n) => n.name), ['/m/Late', '/m/Early', '/outputs/y']);
+  assert.deepEqual(
+    model.opsetImport.map((o) => o.version),
+    [ONNX_OPSET, 1],
+  );
+  assert.deepEqual(
+    model.graph.node.map((n) => n.name),
+    ['/m/Late', '/m/Early', '/outputs/y'],
+  );
 });
 
 test('a use of an undefined value is a build error naming node and value', () => {
@@ -90,38 +96,48 @@ test('conv 3x3 + group norm + SiLU match a direct TypeScript computation', async
   const s = new Scope(g, '/m');
   const xin = g.input('x', 'float32', ['B', C, 'H', 'W']);
   const conv = ops.conv(s, xin, ops.constTensor(g, w, [O, C, 3, 3]), ops.constTensor(g, bias, [O]), { pads: [1, 1, 1, 1] });
-  const normed = ops.groupNorm(s.child('norm'), conv, ops.constTensor(g, gamma, [O]), ops.constTensor(g, beta, [O]), { groups: G, epsilon: 1e-5, spatialRank: 2 });
+  const normed = ops.groupNorm(s.child('norm'), conv, ops.constTensor(g, gamma, [O]), ops.constTensor(g, beta, [O]), {
+    groups: G,
+    epsilon: 1e-5,
+    spatialRank: 2,
+  });
   g.output(ops.silu(s, normed), 'y', 'float32', ['B', O, 'H', 'W']);
   const session = await Session.create(modelToBytes(g));
   const y = (await session.run({ x: float32([B, C, H, W], x) }))['y']!;
   await session.dispose();
 
   const ref = new Float64Array(B * O * H * W);
-  for (let b = 0; b < B; b++) for (let o = 0; o < O; o++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
-    let acc = bias[o]!;
-    for (let c = 0; c < C; c++) for (let di = -1; di <= 1; di++) for (let dj = -1; dj <= 1; dj++) {
-      const ii = i + di;
-      const jj = j + dj;
-      if (ii < 0 || ii >= H || jj < 0 || jj >= W) continue;
-      acc += x[((b * C + c) * H + ii) * W + jj]! * w[((o * C + c) * 3 + di + 1) * 3 + dj + 1]!;
-    }
-    ref[((b * O + o) * H + i) * W + j] = acc;
-  }
+  for (let b = 0; b < B; b++)
+    for (let o = 0; o < O; o++)
+      for (let i = 0; i < H; i++)
+        for (let j = 0; j < W; j++) {
+          let acc = bias[o]!;
+          for (let c = 0; c < C; c++)
+            for (let di = -1; di <= 1; di++)
+              for (let dj = -1; dj <= 1; dj++) {
+                const ii = i + di;
+                const jj = j + dj;
+                if (ii < 0 || ii >= H || jj < 0 || jj >= W) continue;
+                acc += x[((b * C + c) * H + ii) * W + jj]! * w[((o * C + c) * 3 + di + 1) * 3 + dj + 1]!;
+              }
+          ref[((b * O + o) * H + i) * W + j] = acc;
+        }
   const per = (O / G) * H * W;
-  for (let b = 0; b < B; b++) for (let grp = 0; grp < G; grp++) {
-    const start = (b * O + grp * (O / G)) * H * W;
-    let mean = 0;
-    for (let k = 0; k < per; k++) mean += ref[start + k]!;
-    mean /= per;
-    let v = 0;
-    for (let k = 0; k < per; k++) v += (ref[start + k]! - mean) ** 2;
-    v /= per;
-    for (let k = 0; k < per; k++) {
-      const o = grp * (O / G) + Math.floor(k / (H * W));
-      const n = ((ref[start + k]! - mean) / Math.sqrt(v + 1e-5)) * gamma[o]! + beta[o]!;
-      ref[start + k] = n / (1 + Math.exp(-n));
+  for (let b = 0; b < B; b++)
+    for (let grp = 0; grp < G; grp++) {
+      const start = (b * O + grp * (O / G)) * H * W;
+      let mean = 0;
+      for (let k = 0; k < per; k++) mean += ref[start + k]!;
+      mean /= per;
+      let v = 0;
+      for (let k = 0; k < per; k++) v += (ref[start + k]! - mean) ** 2;
+      v /= per;
+      for (let k = 0; k < per; k++) {
+        const o = grp * (O / G) + Math.floor(k / (H * W));
+        const n = ((ref[start + k]! - mean) / Math.sqrt(v + 1e-5)) * gamma[o]! + beta[o]!;
+        ref[start + k] = n / (1 + Math.exp(-n));
+      }
     }
-  }
   assert.deepEqual(y.dims, [B, O, H, W]);
   assert.ok(maxAbsDiff(y.data as Float32Array, ref) < 1e-5, `max diff ${maxAbsDiff(y.data as Float32Array, ref)}`);
 });
@@ -142,25 +158,26 @@ test('multi-head attention with linear projections matches a direct computation'
   const y = (await session.run({ x: float32([B, S, C], xq), ctx: float32([B, T, C], ctx) }))['y']!.data as Float32Array;
   await session.dispose();
   const ref = new Float64Array(B * S * C);
-  for (let b = 0; b < B; b++) for (let i = 0; i < S; i++) {
-    const qrow = new Float64Array(C);
-    for (let o = 0; o < C; o++) for (let k = 0; k < C; k++) qrow[o]! += xq[(b * S + i) * C + k]! * wq[o * C + k]!;
-    for (let h = 0; h < Hh; h++) {
-      const scores = Array.from({ length: T }, (_, j) => {
-        let d = 0;
-        for (let e = 0; e < D; e++) d += qrow[h * D + e]! * ctx[(b * T + j) * C + h * D + e]!;
-        return d / Math.sqrt(D);
-      });
-      const m = Math.max(...scores);
-      const ex = scores.map((v) => Math.exp(v - m));
-      const z = ex.reduce((p, v) => p + v, 0);
-      for (let e = 0; e < D; e++) {
-        let acc = 0;
-        for (let j = 0; j < T; j++) acc += (ex[j]! / z) * ctx[(b * T + j) * C + h * D + e]!;
-        ref[(b * S + i) * C + h * D + e] = acc;
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < S; i++) {
+      const qrow = new Float64Array(C);
+      for (let o = 0; o < C; o++) for (let k = 0; k < C; k++) qrow[o]! += xq[(b * S + i) * C + k]! * wq[o * C + k]!;
+      for (let h = 0; h < Hh; h++) {
+        const scores = Array.from({ length: T }, (_, j) => {
+          let d = 0;
+          for (let e = 0; e < D; e++) d += qrow[h * D + e]! * ctx[(b * T + j) * C + h * D + e]!;
+          return d / Math.sqrt(D);
+        });
+        const m = Math.max(...scores);
+        const ex = scores.map((v) => Math.exp(v - m));
+        const z = ex.reduce((p, v) => p + v, 0);
+        for (let e = 0; e < D; e++) {
+          let acc = 0;
+          for (let j = 0; j < T; j++) acc += (ex[j]! / z) * ctx[(b * T + j) * C + h * D + e]!;
+          ref[(b * S + i) * C + h * D + e] = acc;
+        }
       }
     }
-  }
   assert.ok(maxAbsDiff(y, ref) < 1e-5, `max diff ${maxAbsDiff(y, ref)}`);
 });
 
@@ -187,9 +204,15 @@ test('If runs the branch chosen by a graph input, branches read outer values', a
   const [y] = ops.ifElse(s, flag, thenG, elseG, 1);
   g.output(y!, 'y', 'float32', [3]);
   const session = await Session.create(modelToBytes(g));
-  const run = async (f: boolean): Promise<number[]> => Array.from((await session.run({
-    x: float32([3], [1, 2, 3]), flag: { dtype: 'bool', dims: [], data: Uint8Array.of(f ? 1 : 0) },
-  }))['y']!.data as Float32Array);
+  const run = async (f: boolean): Promise<number[]> =>
+    Array.from(
+      (
+        await session.run({
+          x: float32([3], [1, 2, 3]),
+          flag: { dtype: 'bool', dims: [], data: Uint8Array.of(f ? 1 : 0) },
+        })
+      )['y']!.data as Float32Array,
+    );
   assert.deepEqual(await run(true), [-2, -4, -6]);
   assert.deepEqual(await run(false), [1, 2, 3]);
 });
@@ -213,7 +236,14 @@ test('saveModel: weights point into the original file at unaligned offsets, othe
     const path = saveModel(g, outDir, 'lin');
     const model = decodeModel(readFileSync(path));
     const lin = model.graph.initializer.find((i) => i.name === 'lin.weight')!;
-    assert.deepEqual(lin.externalData?.map((e) => [e.key, e.value]), [['location', 'lin.weights.0.weights.bin'], ['offset', '3'], ['length', '24']]);
+    assert.deepEqual(
+      lin.externalData?.map((e) => [e.key, e.value]),
+      [
+        ['location', 'lin.weights.0.weights.bin'],
+        ['offset', '3'],
+        ['length', '24'],
+      ],
+    );
     const session = await Session.create(path);
     const y = (await session.run({ x: float32([1, 3], [1, 1, 1]) }))['y']!;
     assert.deepEqual(Array.from(y.data as Float32Array), [6 + 25, 15 + 25]);

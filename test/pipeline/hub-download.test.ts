@@ -120,13 +120,25 @@ class FakeHub {
     const repo = id === undefined ? undefined : this.repos.get(id);
     if (repo === undefined) return this.send(res, 404, { error: 'Repository not found' }, { 'x-error-code': 'RepoNotFound' });
     if (repo.token !== undefined && req.headers.authorization !== `Bearer ${repo.token}` && cdn === null) {
-      return this.send(res, 401, { error: 'Access to model is restricted. You must have access to it and be authenticated to access it.' }, { 'x-error-code': 'GatedRepo' });
+      return this.send(
+        res,
+        401,
+        { error: 'Access to model is restricted. You must have access to it and be authenticated to access it.' },
+        { 'x-error-code': 'GatedRepo' },
+      );
     }
     const rev = api?.[3] ?? resolve?.[2];
-    if (rev !== undefined && rev !== 'main' && rev !== repo.commit) return this.send(res, 404, { error: 'Revision not found' }, { 'x-error-code': 'RevisionNotFound' });
-    if (api !== null && api[2] === 'revision') return this.send(res, 200, { _id: 'x', id, sha: repo.commit, private: false, lastModified: '2024-01-01T00:00:00.000Z' });
+    if (rev !== undefined && rev !== 'main' && rev !== repo.commit)
+      return this.send(res, 404, { error: 'Revision not found' }, { 'x-error-code': 'RevisionNotFound' });
+    if (api !== null && api[2] === 'revision')
+      return this.send(res, 200, { _id: 'x', id, sha: repo.commit, private: false, lastModified: '2024-01-01T00:00:00.000Z' });
     if (api !== null && api[2] === 'tree') {
-      const dirs = [...new Set(repo.files.flatMap((f) => (f.path.includes('/') ? [f.path.split('/')[0]!] : [])))].map((d) => ({ type: 'directory', oid: gitOid(Buffer.from(d)), size: 0, path: d }));
+      const dirs = [...new Set(repo.files.flatMap((f) => (f.path.includes('/') ? [f.path.split('/')[0]!] : [])))].map((d) => ({
+        type: 'directory',
+        oid: gitOid(Buffer.from(d)),
+        size: 0,
+        path: d,
+      }));
       const all = [...dirs, ...repo.files.map((f) => this.entry(f, repo, false))];
       const cursor = Number(url.searchParams.get('cursor') ?? '0');
       const page = all.slice(cursor, cursor + this.pageSize);
@@ -140,7 +152,11 @@ class FakeHub {
     }
     if (api !== null && api[2] === 'paths-info') {
       const { paths, expand } = JSON.parse(body) as { paths: string[]; expand: boolean };
-      return this.send(res, 200, repo.files.filter((f) => paths.includes(f.path)).map((f) => this.entry(f, repo, expand)));
+      return this.send(
+        res,
+        200,
+        repo.files.filter((f) => paths.includes(f.path)).map((f) => this.entry(f, repo, expand)),
+      );
     }
     const filePath = resolve?.[3] ?? cdn?.[2];
     const file = repo.files.find((f) => f.path === filePath);
@@ -182,7 +198,16 @@ const unwanted: FakeFile[] = [
 ];
 const shardA = Buffer.alloc(3000, 7);
 const shardB = Buffer.alloc(2000, 8);
-const shardIndex = Buffer.from(JSON.stringify({ metadata: { total_size: 5000 }, weight_map: { a: 'diffusion_pytorch_model-00001-of-00002.safetensors', b: 'diffusion_pytorch_model-00002-of-00002.safetensors', c: 'diffusion_pytorch_model-00001-of-00002.safetensors' } }));
+const shardIndex = Buffer.from(
+  JSON.stringify({
+    metadata: { total_size: 5000 },
+    weight_map: {
+      a: 'diffusion_pytorch_model-00001-of-00002.safetensors',
+      b: 'diffusion_pytorch_model-00002-of-00002.safetensors',
+      c: 'diffusion_pytorch_model-00001-of-00002.safetensors',
+    },
+  }),
+);
 const shardedFiles: FakeFile[] = [
   ...tinyFiles.filter((f) => f.path !== 'unet/diffusion_pytorch_model.safetensors'),
   { path: 'unet/diffusion_pytorch_model.safetensors.index.json', size: shardIndex.length, data: shardIndex },
@@ -234,15 +259,48 @@ after(async () => {
 });
 
 test('the weights are chosen like findWeights: plain, then sharded, then fp16; never pickles', () => {
-  const base = ['unet/config.json', 'vae/config.json', 'text_encoder/config.json', 'tokenizer/tokenizer_config.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt', 'scheduler/scheduler_config.json'];
-  const choice = chooseDiffusersFiles('o/m', [...base, 'model_index.json', 'README.md', 'unet/diffusion_pytorch_model.safetensors', 'unet/diffusion_pytorch_model.fp16.safetensors', 'unet/diffusion_pytorch_model.bin',
-    'vae/diffusion_pytorch_model.safetensors.index.json', 'vae/diffusion_pytorch_model.fp16.safetensors', 'text_encoder/model.fp16.safetensors', 'text_encoder/pytorch_model.bin']);
+  const base = [
+    'unet/config.json',
+    'vae/config.json',
+    'text_encoder/config.json',
+    'tokenizer/tokenizer_config.json',
+    'tokenizer/vocab.json',
+    'tokenizer/merges.txt',
+    'scheduler/scheduler_config.json',
+  ];
+  const choice = chooseDiffusersFiles('o/m', [
+    ...base,
+    'model_index.json',
+    'README.md',
+    'unet/diffusion_pytorch_model.safetensors',
+    'unet/diffusion_pytorch_model.fp16.safetensors',
+    'unet/diffusion_pytorch_model.bin',
+    'vae/diffusion_pytorch_model.safetensors.index.json',
+    'vae/diffusion_pytorch_model.fp16.safetensors',
+    'text_encoder/model.fp16.safetensors',
+    'text_encoder/pytorch_model.bin',
+  ]);
   assert.deepEqual(choice.shardIndexes, ['vae/diffusion_pytorch_model.safetensors.index.json']);
   assert.deepEqual(choice.files, ['model_index.json', ...base, 'unet/diffusion_pytorch_model.safetensors', 'text_encoder/model.fp16.safetensors']);
-  assert.throws(() => chooseDiffusersFiles('o/m', [...base, 'unet/diffusion_pytorch_model.safetensors', 'vae/diffusion_pytorch_model.safetensors', 'text_encoder/pytorch_model.bin']),
-    (e: unknown) => e instanceof ModelNotFoundError && /model 'o\/m': component 'text_encoder' has only PyTorch pickle weights \(text_encoder\/pytorch_model\.bin\); eye4eye requires safetensors weights/.test(e.message));
-  assert.throws(() => chooseDiffusersFiles('o/m', ['v1-5-pruned.ckpt', 'README.md']),
-    (e: unknown) => e instanceof ModelNotFoundError && /not a diffusers model: missing unet\/config\.json.*top-level files: README\.md, v1-5-pruned\.ckpt/.test(e.message));
+  assert.throws(
+    () =>
+      chooseDiffusersFiles('o/m', [
+        ...base,
+        'unet/diffusion_pytorch_model.safetensors',
+        'vae/diffusion_pytorch_model.safetensors',
+        'text_encoder/pytorch_model.bin',
+      ]),
+    (e: unknown) =>
+      e instanceof ModelNotFoundError &&
+      /model 'o\/m': component 'text_encoder' has only PyTorch pickle weights \(text_encoder\/pytorch_model\.bin\); eye4eye requires safetensors weights/.test(
+        e.message,
+      ),
+  );
+  assert.throws(
+    () => chooseDiffusersFiles('o/m', ['v1-5-pruned.ckpt', 'README.md']),
+    (e: unknown) =>
+      e instanceof ModelNotFoundError && /not a diffusers model: missing unet\/config\.json.*top-level files: README\.md, v1-5-pruned\.ckpt/.test(e.message),
+  );
 });
 
 test('download: only the files eye4eye needs, into blobs/ snapshots/<commit>/ refs/main, with progress', async () => {
@@ -266,7 +324,10 @@ test('download: only the files eye4eye needs, into blobs/ snapshots/<commit>/ re
   const total = tinyFiles.reduce((s, f) => s + f.size, 0);
   assert.ok(events.length > tinyFiles.length);
   assert.ok(events.every((e) => e.totalBytes === total && e.files === tinyFiles.length));
-  assert.deepEqual([...new Set(events.map((e) => e.fileIndex))], tinyFiles.map((_, i) => i));
+  assert.deepEqual(
+    [...new Set(events.map((e) => e.fileIndex))],
+    tinyFiles.map((_, i) => i),
+  );
   for (let i = 1; i < events.length; i++) assert.ok(events[i]!.bytes >= events[i - 1]!.bytes, 'bytes never go back');
   assert.equal(events.at(-1)!.bytes, total);
   // Streamed bytes are reported while a big file comes in, not only when it is done.
@@ -275,7 +336,11 @@ test('download: only the files eye4eye needs, into blobs/ snapshots/<commit>/ re
   const before = hub.requests.length;
   const again: DownloadProgress[] = [];
   assert.equal(await downloadDiffusersModel('owner/tiny', { cacheDir, hubUrl: hub.url, onProgress: (p) => again.push(p) }), snapshot);
-  assert.deepEqual(hub.downloads().filter((r) => hub.requests.indexOf(r) >= before), [], 'a second call fetches no file');
+  assert.deepEqual(
+    hub.downloads().filter((r) => hub.requests.indexOf(r) >= before),
+    [],
+    'a second call fetches no file',
+  );
   assert.equal(again.at(-1)!.bytes, total);
 });
 
@@ -300,15 +365,25 @@ test('download: an unknown repository, a gated one and no network are ModelNotFo
   });
   assert.equal(existsSync(join(cacheDir, 'models--owner--absent', 'snapshots')), false);
 
-  await assert.rejects(downloadDiffusersModel('owner/gated', { cacheDir, hubUrl: hub.url }), /model 'owner\/gated' could not be downloaded .*HTTP 401 \(.*gated and needs a token\)/);
+  await assert.rejects(
+    downloadDiffusersModel('owner/gated', { cacheDir, hubUrl: hub.url }),
+    /model 'owner\/gated' could not be downloaded .*HTTP 401 \(.*gated and needs a token\)/,
+  );
   // The token goes along (huggingface_hub accepts tokens without the hf_ prefix, so do we).
   const snapshot = await downloadDiffusersModel('owner/gated', { cacheDir, hubUrl: hub.url, accessToken: 'secret-token' });
   assert.ok(existsSync(join(snapshot, 'unet', 'diffusion_pytorch_model.safetensors')));
 
-  await assert.rejects(downloadDiffusersModel('owner/tiny', { cacheDir, hubUrl: 'http://127.0.0.1:1' }), (e: unknown) =>
-    e instanceof ModelNotFoundError && /model 'owner\/tiny' could not be downloaded from http:\/\/127\.0\.0\.1:1: resolving revision 'main': fetch failed/.test(e.message));
+  await assert.rejects(
+    downloadDiffusersModel('owner/tiny', { cacheDir, hubUrl: 'http://127.0.0.1:1' }),
+    (e: unknown) =>
+      e instanceof ModelNotFoundError &&
+      /model 'owner\/tiny' could not be downloaded from http:\/\/127\.0\.0\.1:1: resolving revision 'main': fetch failed/.test(e.message),
+  );
 
-  await assert.rejects(downloadDiffusersModel('owner/pickles', { cacheDir, hubUrl: hub.url }), /component 'unet' has only PyTorch pickle weights \(unet\/diffusion_pytorch_model\.bin\); eye4eye requires safetensors/);
+  await assert.rejects(
+    downloadDiffusersModel('owner/pickles', { cacheDir, hubUrl: hub.url }),
+    /component 'unet' has only PyTorch pickle weights \(unet\/diffusion_pytorch_model\.bin\); eye4eye requires safetensors/,
+  );
   assert.deepEqual(hub.requested('owner/pickles/resolve'), []);
 });
 
@@ -336,7 +411,10 @@ test('download: a failure mid-file names the id and the file, leaves nothing par
   const had = snapshotFiles(snapshot).size;
   const start = hub.requests.length;
   await downloadDiffusersModel(id, { cacheDir, hubUrl: hub.url });
-  const fetched = hub.requests.slice(start).filter((r) => r.url.includes('/resolve/')).map((r) => decodeURIComponent(r.url).replace(/^.*\/resolve\/[^/]+\//, ''));
+  const fetched = hub.requests
+    .slice(start)
+    .filter((r) => r.url.includes('/resolve/'))
+    .map((r) => decodeURIComponent(r.url).replace(/^.*\/resolve\/[^/]+\//, ''));
   assert.equal(new Set(fetched).size, tinyFiles.length - had);
   assert.ok(fetched.includes(failing));
   assert.equal(snapshotFiles(snapshot).size, tinyFiles.length);
@@ -345,12 +423,17 @@ test('download: a failure mid-file names the id and the file, leaves nothing par
 test('download: an abort stops it with AbortError and nothing partial', async () => {
   const cacheDir = freshCache();
   const controller = new AbortController();
-  await assert.rejects(downloadDiffusersModel('owner/tiny', {
-    cacheDir, hubUrl: hub.url, signal: controller.signal,
-    onProgress: (p) => {
-      if (p.file === 'text_encoder/model.safetensors' && p.bytes > 0) controller.abort();
-    },
-  }), (e: unknown) => e instanceof AbortError);
+  await assert.rejects(
+    downloadDiffusersModel('owner/tiny', {
+      cacheDir,
+      hubUrl: hub.url,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.file === 'text_encoder/model.safetensors' && p.bytes > 0) controller.abort();
+      },
+    }),
+    (e: unknown) => e instanceof AbortError,
+  );
   const snapshot = join(cacheDir, 'models--owner--tiny', 'snapshots', hub.repos.get('owner/tiny')!.commit);
   assert.equal(existsSync(join(snapshot, 'text_encoder', 'model.safetensors')), false);
   assert.deepEqual(incompleteBlobs(cacheDir, 'owner/tiny'), []);
@@ -376,10 +459,19 @@ test('obtainModelSource downloads a model missing from the cache once, then take
   const vaeWeights = join(source.path, 'vae', 'diffusion_pytorch_model.safetensors');
   rmSync(realpathSync(vaeWeights));
   rmSync(vaeWeights);
-  await assert.rejects(obtainModelSource('owner/tiny', { env: { ...env, HF_HUB_OFFLINE: '1' } }), (e: unknown) =>
-    e instanceof ModelNotFoundError && e.message.startsWith(`model 'owner/tiny' is incomplete in the Hugging Face cache (${source.path}) and HF_HUB_OFFLINE is set`) && /vae.*no weights found/.test(e.message) && /unset HF_HUB_OFFLINE/.test(e.message));
+  await assert.rejects(
+    obtainModelSource('owner/tiny', { env: { ...env, HF_HUB_OFFLINE: '1' } }),
+    (e: unknown) =>
+      e instanceof ModelNotFoundError &&
+      e.message.startsWith(`model 'owner/tiny' is incomplete in the Hugging Face cache (${source.path}) and HF_HUB_OFFLINE is set`) &&
+      /vae.*no weights found/.test(e.message) &&
+      /unset HF_HUB_OFFLINE/.test(e.message),
+  );
   assert.equal(hub.requests.length, mid);
-  await assert.rejects(obtainModelSource('owner/other', { env: { ...env, HF_HUB_OFFLINE: 'true' } }), /model 'owner\/other' is not in the Hugging Face cache and HF_HUB_OFFLINE is set/);
+  await assert.rejects(
+    obtainModelSource('owner/other', { env: { ...env, HF_HUB_OFFLINE: 'true' } }),
+    /model 'owner\/other' is not in the Hugging Face cache and HF_HUB_OFFLINE is set/,
+  );
   assert.equal(hub.requests.length, mid, 'offline: no request at all');
 
   // Online, the missing file is fetched again (and only it).
@@ -393,7 +485,11 @@ test('loadPipeline opens a hub id after downloading it', async () => {
   const hubCache = freshCache();
   const graphCache = join(work, 'graphs');
   const events: DownloadProgress[] = [];
-  const pipeline = await loadPipeline('owner/tiny', { cacheDir: graphCache, env: { HF_HUB_CACHE: hubCache, HF_HOME: join(work, 'hf-home'), HF_ENDPOINT: hub.url }, onDownload: (p) => events.push(p) });
+  const pipeline = await loadPipeline('owner/tiny', {
+    cacheDir: graphCache,
+    env: { HF_HUB_CACHE: hubCache, HF_HOME: join(work, 'hf-home'), HF_ENDPOINT: hub.url },
+    onDownload: (p) => events.push(p),
+  });
   try {
     assert.equal(pipeline.source.kind, 'hf-cache');
     assert.equal(relative(hubCache, pipeline.source.path), join('models--owner--tiny', 'snapshots', hub.repos.get('owner/tiny')!.commit));

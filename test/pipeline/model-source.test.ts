@@ -36,21 +36,33 @@ test('a hub id resolves through refs/main to its snapshot', () => {
 test('a hub id that is not cached names the id, the paths and the remedies', () => {
   const hub = mkdtempSync(join(tmpdir(), 'e4e-hub-'));
   try {
-    assert.throws(() => resolveModelSource('owner/absent', { HF_HUB_CACHE: hub, HF_HUB_OFFLINE: '1' }), (e: unknown) => {
-      assert.ok(e instanceof ModelNotFoundError);
-      assert.equal(e.code, 'E_MODEL_NOT_FOUND');
-      assert.equal(e.message, `model 'owner/absent' is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot be downloaded; looked at: ${join(hub, 'models--owner--absent', 'refs', 'main')}, ${join(hub, 'models--owner--absent', 'snapshots')}\n  hint: download it with \`huggingface-cli download owner/absent\` (set HF_HOME or HF_HUB_CACHE if your cache lives elsewhere), or unset HF_HUB_OFFLINE to let eye4eye download it, or pass --model DIR with a diffusers model folder`);
-      return true;
-    });
+    assert.throws(
+      () => resolveModelSource('owner/absent', { HF_HUB_CACHE: hub, HF_HUB_OFFLINE: '1' }),
+      (e: unknown) => {
+        assert.ok(e instanceof ModelNotFoundError);
+        assert.equal(e.code, 'E_MODEL_NOT_FOUND');
+        assert.equal(
+          e.message,
+          `model 'owner/absent' is not in the Hugging Face cache and HF_HUB_OFFLINE is set, so it cannot be downloaded; looked at: ${join(hub, 'models--owner--absent', 'refs', 'main')}, ${join(hub, 'models--owner--absent', 'snapshots')}\n  hint: download it with \`huggingface-cli download owner/absent\` (set HF_HOME or HF_HUB_CACHE if your cache lives elsewhere), or unset HF_HUB_OFFLINE to let eye4eye download it, or pass --model DIR with a diffusers model folder`,
+        );
+        return true;
+      },
+    );
     // The synchronous lookup never downloads; it says what does.
-    assert.throws(() => resolveModelSource('owner/absent', { HF_HUB_CACHE: hub }), /model 'owner\/absent' is not in the Hugging Face cache; looked at: .*\n  hint: loadPipeline \(and the eye4eye CLI\) download it when online/);
+    assert.throws(
+      () => resolveModelSource('owner/absent', { HF_HUB_CACHE: hub }),
+      /model 'owner\/absent' is not in the Hugging Face cache; looked at: .*\n  hint: loadPipeline \(and the eye4eye CLI\) download it when online/,
+    );
   } finally {
     rmSync(hub, { recursive: true, force: true });
   }
 });
 
 test('a path that does not exist is a missing folder', () => {
-  assert.throws(() => resolveModelSource('./no/such/model'), (e: unknown) => e instanceof FileError && /model folder not found/.test(e.message));
+  assert.throws(
+    () => resolveModelSource('./no/such/model'),
+    (e: unknown) => e instanceof FileError && /model folder not found/.test(e.message),
+  );
 });
 
 test('offline, obtainModelSource names the id, the paths and the remedies without any request', async () => {
@@ -82,8 +94,14 @@ test('online, a failed download is a ModelNotFoundError naming the id and the ca
   const hub = mkdtempSync(join(tmpdir(), 'e4e-hub-'));
   const offline: typeof fetch = () => Promise.reject(new TypeError('fetch failed', { cause: new Error('getaddrinfo ENOTFOUND huggingface.co') }));
   try {
-    await assert.rejects(obtainModelSource('owner/absent', { env: { HF_HUB_CACHE: hub, HF_HOME: hub }, fetch: offline }), (e: unknown) =>
-      e instanceof ModelNotFoundError && /^model 'owner\/absent' could not be downloaded from https:\/\/huggingface\.co: resolving revision 'main': fetch failed \(getaddrinfo ENOTFOUND huggingface\.co\)/.test(e.message));
+    await assert.rejects(
+      obtainModelSource('owner/absent', { env: { HF_HUB_CACHE: hub, HF_HOME: hub }, fetch: offline }),
+      (e: unknown) =>
+        e instanceof ModelNotFoundError &&
+        /^model 'owner\/absent' could not be downloaded from https:\/\/huggingface\.co: resolving revision 'main': fetch failed \(getaddrinfo ENOTFOUND huggingface\.co\)/.test(
+          e.message,
+        ),
+    );
   } finally {
     rmSync(hub, { recursive: true, force: true });
   }

@@ -6,10 +6,24 @@ import { TRANSFER_CLI_OPTIONS } from '../../src/cli/options-table.js';
 
 test('defaults: the authors example run, prompt from the domain', () => {
   const o = validateTransferOptions({ domain: 'bird' });
-  assert.deepEqual({ ...o }, {
-    method: 'eye-for-an-eye', domain: 'bird', prompt: 'A photo of a bird', numSteps: 100, skip: 32, guidanceScale: 2.5, inversionGuidance: 3.5,
-    featRange: [10, 70], adainRange: [50, 100], seed: 0, size: 512, injection: 'match', device: 'cpu',
-  });
+  assert.deepEqual(
+    { ...o },
+    {
+      method: 'eye-for-an-eye',
+      domain: 'bird',
+      prompt: 'A photo of a bird',
+      numSteps: 100,
+      skip: 32,
+      guidanceScale: 2.5,
+      inversionGuidance: 3.5,
+      featRange: [10, 70],
+      adainRange: [50, 100],
+      seed: 0,
+      size: 512,
+      injection: 'match',
+      device: 'cpu',
+    },
+  );
   assert.equal(DEFAULT_TRANSFER_OPTIONS.numSteps, 100);
   assert.ok(Object.isFrozen(o));
 });
@@ -17,9 +31,21 @@ test('defaults: the authors example run, prompt from the domain', () => {
 test('given values are kept', () => {
   const mask = Buffer.from([1, 2, 3]);
   const o = validateTransferOptions({
-    domain: 'cat', prompt: 'a cat', numSteps: 20, skip: 6, guidanceScale: 1, inversionGuidance: 5, featRange: [2, 14],
-    adainRange: [10, 20], seed: 1100, size: 128, structureMask: 'm.png', appearanceMask: mask, injection: 'vInjection',
-    device: 'cuda', cacheDir: '/tmp/x',
+    domain: 'cat',
+    prompt: 'a cat',
+    numSteps: 20,
+    skip: 6,
+    guidanceScale: 1,
+    inversionGuidance: 5,
+    featRange: [2, 14],
+    adainRange: [10, 20],
+    seed: 1100,
+    size: 128,
+    structureMask: 'm.png',
+    appearanceMask: mask,
+    injection: 'vInjection',
+    device: 'cuda',
+    cacheDir: '/tmp/x',
   });
   assert.equal(o.prompt, 'a cat');
   assert.equal(o.appearanceMask, mask);
@@ -37,12 +63,32 @@ const cases: [string, Record<string, unknown>, string][] = [
   ['guidance < 1', { guidanceScale: 0.5 }, 'Expected number between 1 and 50 for guidanceScale but received 0.5 of type number'],
   ['guidance NaN', { guidanceScale: Number.NaN }, 'Expected number between 1 and 50 for guidanceScale but received NaN of type number'],
   ['inversion guidance', { inversionGuidance: 100 }, 'Expected number between 1 and 50 for inversionGuidance but received 100 of type number'],
-  ['featRange reversed', { featRange: [70, 10] }, 'Expected [start, end] of integers with 0 <= start < end <= 1000 for featRange but received [70,10] of type array'],
+  [
+    'featRange reversed',
+    { featRange: [70, 10] },
+    'Expected [start, end] of integers with 0 <= start < end <= 1000 for featRange but received [70,10] of type array',
+  ],
   ['featRange empty', { featRange: [5, 5] }, 'Expected [start, end] of integers with 0 <= start < end <= 1000 for featRange but received [5,5] of type array'],
-  ['hookSites not attn1', { hookSites: ['up_blocks.3'] }, 'Expected non-empty list of distinct attn1 module paths (e.g. up_blocks.2.attentions.0.transformer_blocks.0.attn1) for hookSites but received ["up_blocks.3"] of type array'],
-  ['hookSites repeated', { hookSites: ['up_blocks.3.attentions.0.transformer_blocks.0.attn1', 'up_blocks.3.attentions.0.transformer_blocks.0.attn1'] }, 'Expected non-empty list of distinct attn1 module paths (e.g. up_blocks.2.attentions.0.transformer_blocks.0.attn1) for hookSites but received ["up_blocks.3.attentions.0.transformer_blocks.0.attn1","up_blocks.3.attentions.0.transformer_blocks.0.attn1"] of type array'],
-  ['adainRange negative', { adainRange: [-1, 10] }, 'Expected [start, end] of integers with 0 <= start < end <= 1000 for adainRange but received [-1,10] of type array'],
-  ['adainRange not array', { adainRange: '50,100' }, "Expected [start, end] of integers with 0 <= start < end <= 1000 for adainRange but received '50,100' of type string"],
+  [
+    'hookSites not attn1',
+    { hookSites: ['up_blocks.3'] },
+    'Expected non-empty list of distinct attn1 module paths (e.g. up_blocks.2.attentions.0.transformer_blocks.0.attn1) for hookSites but received ["up_blocks.3"] of type array',
+  ],
+  [
+    'hookSites repeated',
+    { hookSites: ['up_blocks.3.attentions.0.transformer_blocks.0.attn1', 'up_blocks.3.attentions.0.transformer_blocks.0.attn1'] },
+    'Expected non-empty list of distinct attn1 module paths (e.g. up_blocks.2.attentions.0.transformer_blocks.0.attn1) for hookSites but received ["up_blocks.3.attentions.0.transformer_blocks.0.attn1","up_blocks.3.attentions.0.transformer_blocks.0.attn1"] of type array',
+  ],
+  [
+    'adainRange negative',
+    { adainRange: [-1, 10] },
+    'Expected [start, end] of integers with 0 <= start < end <= 1000 for adainRange but received [-1,10] of type array',
+  ],
+  [
+    'adainRange not array',
+    { adainRange: '50,100' },
+    "Expected [start, end] of integers with 0 <= start < end <= 1000 for adainRange but received '50,100' of type string",
+  ],
   ['seed negative', { seed: -3 }, `Expected integer between 0 and ${Number.MAX_SAFE_INTEGER} for seed but received -3 of type number`],
   ['size 100', { size: 100 }, 'Expected multiple of 64 between 64 and 2048 for size but received 100 of type number'],
   ['size 4096', { size: 4096 }, 'Expected multiple of 64 between 64 and 2048 for size but received 4096 of type number'],
@@ -55,12 +101,15 @@ const cases: [string, Record<string, unknown>, string][] = [
 
 for (const [name, extra, message] of cases) {
   test(`rejects ${name}`, () => {
-    assert.throws(() => validateTransferOptions({ domain: 'bird', ...extra }), (e: unknown) => {
-      assert.ok(e instanceof InvalidParameterError);
-      assert.equal(e.code, 'E_INVALID_PARAMETER');
-      assert.equal(e.message, message);
-      return true;
-    });
+    assert.throws(
+      () => validateTransferOptions({ domain: 'bird', ...extra }),
+      (e: unknown) => {
+        assert.ok(e instanceof InvalidParameterError);
+        assert.equal(e.code, 'E_INVALID_PARAMETER');
+        assert.equal(e.message, message);
+        return true;
+      },
+    );
   });
 }
 
@@ -70,11 +119,14 @@ test('rejects a missing domain and non-objects', () => {
 });
 
 test('rejects unknown keys by name', () => {
-  assert.throws(() => validateTransferOptions({ domain: 'bird', steps: 10, guidance: 2 }), (e: unknown) => {
-    assert.ok(e instanceof InvalidParameterError);
-    assert.match(e.message, /^Unknown options 'steps', 'guidance' \(known options: method, domain, prompt, numSteps/);
-    return true;
-  });
+  assert.throws(
+    () => validateTransferOptions({ domain: 'bird', steps: 10, guidance: 2 }),
+    (e: unknown) => {
+      assert.ok(e instanceof InvalidParameterError);
+      assert.match(e.message, /^Unknown options 'steps', 'guidance' \(known options: method, domain, prompt, numSteps/);
+      return true;
+    },
+  );
 });
 
 test('every option has a CLI flag or an explicit null', () => {

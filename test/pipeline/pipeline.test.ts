@@ -36,7 +36,8 @@ test('transfer: image, png, matches, timings, progress; a second run reuses the 
   assert.deepEqual(first.metadata.latentSize, { width: 16, height: 16 });
   assert.equal(first.metadata.options.prompt, 'A photo of a bird');
   assert.deepEqual(first.metadata.inversionCache, { app: 'miss', struct: 'miss', dir: cacheDir });
-  for (const key of ['load', 'encode', 'text', 'inversion-app', 'inversion-struct', 'transfer', 'decode', 'total']) assert.equal(typeof first.timings[key], 'number', key);
+  for (const key of ['load', 'encode', 'text', 'inversion-app', 'inversion-struct', 'transfer', 'decode', 'total'])
+    assert.equal(typeof first.timings[key], 'number', key);
   // Matches of the finest hooked layer (16x16 tokens at a 16x16 latent) at the last matching iteration.
   assert.ok(first.matches !== undefined);
   assert.equal(first.matches.site, 'up_blocks.3.attentions.2.transformer_blocks.0.attn1');
@@ -45,15 +46,31 @@ test('transfer: image, png, matches, timings, progress; a second run reuses the 
   // Progress: phases in order, steps counting up to their totals.
   const phases = [...new Set(events.map((e) => e.phase))];
   assert.deepEqual(phases, ['inversion-app', 'inversion-struct', 'transfer', 'decode']);
-  assert.deepEqual(events.filter((e) => e.phase === 'inversion-app').map((e) => e.step), [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(events.filter((e) => e.phase === 'transfer').map((e) => [e.step, e.total]), [[1, 4], [2, 4], [3, 4], [4, 4]]);
+  assert.deepEqual(
+    events.filter((e) => e.phase === 'inversion-app').map((e) => e.step),
+    [1, 2, 3, 4, 5, 6],
+  );
+  assert.deepEqual(
+    events.filter((e) => e.phase === 'transfer').map((e) => [e.step, e.total]),
+    [
+      [1, 4],
+      [2, 4],
+      [3, 4],
+      [4, 4],
+    ],
+  );
   assert.ok(events.every((e) => e.etaSeconds === undefined || e.etaSeconds >= 0));
   assert.equal(readdirSync(join(cacheDir, 'inversions')).filter((f) => f.endsWith('.safetensors')).length, 2);
 
   const again: ProgressEvent[] = [];
-  const second = await pipeline.transfer({ structure: readFileSync(structure), appearance: readFileSync(appearance) }, FAST, { onProgress: (e) => again.push(e) });
+  const second = await pipeline.transfer({ structure: readFileSync(structure), appearance: readFileSync(appearance) }, FAST, {
+    onProgress: (e) => again.push(e),
+  });
   assert.deepEqual(second.metadata.inversionCache, { app: 'hit', struct: 'hit', dir: cacheDir });
-  assert.deepEqual(again.filter((e) => e.phase.startsWith('inversion')).map((e) => e.cached), [true, true]);
+  assert.deepEqual(
+    again.filter((e) => e.phase.startsWith('inversion')).map((e) => e.cached),
+    [true, true],
+  );
   assert.deepEqual(second.image.data, first.image.data);
 
   const reseeded = await pipeline.transfer({ structure, appearance }, { ...FAST, seed: 7 });
@@ -72,10 +89,16 @@ test('transfer: a non-square structure image keeps its aspect at the working siz
 
 test('transfer: an aborted signal stops the run with AbortError', async () => {
   const controller = new AbortController();
-  const run = pipeline.transfer({ structure, appearance }, { ...FAST, seed: 99 }, {
-    signal: controller.signal,
-    onProgress: (e) => { if (e.phase === 'inversion-app' && e.step === 2) controller.abort(); },
-  });
+  const run = pipeline.transfer(
+    { structure, appearance },
+    { ...FAST, seed: 99 },
+    {
+      signal: controller.signal,
+      onProgress: (e) => {
+        if (e.phase === 'inversion-app' && e.step === 2) controller.abort();
+      },
+    },
+  );
   await assert.rejects(run, (e: unknown) => e instanceof AbortError && e.code === 'E_ABORTED');
 });
 
@@ -87,11 +110,16 @@ test('transfer: forced matches replace the argmax (all token 0, all keep-own); a
   assert.notDeepEqual(zeros.image.data, natural.image.data);
   assert.ok(Array.from(zeros.matches!.indices, Number).every((v) => v === 0));
   // Keep-own (-1) everywhere = no feature matching at all; it differs from the natural run too.
-  const keep = await pipeline.transfer({ structure, appearance, forcedMatches: (_i, s) => new BigInt64Array(s.startsWith('up_blocks.3') ? 256 : 64).fill(-1n) }, FAST);
+  const keep = await pipeline.transfer(
+    { structure, appearance, forcedMatches: (_i, s) => new BigInt64Array(s.startsWith('up_blocks.3') ? 256 : 64).fill(-1n) },
+    FAST,
+  );
   assert.ok(Array.from(keep.matches!.indices, Number).every((v) => v === -1));
   assert.notDeepEqual(keep.image.data, natural.image.data);
-  await assert.rejects(pipeline.transfer({ structure, appearance, forcedMatches: () => new BigInt64Array(3) }, FAST),
-    new RegExp(`forcedMatches\\(2, 'up_blocks\\.2\\.attentions\\.0\\.transformer_blocks\\.0\\.attn1'\\) gave 3 indices; that layer has 64 tokens`));
+  await assert.rejects(
+    pipeline.transfer({ structure, appearance, forcedMatches: () => new BigInt64Array(3) }, FAST),
+    new RegExp(`forcedMatches\\(2, 'up_blocks\\.2\\.attentions\\.0\\.transformer_blocks\\.0\\.attn1'\\) gave 3 indices; that layer has 64 tokens`),
+  );
   assert.equal(site, 'up_blocks.3.attentions.2.transformer_blocks.0.attn1');
 });
 
@@ -103,5 +131,8 @@ test('loadPipeline: threads and the memory arena are passed to onnxruntime; bad 
   } finally {
     await own.dispose();
   }
-  await assert.rejects(loadPipeline(sd1TinyModelDir, { cacheDir, threads: 0 }), /Expected integer between 1 and 1024 for threads but received 0 of type number/);
+  await assert.rejects(
+    loadPipeline(sd1TinyModelDir, { cacheDir, threads: 0 }),
+    /Expected integer between 1 and 1024 for threads but received 0 of type number/,
+  );
 });

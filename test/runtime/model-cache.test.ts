@@ -43,7 +43,15 @@ test('cache: built once, reused, rebuilt when corrupt or when the weights change
     const file = tinyLinearModel(dir);
     const cache = new ModelCache(join(dir, 'cache'));
     let builds = 0;
-    const request = { name: 'lin', config: { a: 1 }, weightFiles: [file], build: () => { builds++; return { graph: buildFrom(file), meta: { sites: ['lin'], n: 2 } }; } };
+    const request = {
+      name: 'lin',
+      config: { a: 1 },
+      weightFiles: [file],
+      build: () => {
+        builds++;
+        return { graph: buildFrom(file), meta: { sites: ['lin'], n: 2 } };
+      },
+    };
     const first = cache.obtain(request);
     assert.equal(first.built, true);
     assert.deepEqual(await runLinear(first.modelPath), [16, 35]);
@@ -67,7 +75,10 @@ test('cache: built once, reused, rebuilt when corrupt or when the weights change
     assert.notEqual(fresh.key, first.key);
     assert.deepEqual(await runLinear(fresh.modelPath), [1, 2]);
     // No temporary folders are left behind.
-    assert.deepEqual(readdirSync(join(dir, 'cache', 'graphs')).filter((n) => n.startsWith('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(join(dir, 'cache', 'graphs')).filter((n) => n.startsWith('.tmp')),
+      [],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -78,12 +89,21 @@ test('cache: a failing build leaves nothing behind', () => {
   try {
     const file = tinyLinearModel(dir);
     const cache = new ModelCache(join(dir, 'cache'));
-    assert.throws(() => cache.obtain({ name: 'bad', config: {}, weightFiles: [file], build: () => {
-      const g = new GraphBuilder('bad');
-      const weights = WeightSet.fromSource(openTensorSource(file));
-      new WeightScope(g, '/m', weights, '').child('lin').weight('weight', [3, 3]);
-      return { graph: g };
-    } }), /w\.safetensors: lin\.weight: expected \[3, 3\], got \[2, 3\]/);
+    assert.throws(
+      () =>
+        cache.obtain({
+          name: 'bad',
+          config: {},
+          weightFiles: [file],
+          build: () => {
+            const g = new GraphBuilder('bad');
+            const weights = WeightSet.fromSource(openTensorSource(file));
+            new WeightScope(g, '/m', weights, '').child('lin').weight('weight', [3, 3]);
+            return { graph: g };
+          },
+        }),
+      /w\.safetensors: lin\.weight: expected \[3, 3\], got \[2, 3\]/,
+    );
     assert.deepEqual(readdirSync(join(dir, 'cache', 'graphs')), []);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -113,16 +133,22 @@ test('cache: two processes building the same entry at once both get a complete e
       } });
       console.log(entry.modelPath);
     `;
-    const runOne = (): Promise<string> => new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-      child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`child exited ${code}`))));
-    });
+    const runOne = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`child exited ${code}`))));
+      });
     const [a, b] = await Promise.all([runOne(), runOne()]);
     assert.equal(a, b);
     assert.deepEqual(await runLinear(a), [16, 35]);
-    assert.deepEqual(readdirSync(join(dir, 'cache', 'graphs')).filter((n) => n.startsWith('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(join(dir, 'cache', 'graphs')).filter((n) => n.startsWith('.tmp')),
+      [],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -160,14 +186,19 @@ test('external data beyond 2 GiB: a weight stored after 2.2 GB of (sparse) paddi
     const source = openTensorSource(file);
     assert.ok(source.info('lin.weight').byteOffset > 2 ** 31);
     const cache = new ModelCache(join(dir, 'cache'));
-    const entry = cache.obtain({ name: 'big', config: {}, weightFiles: [file], build: () => {
-      const g = new GraphBuilder('big');
-      const weights = WeightSet.fromSource(source);
-      const s = new WeightScope(g, '/m', weights, '').child('lin');
-      const x = g.input('x', 'float32', ['B', 2]);
-      g.output(ops.gemm(s, x, s.weight('weight', [1, 2]), null, { transB: true }), 'y', 'float32', ['B', 1]);
-      return { graph: g };
-    } });
+    const entry = cache.obtain({
+      name: 'big',
+      config: {},
+      weightFiles: [file],
+      build: () => {
+        const g = new GraphBuilder('big');
+        const weights = WeightSet.fromSource(source);
+        const s = new WeightScope(g, '/m', weights, '').child('lin');
+        const x = g.input('x', 'float32', ['B', 2]);
+        g.output(ops.gemm(s, x, s.weight('weight', [1, 2]), null, { transB: true }), 'y', 'float32', ['B', 1]);
+        return { graph: g };
+      },
+    });
     assert.ok(existsSync(entry.modelPath));
     const session = await Session.create(entry.modelPath);
     const y = (await session.run({ x: float32([1, 2], [1, 10]) }))['y']!;

@@ -28,24 +28,26 @@ test('run maps inputs and outputs to our tensors', async () => {
 
 test('missing and unknown inputs are named', async () => {
   const session = await addOne();
-  await assert.rejects(session.run({ z: float32([1], [0]) }),
-    /add-one: inputs do not match the model \(missing: x; unknown: z\); expected x/);
+  await assert.rejects(session.run({ z: float32([1], [0]) }), /add-one: inputs do not match the model \(missing: x; unknown: z\); expected x/);
   await session.dispose();
 });
 
 test('onnxruntime failures name the model and the input shapes', async () => {
   const session = await addOne();
-  await assert.rejects(session.run({ x: float32([2, 2], [1, 2, 3, 4]) }),
-    (err: Error) => /onnxruntime failed running add-one with inputs \{x: float32\[2, 2\]\}/.test(err.message));
+  await assert.rejects(session.run({ x: float32([2, 2], [1, 2, 3, 4]) }), (err: Error) =>
+    /onnxruntime failed running add-one with inputs \{x: float32\[2, 2\]\}/.test(err.message),
+  );
   await session.dispose();
 });
 
 test('an unknown device is an invalid parameter; an absent provider is a clear runtime error', async () => {
-  await assert.rejects(Session.create(new Uint8Array(), { device: 'tpu' as never }),
-    /Expected one of cpu, cuda, webgpu for device but received 'tpu'/);
+  await assert.rejects(Session.create(new Uint8Array(), { device: 'tpu' as never }), /Expected one of cpu, cuda, webgpu for device but received 'tpu'/);
   if (!availableProviders().includes('cuda')) {
-    await assert.rejects(Session.create(new Uint8Array(), { device: 'cuda' }),
-      (err: Error) => /execution provider 'cuda' is not available/.test(err.message) && /ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node/.test(err.message));
+    await assert.rejects(
+      Session.create(new Uint8Array(), { device: 'cuda' }),
+      (err: Error) =>
+        /execution provider 'cuda' is not available/.test(err.message) && /ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node/.test(err.message),
+    );
   }
 });
 

@@ -57,7 +57,9 @@ export async function hookedSites(ctx: GoldenContext): Promise<string[]> {
 
 /** One report line saying where the inputs of an output came from. */
 export function noteInputs(ctx: GoldenContext, anchor: string, inputs: Record<string, ResolvedInput<unknown> | undefined>): void {
-  const parts = Object.entries(inputs).flatMap(([what, r]) => (r === undefined ? [] : [`${what} <- ${r.name}${r.source === 'top-level input' ? '' : ` (${r.source})`}`]));
+  const parts = Object.entries(inputs).flatMap(([what, r]) =>
+    r === undefined ? [] : [`${what} <- ${r.name}${r.source === 'top-level input' ? '' : ` (${r.source})`}`],
+  );
   ctx.note(`inputs of ${anchor}: ${parts.join(', ')}`);
 }
 

@@ -25,8 +25,11 @@ export async function runInversionGroup(ctx: GoldenContext, group: string): Prom
     // Latent shape [C, h, w] from the zs / wts entries, when the case lists them.
     const rowsMeta = golden.tensors[`${group}.${which}.zs`] ?? golden.tensors[`${group}.${which}.wts`];
     const latent = rowsMeta?.shape.slice(1);
-    const image = resolveInput(golden, vaeImageRole(engine.facts, latent === undefined ? undefined : [1, ...latent],
-      [`inputs.image_${which}`, `inputs.image_${which}_uint8`]), { anchor });
+    const image = resolveInput(
+      golden,
+      vaeImageRole(engine.facts, latent === undefined ? undefined : [1, ...latent], [`inputs.image_${which}`, `inputs.image_${which}_uint8`]),
+      { anchor },
+    );
     const noise = resolveInput(golden, latentRowsRole(engine.facts, 'inversion noise draws', numSteps, latent, [`${group}.${which}.noise`]), { anchor });
     noteInputs(ctx, anchor, { image, noise });
     const result = await invertImage(engine, { image: image.value, noise: noise.value, prompt, numSteps, guidanceScale, sites: await hookedSites(ctx) });

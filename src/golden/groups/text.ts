@@ -10,7 +10,7 @@ function prompts(ctx: GoldenContext): string[] {
   if (!Array.isArray(list) || !list.every((p) => typeof p === 'string')) {
     throw new GoldenError(`${ctx.golden.dir}: io.json has no 'prompts' list of strings for the text group`);
   }
-  return list as string[];
+  return list;
 }
 
 export async function runTextGroup(ctx: GoldenContext): Promise<Record<string, Tensor>> {

@@ -25,7 +25,7 @@ function goldenMatches(ctx: GoldenContext, sites: readonly string[], iteration: 
     if (!ctx.golden.has(name)) continue;
     const t = ctx.golden.get(name);
     const n = t.dims[1]!;
-    const row = Array.from((t.data as ArrayLike<number | bigint>), Number).slice(iteration * n, (iteration + 1) * n);
+    const row = Array.from(t.data as ArrayLike<number | bigint>, Number).slice(iteration * n, (iteration + 1) * n);
     if (row.every((v) => v === -2)) return undefined;
     forced[site] = BigInt64Array.from(row.map(BigInt));
   }
@@ -50,7 +50,9 @@ function loopInputs(ctx: GoldenContext, anchor: string): LoopInputs {
     const zs = resolveInput(golden, latentRowsRole(facts, `${which} inversion noise maps (zs)`, numSteps, latentDims, [`inversion.${which}.zs`]), { anchor });
     const shape = golden.tensors[zs.name]!.shape;
     latentDims = (shape.length === 5 ? shape.slice(2) : shape.slice(1)) as [number, number, number];
-    const xts = resolveInput(golden, latentRowsRole(facts, `${which} inversion latents (wts)`, numSteps + 1, latentDims, [`inversion.${which}.wts`]), { anchor });
+    const xts = resolveInput(golden, latentRowsRole(facts, `${which} inversion latents (wts)`, numSteps + 1, latentDims, [`inversion.${which}.wts`]), {
+      anchor,
+    });
     noteInputs(ctx, anchor, { [`${which}.zs`]: zs, [`${which}.wts`]: xts });
     return { xts: xts.value, zs: zs.value };
   };
@@ -67,8 +69,11 @@ async function runLoop(ctx: GoldenContext, engine: GoldenEngine, inputs: LoopInp
   const [, h, w] = inputs.latentDims;
   const masked = inputs.maskStruct !== undefined && inputs.maskApp !== undefined && ctx.golden.runConfig['use_masked_adain'] !== false;
   return transferLoop(engine, {
-    app: inputs.app, struct: inputs.struct, latentDims: inputs.latentDims,
-    prompt: runConfigString(ctx, 'prompt'), sites,
+    app: inputs.app,
+    struct: inputs.struct,
+    latentDims: inputs.latentDims,
+    prompt: runConfigString(ctx, 'prompt'),
+    sites,
     numSteps: runConfigNumber(ctx, 'num_timesteps'),
     skip: runConfigNumber(ctx, 'skip_steps'),
     guidanceScale: runConfigNumber(ctx, 'guidance_scale'),
@@ -118,13 +123,16 @@ export async function runTransferGroup(ctx: GoldenContext, group: string): Promi
   const [b, ch, hh, ww] = decoded.dims as [number, number, number, number];
   const f = new Float32Array(b * hh * ww * ch);
   const u8 = new Uint8Array(f.length);
-  for (let n = 0; n < b; n++) for (let k = 0; k < ch; k++) for (let y = 0; y < hh; y++) for (let x = 0; x < ww; x++) {
-    const v = Math.fround(Math.fround(decoded.data[((n * ch + k) * hh + y) * ww + x]! / 2) + 0.5);
-    const clamped = Math.min(1, Math.max(0, v));
-    const at = ((n * hh + y) * ww + x) * ch + k;
-    f[at] = clamped;
-    u8[at] = Math.round(Math.fround(clamped * 255));
-  }
+  for (let n = 0; n < b; n++)
+    for (let k = 0; k < ch; k++)
+      for (let y = 0; y < hh; y++)
+        for (let x = 0; x < ww; x++) {
+          const v = Math.fround(Math.fround(decoded.data[((n * ch + k) * hh + y) * ww + x]! / 2) + 0.5);
+          const clamped = Math.min(1, Math.max(0, v));
+          const at = ((n * hh + y) * ww + x) * ch + k;
+          f[at] = clamped;
+          u8[at] = Math.round(Math.fround(clamped * 255));
+        }
   out['transfer.image_float'] = { dtype: 'float32', dims: [b, hh, ww, ch], data: f };
   out['transfer.image_uint8'] = { dtype: 'uint8', dims: [b, hh, ww, ch], data: u8 };
   await checkNatural(ctx, engine, inputs, sites);
@@ -173,14 +181,19 @@ async function checkNatural(ctx: GoldenContext, engine: GoldenEngine, inputs: Lo
     const dims = [upTo, ...expectedAll.dims.slice(1)];
     const expected: Tensor<'float32'> = { dtype: 'float32', dims, data: Float32Array.from((expectedAll.data as Float32Array).subarray(0, upTo * per)) };
     const actual: Tensor<'float32'> = { dtype: 'float32', dims, data: new Float32Array(upTo * per) };
-    run.iterationLatents.slice(0, upTo).flat().forEach((row, r) => actual.data.set(row, r * row.length));
+    run.iterationLatents
+      .slice(0, upTo)
+      .flat()
+      .forEach((row, r) => actual.data.set(row, r * row.length));
     const label = `${NATURAL_CHECK} (iterations 0..${upTo - 1})`;
     const result = compareTensors(actual, expected, { ...tol, label });
     if (upTo > 0) ctx.check(result);
     const tolText = `rtol ${tol.rtol} / atol ${tol.atol}`;
-    ctx.note(firstFlip === iterations
-      ? `natural argmax mode: every matching decision equals the reference's (${iterations} iterations); latents max|diff| ${result.maxAbs.toExponential(3)} (${tolText})`
-      : `natural argmax mode: first flipped decision at iteration ${firstFlip}${where}; latents before it max|diff| ${result.maxAbs.toExponential(3)} (${tolText})`);
+    ctx.note(
+      firstFlip === iterations
+        ? `natural argmax mode: every matching decision equals the reference's (${iterations} iterations); latents max|diff| ${result.maxAbs.toExponential(3)} (${tolText})`
+        : `natural argmax mode: first flipped decision at iteration ${firstFlip}${where}; latents before it max|diff| ${result.maxAbs.toExponential(3)} (${tolText})`,
+    );
   } catch (err) {
     ctx.check(failedCheck(`natural argmax run failed: ${err instanceof Error ? err.message : String(err)}`));
   }

@@ -60,8 +60,15 @@ export async function runE4EGroup(ctx: GoldenContext, group: string): Promise<Re
   const maskApp = masked ? resolveInput(golden, maskRole('appearance mask', ['inputs.mask_app']), { anchor: outName }) : undefined;
   if (masked) noteInputs(ctx, outName, { mask_struct: maskStruct, mask_app: maskApp });
   const result = await e4eForward(ctx.model(), {
-    sites, modelStep: step, featRange: runConfigRange(ctx, 'feat_range'), injection: group.endsWith('_vswap') ? 'vInjection' : 'match',
-    sample: sample.value, timestep: timestep.value, encoderHiddenStates: context.value, maskStruct: maskStruct?.value, maskApp: maskApp?.value,
+    sites,
+    modelStep: step,
+    featRange: runConfigRange(ctx, 'feat_range'),
+    injection: group.endsWith('_vswap') ? 'vInjection' : 'match',
+    sample: sample.value,
+    timestep: timestep.value,
+    encoderHiddenStates: context.value,
+    maskStruct: maskStruct?.value,
+    maskApp: maskApp?.value,
   });
   const out: Record<string, Tensor> = { [outName]: result.noise };
   for (const name of ctx.outputs(group)) {

@@ -22,8 +22,11 @@ function rescale(t: Tensor<'float32'>, ratio: number): Tensor<'float32'> {
 
 export async function runVaeEncode(ctx: GoldenContext, name: string, namespace?: string): Promise<Tensor> {
   const engine = ctx.model();
-  const image = resolveInput(ctx.golden, vaeImageRole(engine.facts, ctx.golden.tensors[name]?.shape,
-    ['vae.encode.image', 'inputs.image_app', 'inputs.image_app_uint8']), { anchor: name, namespace });
+  const image = resolveInput(
+    ctx.golden,
+    vaeImageRole(engine.facts, ctx.golden.tensors[name]?.shape, ['vae.encode.image', 'inputs.image_app', 'inputs.image_app_uint8']),
+    { anchor: name, namespace },
+  );
   noteInputs(ctx, name, { image });
   const configScale = engine.facts.vaeScalingFactor;
   return rescale(await encodeImage(engine, image.value), caseScale(ctx, name, configScale) / configScale);

@@ -40,9 +40,8 @@ function defaultUpBlocks(config: UNetConfig): number[] {
 /** The processor plan: the given sites, or every self-attention of the default up blocks. */
 export function e4eProcessorPlan(config: UNetConfig, hookSites?: readonly string[]): ProcessorPlan {
   const upBlocks = defaultUpBlocks(config);
-  const chosen = (site: AttentionSite): boolean => (hookSites !== undefined
-    ? hookSites.includes(site.modulePath)
-    : site.kind === 'self' && site.block === 'up' && upBlocks.includes(site.blockIndex));
+  const chosen = (site: AttentionSite): boolean =>
+    hookSites !== undefined ? hookSites.includes(site.modulePath) : site.kind === 'self' && site.block === 'up' && upBlocks.includes(site.blockIndex);
   return {
     choose: (site) => (chosen(site) && site.kind === 'self' ? featureInjectionProcessor(site.modulePath) : undefined),
     ...(hookSites === undefined ? {} : { required: hookSites }),
@@ -50,12 +49,18 @@ export function e4eProcessorPlan(config: UNetConfig, hookSites?: readonly string
 }
 
 export function e4eUNetVariant(config: UNetConfig, hookSites?: readonly string[]): UNetVariant {
-  return { freeu: true, processors: { name: 'e4e', key: { method: 'eye-for-an-eye', sites: hookSites ?? 'default' }, plan: e4eProcessorPlan(config, hookSites) } };
+  return {
+    freeu: true,
+    processors: { name: 'e4e', key: { method: 'eye-for-an-eye', sites: hookSites ?? 'default' }, plan: e4eProcessorPlan(config, hookSites) },
+  };
 }
 
 /** Adapts the user's per-site callback to the loop's per-iteration record, checking each site's token count. */
-function forcedFor(source: NonNullable<E4EOptions['forcedMatches']>, unet: UNetRunner, latent: { height: number; width: number })
-  : (iteration: number) => Record<string, BigInt64Array> | undefined {
+function forcedFor(
+  source: NonNullable<E4EOptions['forcedMatches']>,
+  unet: UNetRunner,
+  latent: { height: number; width: number },
+): (iteration: number) => Record<string, BigInt64Array> | undefined {
   return (iteration) => {
     const forced: Record<string, BigInt64Array> = {};
     for (const site of unet.info.processed) {
@@ -63,7 +68,9 @@ function forcedFor(source: NonNullable<E4EOptions['forcedMatches']>, unet: UNetR
       if (m === undefined) continue;
       const map = tokenMapSize(unet.site(site), latent);
       if (m.length !== map.height * map.width) {
-        throw new InvalidParameterError(`forcedMatches(${iteration}, '${site}') gave ${m.length} indices; that layer has ${map.height * map.width} tokens (${map.height}x${map.width})`);
+        throw new InvalidParameterError(
+          `forcedMatches(${iteration}, '${site}') gave ${m.length} indices; that layer has ${map.height * map.width} tokens (${map.height}x${map.width})`,
+        );
       }
       forced[site] = m;
     }
@@ -97,10 +104,13 @@ export const eyeForAnEye: TransferMethod<E4EOptions> = {
       downMask(mask ?? { dtype: 'float32', dims: like.dims, data: new Float32Array(like.data.length).fill(1) }, lh, lw);
     const adainMasks = anyMask === undefined ? undefined : { structure: down(structureMask, anyMask), appearance: down(appearanceMask, anyMask) };
     const { latents, trace } = await runE4ELoop(inputs, {
-      numSteps: options.numSteps, skip: options.skip, guidanceScale: options.guidanceScale,
+      numSteps: options.numSteps,
+      skip: options.skip,
+      guidanceScale: options.guidanceScale,
       featRange: { start: options.featRange[0], end: options.featRange[1] },
       adainRange: { start: options.adainRange[0], end: options.adainRange[1] },
-      injection: options.injection, adainMasks,
+      injection: options.injection,
+      adainMasks,
       forcedMatches: options.forcedMatches === undefined ? undefined : forcedFor(options.forcedMatches, inputs.unet, latent),
     });
     return { latents, correspondence: lastCorrespondence(trace, inputs.unet, latent) };

@@ -45,7 +45,10 @@ export interface E4ELoopResult {
   trace: TransferTrace;
 }
 
-type LoopInputs = Pick<MethodInputs, 'unet' | 'schedule' | 'app' | 'struct' | 'latentDims' | 'embeddings' | 'structureMask' | 'appearanceMask' | 'onStep' | 'signal'>;
+type LoopInputs = Pick<
+  MethodInputs,
+  'unet' | 'schedule' | 'app' | 'struct' | 'latentDims' | 'embeddings' | 'structureMask' | 'appearanceMask' | 'onStep' | 'signal'
+>;
 
 export async function runE4ELoop(inputs: LoopInputs, options: E4ELoopOptions): Promise<E4ELoopResult> {
   const { numSteps, skip } = options;
@@ -67,10 +70,17 @@ export async function runE4ELoop(inputs: LoopInputs, options: E4ELoopOptions): P
     const step = stepSeenByUnet(i);
     const mode = injectionMode(step, options.featRange, options.injection);
     const sample: Tensor<'float32'> = branchBatch(latents, inputs.latentDims, guided);
-    const feeds = e4eFeeds({
-      mode, slots, maskStruct: inputs.structureMask, maskApp: inputs.appearanceMask,
-      forced: mode === 'off' || mode === 'structCopy' ? undefined : options.forcedMatches?.(i),
-    }, sites, sample.dims[0]!);
+    const feeds = e4eFeeds(
+      {
+        mode,
+        slots,
+        maskStruct: inputs.structureMask,
+        maskApp: inputs.appearanceMask,
+        forced: mode === 'off' || mode === 'structCopy' ? undefined : options.forcedMatches?.(i),
+      },
+      sites,
+      sample.dims[0]!,
+    );
     const result = await unet.call({ sample, timestep: t, encoderHiddenStates: context, feeds });
     const eps = branchNoise(result.noise.data, size, guided, options.guidanceScale);
     latents = stepBranches(latents, eps, init.branches, { schedule: inputs.schedule, timestep: t, numSteps, zIndex: skip + i });
@@ -78,9 +88,10 @@ export async function runE4ELoop(inputs: LoopInputs, options: E4ELoopOptions): P
       trace.latent0BeforeAdain.push(latents[Branch.Out]!);
       trace.adainIterations.push(i);
       const masks = options.adainMasks;
-      latents[Branch.Out] = masks !== undefined
-        ? maskedAdain(latents[Branch.Out]!, latents[Branch.Style]!, masks.structure, masks.appearance, inputs.latentDims)
-        : adain(latents[Branch.Out]!, latents[Branch.Style]!, inputs.latentDims);
+      latents[Branch.Out] =
+        masks !== undefined
+          ? maskedAdain(latents[Branch.Out]!, latents[Branch.Style]!, masks.structure, masks.appearance, inputs.latentDims)
+          : adain(latents[Branch.Out]!, latents[Branch.Style]!, inputs.latentDims);
     }
     trace.modelSteps.push(step);
     trace.noisePred.push(eps);

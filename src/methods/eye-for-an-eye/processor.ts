@@ -10,8 +10,31 @@
 import { ModelBuildError } from '../../errors.js';
 import { Scope, type Value } from '../../onnx/graph-builder.js';
 import {
-  abs, argMax, concat, constFloat, constInt64, div, equal, gather, greater, identity, ifElse, less, matMul, max,
-  mul, reduceMax, reduceSum, reshape, resizeBilinear, shape, slice, sqrt, transpose, unsqueeze, where,
+  abs,
+  argMax,
+  concat,
+  constFloat,
+  constInt64,
+  div,
+  equal,
+  gather,
+  greater,
+  identity,
+  ifElse,
+  less,
+  matMul,
+  max,
+  mul,
+  reduceMax,
+  reduceSum,
+  reshape,
+  resizeBilinear,
+  shape,
+  slice,
+  sqrt,
+  transpose,
+  unsqueeze,
+  where,
 } from '../../onnx/ops.js';
 import type { AttentionProcessor, ProcessorContext, ProcessorInput, QKV } from '../../models/unet/attention-processor.js';
 import { E4E_INPUT, E4E_MODE, E4E_OUTPUT, NEUTRAL, SLOT_ORDER, type SlotName } from './controls.js';
@@ -51,8 +74,10 @@ export function featureInjectionProcessor(modulePath: string): AttentionProcesso
     editSources(ctx, sources) {
       if (ctx.site.kind !== 'self') throw new ModelBuildError(`${ctx.site.modulePath}: feature injection acts on self-attention only`);
       const inputs: SharedInputs = {
-        mode: ctx.input(E4E_INPUT.mode), slots: ctx.input(E4E_INPUT.slots),
-        maskStruct: ctx.input(E4E_INPUT.maskStruct), maskApp: ctx.input(E4E_INPUT.maskApp),
+        mode: ctx.input(E4E_INPUT.mode),
+        slots: ctx.input(E4E_INPUT.slots),
+        maskStruct: ctx.input(E4E_INPUT.maskStruct),
+        maskApp: ctx.input(E4E_INPUT.maskApp),
       };
       const { qk, v } = buildInjection(ctx, sources.q, inputs);
       return { q: qk, k: qk, v } satisfies QKV;
@@ -125,7 +150,12 @@ function pickRows(s: Scope, own: Value, style: Value, index: Value, valid: Value
 
 function fill(s: Scope, like: Value, value: number, name: string): Value {
   const n = slice(s, shape(s, like, { name: `Shape_${name}` }), { starts: [1], ends: [2], axes: [0] }, { name: `Slice_${name}` }); // [1]
-  return s.op('ConstantOfShape', [n], { value: { tensor: { dtype: 'int64', dims: [1], data: BigInt64Array.of(BigInt(value)) } } }, { name: `ConstantOfShape_${name}` }); // [N]
+  return s.op(
+    'ConstantOfShape',
+    [n],
+    { value: { tensor: { dtype: 'int64', dims: [1], data: BigInt64Array.of(BigInt(value)) } } },
+    { name: `ConstantOfShape_${name}` },
+  ); // [N]
 }
 
 /**
@@ -138,7 +168,8 @@ function buildInjection(ctx: ProcessorContext, x: Value, inputs: SharedInputs): 
   const { site } = ctx;
   const g = ctx.scope.g;
   const s: Scope = ctx.scope.sub('e4e');
-  const modeIs = (mode: number, name: string): Value => reshape(s, equal(s, inputs.mode, constInt64(g, [mode]), { name: `Equal_${name}` }), [], { name: `Reshape_${name}` });
+  const modeIs = (mode: number, name: string): Value =>
+    reshape(s, equal(s, inputs.mode, constInt64(g, [mode]), { name: `Equal_${name}` }), [], { name: `Reshape_${name}` });
 
   const offG = g.subgraph(`${s.path}/off`);
   const offS = new Scope(offG, `${s.path}/off`);
@@ -161,10 +192,20 @@ function buildInjection(ctx: ProcessorContext, x: Value, inputs: SharedInputs): 
   const { index, valid } = matchIndices(matchS, ctx, x, { ...inputs, forced });
   const chosen = where(matchS, valid, index, constInt64(g, -1), { name: 'Where_chosen' }); // [N]
   const isV = modeIs(E4E_MODE.vInjection, 'v_injection');
-  const matchedQk = replaceRow(matchS, x, inputs.slots, 'matchOut',
-    pickRows(matchS, row(matchS, x, inputs.slots, 'matchOut'), row(matchS, x, inputs.slots, 'matchStyle'), index, valid, 'match'));
-  const matchedV = replaceRow(matchS, x, inputs.slots, 'vOut',
-    pickRows(matchS, row(matchS, x, inputs.slots, 'vOut'), row(matchS, x, inputs.slots, 'vStyle'), index, valid, 'v'));
+  const matchedQk = replaceRow(
+    matchS,
+    x,
+    inputs.slots,
+    'matchOut',
+    pickRows(matchS, row(matchS, x, inputs.slots, 'matchOut'), row(matchS, x, inputs.slots, 'matchStyle'), index, valid, 'match'),
+  );
+  const matchedV = replaceRow(
+    matchS,
+    x,
+    inputs.slots,
+    'vOut',
+    pickRows(matchS, row(matchS, x, inputs.slots, 'vOut'), row(matchS, x, inputs.slots, 'vStyle'), index, valid, 'v'),
+  );
   matchG.output(where(matchS, isV, x, matchedQk, { name: 'Where_qk' }), `${s.path}/match/qk`, 'float32', ['B', 'N', site.channels]);
   matchG.output(where(matchS, isV, matchedV, matchedQk, { name: 'Where_v' }), `${s.path}/match/v`, 'float32', ['B', 'N', site.channels]);
   matchG.output(identity(matchS, chosen, { name: 'Identity_index' }), `${s.path}/match/index`, 'int64', ['N']);
@@ -178,4 +219,3 @@ function buildInjection(ctx: ProcessorContext, x: Value, inputs: SharedInputs): 
   ctx.output(E4E_OUTPUT.match(site.modulePath), matchIndex!);
   return { qk: qk!, v: v! };
 }
-

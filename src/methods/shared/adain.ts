@@ -98,13 +98,7 @@ export function adain(content: Float32Array, style: Float32Array, dims: LatentDi
  * Masked AdaIN: `structMask` (content, H x W, fractional) selects the content statistics (== 1) and blends the
  * result; `appMask` (style, H x W) selects the style statistics (== 1).
  */
-export function maskedAdain(
-  content: Float32Array,
-  style: Float32Array,
-  structMask: Float32Array,
-  appMask: Float32Array,
-  dims: LatentDims,
-): Float32Array {
+export function maskedAdain(content: Float32Array, style: Float32Array, structMask: Float32Array, appMask: Float32Array, dims: LatentDims): Float32Array {
   checkDims('content', content, dims);
   checkDims('style', style, dims);
   const contentStats = channelStats(content, dims, statisticsPixels('structMask', structMask, dims));

@@ -49,8 +49,12 @@ export function initialBranches(app: BranchInversion, struct: BranchInversion, s
 }
 
 /** One eta = 1 DDPM step of every branch with its own noise map of iteration `i` (after `skip`). */
-export function stepBranches(latents: readonly Float32Array[], eps: readonly Float32Array[], branches: readonly BranchInversion[],
-  step: { schedule: DdimSchedule; timestep: number; numSteps: number; zIndex: number }): Float32Array[] {
+export function stepBranches(
+  latents: readonly Float32Array[],
+  eps: readonly Float32Array[],
+  branches: readonly BranchInversion[],
+  step: { schedule: DdimSchedule; timestep: number; numSteps: number; zIndex: number },
+): Float32Array[] {
   const { schedule, timestep, numSteps, zIndex } = step;
   const alphaProd = schedule.alphaCumprodAt(timestep);
   const alphaProdPrev = schedule.alphaCumprodAt(schedule.prevTimestep(timestep, numSteps));

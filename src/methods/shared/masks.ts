@@ -62,7 +62,13 @@ function checkSize(name: string, value: number): void {
  * few float32 ulp of torch 1.13 otherwise (its kernel's own rounding order was not reproduced).
  */
 export function resizeBilinear(src: Float32Array, srcH: number, srcW: number, dstH: number, dstW: number): Float32Array {
-  for (const [name, v] of [['srcH', srcH], ['srcW', srcW], ['dstH', dstH], ['dstW', dstW]] as const) checkSize(name, v);
+  for (const [name, v] of [
+    ['srcH', srcH],
+    ['srcW', srcW],
+    ['dstH', dstH],
+    ['dstW', dstW],
+  ] as const)
+    checkSize(name, v);
   if (src.length !== srcH * srcW) throw invalidParameterError('src.length', `${srcH * srcW} (srcH * srcW)`, src.length);
   const rows = axisTaps(srcH, dstH);
   const cols = axisTaps(srcW, dstW);

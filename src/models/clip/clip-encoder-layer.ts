@@ -13,8 +13,7 @@ import type { ClipTextConfig } from '../../config/clip-config.js';
 import { buildLinear } from '../nn/linear.js';
 import { buildLayerNorm } from '../nn/norm.js';
 
-export type ClipEncoderLayerConfig = Pick<ClipTextConfig,
-  'hiddenSize' | 'intermediateSize' | 'numAttentionHeads' | 'headDim' | 'hiddenAct' | 'layerNormEps'>;
+export type ClipEncoderLayerConfig = Pick<ClipTextConfig, 'hiddenSize' | 'intermediateSize' | 'numAttentionHeads' | 'headDim' | 'hiddenAct' | 'layerNormEps'>;
 
 /**
  * One encoder layer; `scope` is at `text_model.encoder.layers.{i}`.
@@ -47,8 +46,8 @@ export function buildClipAttention(scope: WeightScope, config: ClipEncoderLayerC
   const k = buildLinear(scope.child('k_proj'), x, c, c); // [B, T, C]
   const v = buildLinear(scope.child('v_proj'), x, c, c); // [B, T, C]
   const qScaled = mul(scope, q, constFloat(g, d ** -0.5), { name: 'Mul_scale' }); // [B, T, C]
-  const heads = (t: Value, name: string, perm: readonly number[]): Value => transpose(scope,
-    reshape(scope, t, [0, 0, h, d], { name: `${name}/Reshape` }), perm, { name: `${name}/Transpose` });
+  const heads = (t: Value, name: string, perm: readonly number[]): Value =>
+    transpose(scope, reshape(scope, t, [0, 0, h, d], { name: `${name}/Reshape` }), perm, { name: `${name}/Transpose` });
   const qh = heads(qScaled, 'q', [0, 2, 1, 3]); // [B, H, T, D]
   const kh = heads(k, 'k', [0, 2, 3, 1]); // [B, H, D, T]
   const vh = heads(v, 'v', [0, 2, 1, 3]); // [B, H, T, D]
@@ -56,8 +55,7 @@ export function buildClipAttention(scope: WeightScope, config: ClipEncoderLayerC
   const masked = add(scope, scores, causalMask, { name: 'Add_causal_mask' }); // [B, H, T, T]
   const probs = softmax(scope, masked, -1); // [B, H, T, T]
   const context = matMul(scope, probs, vh, { name: 'MatMul_pv' }); // [B, H, T, D]
-  const merged = reshape(scope, transpose(scope, context, [0, 2, 1, 3], { name: 'merge/Transpose' }), [0, 0, c],
-    { name: 'merge/Reshape' }); // [B, T, C]
+  const merged = reshape(scope, transpose(scope, context, [0, 2, 1, 3], { name: 'merge/Transpose' }), [0, 0, c], { name: 'merge/Reshape' }); // [B, T, C]
   return buildLinear(scope.child('out_proj'), merged, c, c); // [B, T, C]
 }
 

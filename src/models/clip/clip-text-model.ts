@@ -36,7 +36,9 @@ const FLOAT32_MIN = -3.4028234663852886e38;
  */
 export function buildClipTextModel(weights: WeightSet, config: ClipTextConfig): GraphBuilder {
   if (config.headDim * config.numAttentionHeads !== config.hiddenSize) {
-    throw new ModelBuildError(`CLIP text model: hidden_size ${config.hiddenSize} is not num_attention_heads ${config.numAttentionHeads} x head_dim ${config.headDim}`);
+    throw new ModelBuildError(
+      `CLIP text model: hidden_size ${config.hiddenSize} is not num_attention_heads ${config.numAttentionHeads} x head_dim ${config.headDim}`,
+    );
   }
   const g = new GraphBuilder('clip_text_model');
   g.setMetadata('model_type', 'clip_text_model');

@@ -45,8 +45,7 @@ const END_OF_WORD = '</w>';
 const BPE_CACHE_LIMIT = 50_000;
 
 /** The CLIP pre-tokenizer (case-insensitive, as in the reference). */
-const CLIP_PATTERN =
-  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/giu;
+const CLIP_PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/giu;
 /** BERT `_is_control`: category C*, except \t \n \r which count as whitespace. */
 const CONTROL = /^\p{C}$/u;
 /** BERT `_is_whitespace`: \t \n \r, space, or category Zs. */
@@ -90,7 +89,10 @@ export function basicClean(text: string, lowerCase = true): string {
     else if (isCjkIdeograph(cp)) cleaned += ` ${char} `;
     else cleaned += char;
   }
-  const words = cleaned.normalize('NFC').split(SPLIT_WHITESPACE).filter((w) => w.length > 0);
+  const words = cleaned
+    .normalize('NFC')
+    .split(SPLIT_WHITESPACE)
+    .filter((w) => w.length > 0);
   return (lowerCase ? words.map((w) => w.toLowerCase()) : words).join(' ');
 }
 

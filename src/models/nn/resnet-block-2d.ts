@@ -39,9 +39,7 @@ export function buildResnetBlock2D(scope: WeightScope, config: ResnetBlock2DConf
   h = buildGroupNorm(scope.child('norm2'), h, { channels: outChannels, groups, eps }); // [B, out, H, W]
   h = silu(scope.sub('act2'), h);
   h = buildConv2d(scope.child('conv2'), h, { inChannels: outChannels, outChannels, kernel: 3, padding: 1 }); // [B, out, H, W]
-  const shortcut = inChannels === outChannels
-    ? x
-    : buildConv2d(scope.child('conv_shortcut'), x, { inChannels, outChannels, kernel: 1 }); // [B, out, H, W]
+  const shortcut = inChannels === outChannels ? x : buildConv2d(scope.child('conv_shortcut'), x, { inChannels, outChannels, kernel: 1 }); // [B, out, H, W]
   const out = add(scope, shortcut, h, { name: 'Add_residual' }); // [B, out, H, W]
   const scale = config.outputScaleFactor ?? 1;
   if (scale === 1) return out;

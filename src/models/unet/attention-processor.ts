@@ -122,7 +122,10 @@ export class ProcessorHost {
   private readonly declaredInputs = new Map<string, { io: ProcessorInput; value: Value }>();
   private readonly declaredOutputs = new Set<string>();
 
-  constructor(private readonly g: GraphBuilder, private readonly plan: ProcessorPlan | undefined) {}
+  constructor(
+    private readonly g: GraphBuilder,
+    private readonly plan: ProcessorPlan | undefined,
+  ) {}
 
   /** Every input a processor declared, with its neutral value. */
   get inputs(): ProcessorInput[] {
@@ -141,13 +144,17 @@ export class ProcessorHost {
     const outputs = new Map((processor.outputs ?? []).map((o) => [o.name, o]));
     const written = new Set<string>();
     for (const name of outputs.keys()) {
-      if (this.declaredOutputs.has(name)) throw new ModelBuildError(`${site.modulePath}: graph output '${name}' is declared by another attention processor too`);
+      if (this.declaredOutputs.has(name))
+        throw new ModelBuildError(`${site.modulePath}: graph output '${name}' is declared by another attention processor too`);
       this.declaredOutputs.add(name);
     }
     return {
       processor,
       context: (scope, height, width) => ({
-        scope, site, height, width,
+        scope,
+        site,
+        height,
+        width,
         input: (name) => {
           const v = inputs.get(name);
           if (v === undefined) throw new ModelBuildError(`${site.modulePath}: the processor reads graph input '${name}' it did not declare`);
@@ -163,7 +170,8 @@ export class ProcessorHost {
       }),
       done: () => {
         const missing = [...outputs.keys()].filter((n) => !written.has(n));
-        if (missing.length > 0) throw new ModelBuildError(`${site.modulePath}: the processor declared graph output(s) ${missing.join(', ')} but never wrote them`);
+        if (missing.length > 0)
+          throw new ModelBuildError(`${site.modulePath}: the processor declared graph output(s) ${missing.join(', ')} but never wrote them`);
       },
     };
   }
@@ -176,7 +184,9 @@ export class ProcessorHost {
       // Name the modules of the same kind (attn1 / attn2) the UNet does have.
       const kinds = new Set(absent.map((p) => p.slice(p.lastIndexOf('.') + 1)));
       const like = this.sites.filter((s) => kinds.has(s.modulePath.slice(s.modulePath.lastIndexOf('.') + 1))).map((s) => s.modulePath);
-      throw new ModelBuildError(`no attention module at ${absent.join(', ')} (${[...kinds].join('/')} modules of this UNet: ${(like.length > 0 ? like : this.sites.map((s) => s.modulePath)).join(', ')})`);
+      throw new ModelBuildError(
+        `no attention module at ${absent.join(', ')} (${[...kinds].join('/')} modules of this UNet: ${(like.length > 0 ? like : this.sites.map((s) => s.modulePath)).join(', ')})`,
+      );
     }
     const skipped = required.filter((p) => !this.processed.includes(p));
     if (skipped.length > 0) throw new ModelBuildError(`attention processor plan gave no processor to required site(s) ${skipped.join(', ')}`);
@@ -186,8 +196,10 @@ export class ProcessorHost {
     const known = this.declaredInputs.get(io.name);
     if (known !== undefined) {
       if (!sameIO(known.io, io)) {
-        throw new ModelBuildError(`${site.modulePath}: graph input '${io.name}' declared as ${io.dtype}${formatDims(io.dims)}, `
-          + `but another processor declared it as ${known.io.dtype}${formatDims(known.io.dims)}`);
+        throw new ModelBuildError(
+          `${site.modulePath}: graph input '${io.name}' declared as ${io.dtype}${formatDims(io.dims)}, ` +
+            `but another processor declared it as ${known.io.dtype}${formatDims(known.io.dims)}`,
+        );
       }
       return known.value;
     }

@@ -39,11 +39,17 @@ export function buildBasicTransformerBlock(scope: WeightScope, config: BasicTran
     const s = scope.child(name);
     const isSelf = name === 'attn1';
     const processor = host.enter({
-      modulePath: s.prefix.slice(0, -1), kind: isSelf ? 'self' : 'cross', ...location,
-      channels: dim, heads,
+      modulePath: s.prefix.slice(0, -1),
+      kind: isSelf ? 'self' : 'cross',
+      ...location,
+      channels: dim,
+      heads,
     });
-    return buildAttention(s, { queryDim: dim, crossAttentionDim: isSelf ? null : config.crossAttentionDim, heads }, hidden,
-      { context: isSelf ? undefined : inputs.encoderHiddenStates, processor, tokenMap }); // [B, HW, C]
+    return buildAttention(s, { queryDim: dim, crossAttentionDim: isSelf ? null : config.crossAttentionDim, heads }, hidden, {
+      context: isSelf ? undefined : inputs.encoderHiddenStates,
+      processor,
+      tokenMap,
+    }); // [B, HW, C]
   };
 
   let n = buildLayerNorm(scope.child('norm1'), x, { channels: dim, eps: LAYER_NORM_EPS }); // [B, HW, C]

@@ -25,8 +25,12 @@ export interface CrossAttnDownBlock2DConfig extends DownBlock2DConfig {
 export function buildCrossAttnDownBlock2D(scope: WeightScope, config: CrossAttnDownBlock2DConfig, x: Value, inputs: CrossAttnBlockInputs): DownBlockOutput {
   const resSamples: Value[] = [];
   const transformer = {
-    channels: config.outChannels, heads: config.heads, layers: config.transformerLayers,
-    crossAttentionDim: config.crossAttentionDim, groups: config.groups, useLinearProjection: config.useLinearProjection,
+    channels: config.outChannels,
+    heads: config.heads,
+    layers: config.transformerLayers,
+    crossAttentionDim: config.crossAttentionDim,
+    groups: config.groups,
+    useLinearProjection: config.useLinearProjection,
   };
   let h = x;
   for (let j = 0; j < config.layers; j++) {

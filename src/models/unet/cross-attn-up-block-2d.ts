@@ -21,11 +21,19 @@ export interface CrossAttnUpBlock2DConfig extends UpBlock2DConfig {
 /**
  *   x ─ cat(skip[-1]) ─ resnets.0 ─ attentions.0 ─ cat(skip[-2]) ─ resnets.1 ─ attentions.1 ─ ... ─ upsamplers.0
  */
-export function buildCrossAttnUpBlock2D(scope: WeightScope, config: CrossAttnUpBlock2DConfig, x: Value,
-  inputs: CrossAttnBlockInputs & { resSamples: readonly Value[]; upsampleTo?: Value | undefined }): Value {
+export function buildCrossAttnUpBlock2D(
+  scope: WeightScope,
+  config: CrossAttnUpBlock2DConfig,
+  x: Value,
+  inputs: CrossAttnBlockInputs & { resSamples: readonly Value[]; upsampleTo?: Value | undefined },
+): Value {
   const transformer = {
-    channels: config.outChannels, heads: config.heads, layers: config.transformerLayers,
-    crossAttentionDim: config.crossAttentionDim, groups: config.groups, useLinearProjection: config.useLinearProjection,
+    channels: config.outChannels,
+    heads: config.heads,
+    layers: config.transformerLayers,
+    crossAttentionDim: config.crossAttentionDim,
+    groups: config.groups,
+    useLinearProjection: config.useLinearProjection,
   };
   let h = x;
   for (let j = 0; j < config.layers; j++) {

@@ -13,8 +13,8 @@ import type { AttentionProcessor, QKV } from './attention-processor.js';
  *   v [B, T, H*D] ─ heads ──────────────────────────────────────────────────────────┘
  */
 export function scaledDotProductAttention(s: Scope, qkv: QKV, heads: number, headDim: number): { out: Value; probs: Value } {
-  const split = (x: Value, name: string): Value => transpose(s, reshape(s, x, [0, 0, heads, headDim], { name: `Reshape_${name}` }), [0, 2, 1, 3],
-    { name: `Transpose_${name}` }); // [B, H, S|T, D]
+  const split = (x: Value, name: string): Value =>
+    transpose(s, reshape(s, x, [0, 0, heads, headDim], { name: `Reshape_${name}` }), [0, 2, 1, 3], { name: `Transpose_${name}` }); // [B, H, S|T, D]
   const q = split(qkv.q, 'q');
   const kT = transpose(s, reshape(s, qkv.k, [0, 0, heads, headDim], { name: 'Reshape_k' }), [0, 2, 3, 1], { name: 'Transpose_k' }); // [B, H, D, T]
   const v = split(qkv.v, 'v');

@@ -7,7 +7,24 @@
  */
 import { invalidParameterError } from '../../errors.js';
 import {
-  add, cast, concat, constFloat, constInt64, cos, div, greater, matMul, mul, reshape, shape, sin, slice, squeeze, sub, transpose, unsqueeze,
+  add,
+  cast,
+  concat,
+  constFloat,
+  constInt64,
+  cos,
+  div,
+  greater,
+  matMul,
+  mul,
+  reshape,
+  shape,
+  sin,
+  slice,
+  squeeze,
+  sub,
+  transpose,
+  unsqueeze,
 } from '../../onnx/ops.js';
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
@@ -48,8 +65,12 @@ export function validateFreeU(options: FreeUOptions): void {
  */
 export function buildFreeU(scope: WeightScope, options: FreeUOptions, h: Value, channels: number): Value {
   const c0 = options.baseChannels;
-  const rule = channels === 4 * c0 ? { first: 2 * c0, factor: options.b1, scale: options.s1 }
-    : channels === 2 * c0 ? { first: c0, factor: options.b2, scale: options.s2 } : null;
+  const rule =
+    channels === 4 * c0
+      ? { first: 2 * c0, factor: options.b1, scale: options.s1 }
+      : channels === 2 * c0
+        ? { first: c0, factor: options.b2, scale: options.s2 }
+        : null;
   if (rule === null) return h;
   const factors = Array.from({ length: channels }, (_, i) => (i < rule.first ? rule.factor : 1));
   const scaled = mul(scope, h, constFloat(scope.g, factors, [channels, 1, 1]), { name: 'Mul_backbone' }); // [B, C, H, W]

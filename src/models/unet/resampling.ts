@@ -34,9 +34,10 @@ export function buildDownsample2D(scope: WeightScope, config: Downsample2DConfig
  * `upsample_size` so that odd maps, halved with ceil on the way down, come back to their exact size), or plain x2.
  */
 export function buildUpsample2D(scope: WeightScope, config: Upsample2DConfig, x: Value, sizeOf?: Value): Value {
-  const up = sizeOf === undefined
-    ? upsampleNearest(scope, x, 2, { name: 'Resize' }) // [B, C, 2H, 2W]
-    : resizeNearestLike(scope, x, sizeOf); // [B, C, H', W']
+  const up =
+    sizeOf === undefined
+      ? upsampleNearest(scope, x, 2, { name: 'Resize' }) // [B, C, 2H, 2W]
+      : resizeNearestLike(scope, x, sizeOf); // [B, C, H', W']
   return buildConv2d(scope.child('conv'), up, { inChannels: config.channels, outChannels: config.channels, kernel: 3, padding: 1 }); // [B, C, 2H, 2W]
 }
 
@@ -45,5 +46,10 @@ function resizeNearestLike(scope: WeightScope, x: Value, sizeOf: Value): Value {
   const batchChannels = slice(scope, shape(scope, x, { name: 'Shape_x' }), { starts: [0], ends: [2], axes: [0] }, { name: 'Slice_bc' }); // [2]
   const spatial = slice(scope, shape(scope, sizeOf, { name: 'Shape_skip' }), { starts: [2], ends: [4], axes: [0] }, { name: 'Slice_hw' }); // [2]
   const sizes = concat(scope, [batchChannels, spatial], 0, { name: 'Concat_sizes' }); // [4]
-  return scope.op('Resize', [x, null, null, sizes], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' }, { name: 'Resize' });
+  return scope.op(
+    'Resize',
+    [x, null, null, sizes],
+    { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' },
+    { name: 'Resize' },
+  );
 }

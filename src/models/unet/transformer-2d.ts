@@ -47,19 +47,20 @@ export function buildTransformer2D(scope: WeightScope, config: Transformer2DConf
   const xShape = shape(scope, x, { name: 'Shape_input' }); // [4]
   const height = slice(scope, xShape, { starts: [2], ends: [3], axes: [0] }, { name: 'Slice_height' }); // [1]
   const width = slice(scope, xShape, { starts: [3], ends: [4], axes: [0] }, { name: 'Slice_width' }); // [1]
-  const toTokens = (v: Value): Value => transpose(scope, reshape(scope, v, [0, c, -1], { name: 'Reshape_tokens' }), [0, 2, 1],
-    { name: 'Transpose_tokens' }); // [B, HW, C]
-  const toMap = (v: Value): Value => reshape(scope, transpose(scope, v, [0, 2, 1], { name: 'Transpose_map' }), xShape,
-    { name: 'Reshape_map' }); // [B, C, H, W]
+  const toTokens = (v: Value): Value => transpose(scope, reshape(scope, v, [0, c, -1], { name: 'Reshape_tokens' }), [0, 2, 1], { name: 'Transpose_tokens' }); // [B, HW, C]
+  const toMap = (v: Value): Value => reshape(scope, transpose(scope, v, [0, 2, 1], { name: 'Transpose_map' }), xShape, { name: 'Reshape_map' }); // [B, C, H, W]
 
   const normed = buildGroupNorm(scope.child('norm'), x, { channels: c, groups: config.groups, eps: NORM_EPS }); // [B, C, H, W]
   let h = linear
     ? buildLinear(scope.child('proj_in'), toTokens(normed), c, c) // [B, HW, C]
     : toTokens(buildConv2d(scope.child('proj_in'), normed, { inChannels: c, outChannels: c, kernel: 1 })); // [B, HW, C]
   for (let k = 0; k < config.layers; k++) {
-    h = buildBasicTransformerBlock(scope.child('transformer_blocks', k),
-      { dim: c, heads: config.heads, crossAttentionDim: config.crossAttentionDim },
-      h, { encoderHiddenStates: inputs.encoderHiddenStates, height, width, attention: inputs.attention }); // [B, HW, C]
+    h = buildBasicTransformerBlock(scope.child('transformer_blocks', k), { dim: c, heads: config.heads, crossAttentionDim: config.crossAttentionDim }, h, {
+      encoderHiddenStates: inputs.encoderHiddenStates,
+      height,
+      width,
+      attention: inputs.attention,
+    }); // [B, HW, C]
   }
   const out = linear
     ? toMap(buildLinear(scope.child('proj_out'), h, c, c)) // [B, C, H, W]

@@ -72,8 +72,7 @@ export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetB
 
   // 1. time
   const c0 = config.blockOutChannels[0]!;
-  const tProj = buildTimesteps(root.child('time_proj'),
-    { numChannels: c0, flipSinToCos: config.flipSinToCos, downscaleFreqShift: config.freqShift }, timestep); // [1, C0]
+  const tProj = buildTimesteps(root.child('time_proj'), { numChannels: c0, flipSinToCos: config.flipSinToCos, downscaleFreqShift: config.freqShift }, timestep); // [1, C0]
   const temb = buildTimestepEmbedding(root.child('time_embedding'), { inChannels: c0, timeEmbedDim: config.timeEmbeddingDim }, tProj); // [1, temb]
   const host = new ProcessorHost(g, options.processors);
   const context: UNetContext = { config, options, host, temb, encoderHiddenStates, crossAttentionDim };
@@ -104,11 +103,15 @@ export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetB
 function checkSupported(config: UNetConfig): number {
   const onlyCross = config.onlyCrossAttention.findIndex((v) => v);
   if (onlyCross >= 0) {
-    throw new ModelBuildError(`UNet config field 'only_cross_attention' = true (block ${onlyCross}) is not supported: only the SD-1.x/2.x layout (false) is built`);
+    throw new ModelBuildError(
+      `UNet config field 'only_cross_attention' = true (block ${onlyCross}) is not supported: only the SD-1.x/2.x layout (false) is built`,
+    );
   }
   const dims = typeof config.crossAttentionDim === 'number' ? [config.crossAttentionDim] : config.crossAttentionDim;
   if (dims.some((d) => d !== dims[0])) {
-    throw new ModelBuildError(`UNet config field 'cross_attention_dim' = [${dims.join(', ')}] is not supported: one encoder_hidden_states width serves every block`);
+    throw new ModelBuildError(
+      `UNet config field 'cross_attention_dim' = [${dims.join(', ')}] is not supported: one encoder_hidden_states width serves every block`,
+    );
   }
   return dims[0]!;
 }
@@ -120,14 +123,20 @@ function buildDownPath(root: WeightScope, context: UNetContext, x: Value): { hid
   let h = x;
   config.downBlockTypes.forEach((type, i) => {
     const block: DownBlock2DConfig = {
-      inChannels: config.blockOutChannels[Math.max(i - 1, 0)]!, outChannels: config.blockOutChannels[i]!,
-      tembChannels: config.timeEmbeddingDim, layers: config.layersPerBlock, groups: config.normNumGroups, eps: config.normEps,
-      addDownsample: i < n - 1, downsamplePadding: config.downsamplePadding,
+      inChannels: config.blockOutChannels[Math.max(i - 1, 0)]!,
+      outChannels: config.blockOutChannels[i]!,
+      tembChannels: config.timeEmbeddingDim,
+      layers: config.layersPerBlock,
+      groups: config.normNumGroups,
+      eps: config.normEps,
+      addDownsample: i < n - 1,
+      downsamplePadding: config.downsamplePadding,
     };
     const scope = root.child('down_blocks', i);
-    const out = type === 'DownBlock2D'
-      ? buildDownBlock2D(scope, block, h, temb)
-      : buildCrossAttnDownBlock2D(scope, { ...block, ...attentionOf(context, i) }, h, blockInputs(context, { block: 'down', blockIndex: i, level: i }));
+    const out =
+      type === 'DownBlock2D'
+        ? buildDownBlock2D(scope, block, h, temb)
+        : buildCrossAttnDownBlock2D(scope, { ...block, ...attentionOf(context, i) }, h, blockInputs(context, { block: 'down', blockIndex: i, level: i }));
     h = out.hidden;
     resSamples.push(...out.resSamples);
   });
@@ -137,10 +146,19 @@ function buildDownPath(root: WeightScope, context: UNetContext, x: Value): { hid
 function buildMid(root: WeightScope, context: UNetContext, x: Value): Value {
   const { config } = context;
   const n = config.blockOutChannels.length;
-  return buildUNetMidBlock2DCrossAttn(root.child('mid_block'), {
-    channels: config.blockOutChannels[n - 1]!, tembChannels: config.timeEmbeddingDim, groups: config.normNumGroups, eps: config.normEps,
-    outputScaleFactor: config.midBlockScaleFactor, ...attentionOf(context, n - 1),
-  }, x, blockInputs(context, { block: 'mid', blockIndex: 0, level: n - 1 })); // [B, C_last, h/2^(n-1), w/2^(n-1)]
+  return buildUNetMidBlock2DCrossAttn(
+    root.child('mid_block'),
+    {
+      channels: config.blockOutChannels[n - 1]!,
+      tembChannels: config.timeEmbeddingDim,
+      groups: config.normNumGroups,
+      eps: config.normEps,
+      outputScaleFactor: config.midBlockScaleFactor,
+      ...attentionOf(context, n - 1),
+    },
+    x,
+    blockInputs(context, { block: 'mid', blockIndex: 0, level: n - 1 }),
+  ); // [B, C_last, h/2^(n-1), w/2^(n-1)]
 }
 
 /** Up block i consumes the newest layers+1 skip states; FreeU acts on its backbone input first. */
@@ -151,8 +169,13 @@ function buildUpPath(root: WeightScope, context: UNetContext, x: Value, resSampl
   let h = x;
   config.upBlockTypes.forEach((type, i) => {
     const block: UpBlock2DConfig = {
-      inChannels: reversed[Math.min(i + 1, n - 1)]!, prevOutputChannels: reversed[Math.max(i - 1, 0)]!, outChannels: reversed[i]!,
-      tembChannels: config.timeEmbeddingDim, layers: config.layersPerBlock + 1, groups: config.normNumGroups, eps: config.normEps,
+      inChannels: reversed[Math.min(i + 1, n - 1)]!,
+      prevOutputChannels: reversed[Math.max(i - 1, 0)]!,
+      outChannels: reversed[i]!,
+      tembChannels: config.timeEmbeddingDim,
+      layers: config.layersPerBlock + 1,
+      groups: config.normNumGroups,
+      eps: config.normEps,
       addUpsample: i < n - 1,
     };
     const scope = root.child('up_blocks', i);
@@ -160,10 +183,14 @@ function buildUpPath(root: WeightScope, context: UNetContext, x: Value, resSampl
     const skips = resSamples.splice(resSamples.length - block.layers, block.layers);
     // Upsample to the size of the next block's first skip state (exact for odd maps, like diffusers' upsample_size).
     const upsampleTo = block.addUpsample ? resSamples[resSamples.length - 1] : undefined;
-    h = type === 'UpBlock2D'
-      ? buildUpBlock2D(scope, block, h, { resSamples: skips, temb: context.temb, upsampleTo })
-      : buildCrossAttnUpBlock2D(scope, { ...block, ...attentionOf(context, n - 1 - i) }, h,
-        { ...blockInputs(context, { block: 'up', blockIndex: i, level: n - 1 - i }), resSamples: skips, upsampleTo });
+    h =
+      type === 'UpBlock2D'
+        ? buildUpBlock2D(scope, block, h, { resSamples: skips, temb: context.temb, upsampleTo })
+        : buildCrossAttnUpBlock2D(scope, { ...block, ...attentionOf(context, n - 1 - i) }, h, {
+            ...blockInputs(context, { block: 'up', blockIndex: i, level: n - 1 - i }),
+            resSamples: skips,
+            upsampleTo,
+          });
   });
   if (resSamples.length !== 0) throw new ModelBuildError(`UNet: ${resSamples.length} skip connection(s) left unused`);
   return h;
@@ -173,8 +200,10 @@ function buildUpPath(root: WeightScope, context: UNetContext, x: Value, resSampl
 function attentionOf(context: UNetContext, i: number): { heads: number; transformerLayers: number; crossAttentionDim: number; useLinearProjection: boolean } {
   const { config } = context;
   return {
-    heads: config.numAttentionHeads[i]!, transformerLayers: config.transformerLayersPerBlock[i]!,
-    crossAttentionDim: context.crossAttentionDim, useLinearProjection: config.useLinearProjection,
+    heads: config.numAttentionHeads[i]!,
+    transformerLayers: config.transformerLayersPerBlock[i]!,
+    crossAttentionDim: context.crossAttentionDim,
+    useLinearProjection: config.useLinearProjection,
   };
 }
 

@@ -30,12 +30,20 @@ const MID_LAYERS = 1;
 export function buildUNetMidBlock2DCrossAttn(scope: WeightScope, config: UNetMidBlock2DCrossAttnConfig, x: Value, inputs: CrossAttnBlockInputs): Value {
   const { channels } = config;
   const resnet: ResnetBlock2DConfig = {
-    inChannels: channels, outChannels: channels, tembChannels: config.tembChannels,
-    groups: config.groups, eps: config.eps, outputScaleFactor: config.outputScaleFactor,
+    inChannels: channels,
+    outChannels: channels,
+    tembChannels: config.tembChannels,
+    groups: config.groups,
+    eps: config.eps,
+    outputScaleFactor: config.outputScaleFactor,
   };
   const transformer = {
-    channels, heads: config.heads, layers: config.transformerLayers,
-    crossAttentionDim: config.crossAttentionDim, groups: config.groups, useLinearProjection: config.useLinearProjection,
+    channels,
+    heads: config.heads,
+    layers: config.transformerLayers,
+    crossAttentionDim: config.crossAttentionDim,
+    groups: config.groups,
+    useLinearProjection: config.useLinearProjection,
   };
   let h = buildResnetBlock2D(scope.child('resnets', 0), resnet, x, inputs.temb); // [B, C, H, W]
   for (let j = 0; j < MID_LAYERS; j++) {

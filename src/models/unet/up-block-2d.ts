@@ -28,7 +28,14 @@ export interface UpBlock2DConfig {
 export function upResnetConfig(config: UpBlock2DConfig, j: number): ResnetBlock2DConfig {
   const skip = j === config.layers - 1 ? config.inChannels : config.outChannels;
   const backbone = j === 0 ? config.prevOutputChannels : config.outChannels;
-  return { inChannels: backbone + skip, outChannels: config.outChannels, tembChannels: config.tembChannels, groups: config.groups, eps: config.eps, outputScaleFactor: 1 };
+  return {
+    inChannels: backbone + skip,
+    outChannels: config.outChannels,
+    tembChannels: config.tembChannels,
+    groups: config.groups,
+    eps: config.eps,
+    outputScaleFactor: 1,
+  };
 }
 
 /** The skip state of layer `j`: res_hidden_states_tuple is popped from the end. */
@@ -41,7 +48,12 @@ export function skipFor(scope: WeightScope, resSamples: readonly Value[], j: num
 /**
  *   x ─ cat(skip[-1]) ─ resnets.0 ─ cat(skip[-2]) ─ resnets.1 ─ ... ─ upsamplers.0
  */
-export function buildUpBlock2D(scope: WeightScope, config: UpBlock2DConfig, x: Value, inputs: { resSamples: readonly Value[]; temb: Value; upsampleTo?: Value | undefined }): Value {
+export function buildUpBlock2D(
+  scope: WeightScope,
+  config: UpBlock2DConfig,
+  x: Value,
+  inputs: { resSamples: readonly Value[]; temb: Value; upsampleTo?: Value | undefined },
+): Value {
   let h = x;
   for (let j = 0; j < config.layers; j++) {
     h = concat(scope.child('resnets', j), [h, skipFor(scope, inputs.resSamples, j)], 1, { name: 'Concat_skip' }); // [B, in, H, W]

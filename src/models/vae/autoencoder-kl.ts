@@ -48,8 +48,12 @@ export function buildVaeEncoder(weights: WeightSet, config: VaeConfig): GraphBui
   const latentChannels = config.latentChannels;
   const sample = g.input('sample', 'float32', ['batch', config.inChannels, 'height', 'width']); // [B, 3, H, W]
   const encoderConfig = {
-    inChannels: config.inChannels, outChannels: latentChannels, blockOutChannels: config.blockOutChannels,
-    layersPerBlock: config.layersPerBlock, normNumGroups: config.normNumGroups, doubleZ: true,
+    inChannels: config.inChannels,
+    outChannels: latentChannels,
+    blockOutChannels: config.blockOutChannels,
+    layersPerBlock: config.layersPerBlock,
+    normNumGroups: config.normNumGroups,
+    doubleZ: true,
   };
   const h = buildEncoder(scope.child('encoder'), encoderConfig, sample); // [B, 2L, h, w]
   const moments = buildConv2d(scope.child('quant_conv'), h, { inChannels: 2 * latentChannels, outChannels: 2 * latentChannels, kernel: 1 }); // [B, 2L, h, w]
@@ -75,8 +79,11 @@ export function buildVaeDecoder(weights: WeightSet, config: VaeConfig): GraphBui
   const z = div(scope.sub('unscale'), latent, constFloat(g, config.scalingFactor), { name: 'Div_scaling_factor' }); // [B, L, h, w]
   const unquantized = buildConv2d(scope.child('post_quant_conv'), z, { inChannels: latentChannels, outChannels: latentChannels, kernel: 1 }); // [B, L, h, w]
   const decoderConfig = {
-    inChannels: latentChannels, outChannels: config.outChannels, blockOutChannels: config.blockOutChannels,
-    layersPerBlock: config.layersPerBlock, normNumGroups: config.normNumGroups,
+    inChannels: latentChannels,
+    outChannels: config.outChannels,
+    blockOutChannels: config.blockOutChannels,
+    layersPerBlock: config.layersPerBlock,
+    normNumGroups: config.normNumGroups,
   };
   const image = buildDecoder(scope.child('decoder'), decoderConfig, unquantized); // [B, 3, H, W]
   g.output(image, 'image', 'float32', ['batch', config.outChannels, 'height', 'width']);

@@ -40,7 +40,11 @@ export function buildDecoder(scope: WeightScope, config: DecoderConfig, z: Value
     const inChannels = outChannels;
     outChannels = blockChannels;
     const blockConfig = {
-      inChannels, outChannels, numLayers: config.layersPerBlock + 1, groups, eps: VAE_EPS,
+      inChannels,
+      outChannels,
+      numLayers: config.layersPerBlock + 1,
+      groups,
+      eps: VAE_EPS,
       addUpsample: i < reversed.length - 1,
     };
     h = buildUpDecoderBlock2D(scope.child('up_blocks', i), blockConfig, h); // [B, Ci, h*2^i', w*2^i']

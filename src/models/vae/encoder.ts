@@ -38,8 +38,13 @@ export function buildEncoder(scope: WeightScope, config: EncoderConfig, sample: 
     const inChannels = outChannels;
     outChannels = blockChannels;
     const blockConfig = {
-      inChannels, outChannels, numLayers: config.layersPerBlock, groups, eps: VAE_EPS,
-      addDownsample: i < channels.length - 1, downsamplePadding: 0,
+      inChannels,
+      outChannels,
+      numLayers: config.layersPerBlock,
+      groups,
+      eps: VAE_EPS,
+      addDownsample: i < channels.length - 1,
+      downsamplePadding: 0,
     };
     h = buildDownEncoderBlock2D(scope.child('down_blocks', i), blockConfig, h); // [B, Ci, H/2^i', W/2^i']
   });

@@ -14,7 +14,8 @@ import { sd1TinyModelDir } from '../../helpers/paths.js';
 const cacheDir = mkdtempSync(join(tmpdir(), 'e4e-fi-'));
 process.on('exit', () => rmSync(cacheDir, { recursive: true, force: true }));
 const model = StableDiffusionModel.open(sd1TinyModelDir, { cacheDir });
-const DEFAULT_SITES = [0, 1, 2].map((j) => `up_blocks.2.attentions.${j}.transformer_blocks.0.attn1`)
+const DEFAULT_SITES = [0, 1, 2]
+  .map((j) => `up_blocks.2.attentions.${j}.transformer_blocks.0.attn1`)
   .concat([0, 1, 2].map((j) => `up_blocks.3.attentions.${j}.transformer_blocks.0.attn1`));
 
 function rowsOf(t: Tensor<'float32'>, rows: readonly number[]): Tensor<'float32'> {
@@ -62,7 +63,11 @@ test('a call without feeds is the stock UNet (every input neutral)', async () =>
   const { unet, call } = await setup();
   const golden = sd1Tiny();
   const sample = golden.get('unet_e4e.sample') as Tensor<'float32'>;
-  const r = await unet.call({ sample, timestep: Number(golden.get('unet_e4e.timestep').data[0]), encoderHiddenStates: golden.get('unet_e4e.encoder_hidden_states') as Tensor<'float32'> });
+  const r = await unet.call({
+    sample,
+    timestep: Number(golden.get('unet_e4e.timestep').data[0]),
+    encoderHiddenStates: golden.get('unet_e4e.encoder_hidden_states') as Tensor<'float32'>,
+  });
   const diff = Math.max(...Array.from({ length: 6 }, (_, i) => rowDiff(r.noise, golden.get('unet_e4e.baseline') as Tensor<'float32'>, i)));
   assert.ok(diff < 1e-4, `baseline max|diff| ${diff}`);
   const off = await call({ mode: 'off', slots: injectionSlots(false) });
@@ -110,20 +115,29 @@ test('an all-zero structure mask skips every out token (-1) and leaves the outpu
 });
 
 test('slots outside the batch are rejected before running', () => {
-  assert.throws(() => e4eFeeds({ mode: 'match', slots: injectionSlots(true) }, DEFAULT_SITES, 3),
-    /e4e slots \{"matchOut":3,"matchStyle":4,"copyOut":0,"copySource":2,"vOut":0,"vStyle":1\} must be batch rows in \[0, 3\)/);
+  assert.throws(
+    () => e4eFeeds({ mode: 'match', slots: injectionSlots(true) }, DEFAULT_SITES, 3),
+    /e4e slots \{"matchOut":3,"matchStyle":4,"copyOut":0,"copySource":2,"vOut":0,"vStyle":1\} must be batch rows in \[0, 3\)/,
+  );
 });
 
 test('feeds the graph does not have are rejected, naming them', async () => {
   const { unet } = await setup();
   const golden = sd1Tiny();
-  await assert.rejects(unet.call({
-    sample: golden.get('unet.sample') as Tensor<'float32'>, timestep: 1, encoderHiddenStates: golden.get('unet.encoder_hidden_states') as Tensor<'float32'>,
-    feeds: { 'e4e_forced.up_blocks.1.attentions.0.transformer_blocks.0.attn1': { dtype: 'int64', dims: [0], data: new BigInt64Array(0) } },
-  }), /feed\(s\) e4e_forced\.up_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn1 are no input of this graph \(processor inputs: e4e_mode, e4e_slots/);
+  await assert.rejects(
+    unet.call({
+      sample: golden.get('unet.sample') as Tensor<'float32'>,
+      timestep: 1,
+      encoderHiddenStates: golden.get('unet.encoder_hidden_states') as Tensor<'float32'>,
+      feeds: { 'e4e_forced.up_blocks.1.attentions.0.transformer_blocks.0.attn1': { dtype: 'int64', dims: [0], data: new BigInt64Array(0) } },
+    }),
+    /feed\(s\) e4e_forced\.up_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn1 are no input of this graph \(processor inputs: e4e_mode, e4e_slots/,
+  );
 });
 
 test('an unknown hook site is a build error naming the site and the sites there are', async () => {
-  await assert.rejects(model.unet(e4eUNetVariant(model.unetConfig, ['up_blocks.9.attentions.0.transformer_blocks.0.attn1'])),
-    /no attention module at up_blocks\.9\.attentions\.0\.transformer_blocks\.0\.attn1 \(attn1 modules of this UNet: down_blocks\.0/);
+  await assert.rejects(
+    model.unet(e4eUNetVariant(model.unetConfig, ['up_blocks.9.attentions.0.transformer_blocks.0.attn1'])),
+    /no attention module at up_blocks\.9\.attentions\.0\.transformer_blocks\.0\.attn1 \(attn1 modules of this UNet: down_blocks\.0/,
+  );
 });

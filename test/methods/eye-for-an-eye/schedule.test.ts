@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it, test } from 'node:test';
 import {
-  adainAfterIteration, attentionMode, inAdainRange, inFeatureRange, injectionMode, isStructureCopyStep, stepSeenByUnet, type StepRange,
+  adainAfterIteration,
+  attentionMode,
+  inAdainRange,
+  inFeatureRange,
+  injectionMode,
+  isStructureCopyStep,
+  stepSeenByUnet,
+  type StepRange,
 } from '../../../src/methods/eye-for-an-eye/schedule.js';
 import { readGoldenInts, readGoldenIoJson } from '../../helpers/read-golden-tensor.js';
 
@@ -21,7 +28,10 @@ describe('schedule rules reproduce io.json transfer_steps of sd1-tiny (20 steps,
 
   it('has the 14 iterations of the golden, with transfer.model_step as the steps seen', () => {
     assert.equal(io.transfer_steps.length, 14);
-    assert.deepEqual(io.transfer_steps.map((s) => s.model_step_seen_by_unet), readGoldenInts('transfer.model_step'));
+    assert.deepEqual(
+      io.transfer_steps.map((s) => s.model_step_seen_by_unet),
+      readGoldenInts('transfer.model_step'),
+    );
   });
 
   for (const s of io.transfer_steps) {
@@ -66,9 +76,15 @@ describe('schedule rules with the SD defaults (100 steps, skip 32, feat (10, 70)
   }
 
   it('the predicates on their own', () => {
-    assert.deepEqual([9, 10, 69, 70].map((s) => inFeatureRange(s, featRange)), [false, true, true, false]);
+    assert.deepEqual(
+      [9, 10, 69, 70].map((s) => inFeatureRange(s, featRange)),
+      [false, true, true, false],
+    );
     assert.deepEqual([0, 5, 35, 40, 41].map(isStructureCopyStep), [true, true, true, false, false]);
-    assert.deepEqual([48, 49, 100, 101].map((s) => inAdainRange(s, adainRange)), [false, true, true, false]);
+    assert.deepEqual(
+      [48, 49, 100, 101].map((s) => inAdainRange(s, adainRange)),
+      [false, true, true, false],
+    );
   });
 });
 

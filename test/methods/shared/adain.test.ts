@@ -20,15 +20,13 @@ describe('maskedAdain against the sd1-tiny transfer callback (quirk 7)', () => {
 
   adainIterations.forEach((k, j) => {
     it(`iteration ${k}: latents[${k}][0] = maskedAdain(latent0_before_adain[${j}], latents[${k}][1])`, () => {
-      const actual = maskedAdain(
-        goldenSlice('transfer.latent0_before_adain', j).data,
-        goldenSlice('transfer.latents', k, 1).data,
-        structMask,
-        appMask,
-        DIMS,
-      );
+      const actual = maskedAdain(goldenSlice('transfer.latent0_before_adain', j).data, goldenSlice('transfer.latents', k, 1).data, structMask, appMask, DIMS);
       // measured max |diff| about 5e-7 (double statistics vs torch's float mean)
-      expectClose(float32(DIMS, actual), float32(DIMS, goldenSlice('transfer.latents', k, 0).data), { atol: 1e-5, rtol: 1e-5, label: `transfer.latents[${k}][0]` });
+      expectClose(float32(DIMS, actual), float32(DIMS, goldenSlice('transfer.latents', k, 0).data), {
+        atol: 1e-5,
+        rtol: 1e-5,
+        label: `transfer.latents[${k}][0]`,
+      });
     });
   });
 
@@ -36,7 +34,10 @@ describe('maskedAdain against the sd1-tiny transfer callback (quirk 7)', () => {
     const resize = (name: string): Float32Array => downMask(tensor('uint8', [128, 128], readGoldenTensor(name).data as Uint8Array), 16, 16);
     const content = goldenSlice('transfer.latent0_before_adain', 0).data;
     const style = goldenSlice('transfer.latents', 9, 1).data;
-    assert.deepEqual(maskedAdain(content, style, resize('inputs.mask_struct'), resize('inputs.mask_app'), DIMS), maskedAdain(content, style, structMask, appMask, DIMS));
+    assert.deepEqual(
+      maskedAdain(content, style, resize('inputs.mask_struct'), resize('inputs.mask_app'), DIMS),
+      maskedAdain(content, style, structMask, appMask, DIMS),
+    );
   });
 });
 
@@ -76,8 +77,10 @@ describe('adain / maskedAdain in closed form', () => {
   });
 
   it('rejects masks with fewer than two statistics pixels and wrong lengths', () => {
-    assert.throws(() => maskedAdain(content, style, Float32Array.from([1, 0, 0, 0]), Float32Array.from([1, 1, 0, 0]), dims),
-      /Expected mask with at least 2 pixels equal to 1 for structMask but received '1 such pixels'/);
+    assert.throws(
+      () => maskedAdain(content, style, Float32Array.from([1, 0, 0, 0]), Float32Array.from([1, 1, 0, 0]), dims),
+      /Expected mask with at least 2 pixels equal to 1 for structMask but received '1 such pixels'/,
+    );
     assert.throws(() => adain(content, new Float32Array(3), dims), /Expected 8 \(C \* H \* W\) for style.length but received 3/);
   });
 });

@@ -11,7 +11,10 @@ function goldenMask(name: string): Uint8Array {
 }
 
 describe('downMask against the sd1-tiny AdaIN masks (mask_down: bilinear 128 -> 16)', () => {
-  for (const [input, output] of [['inputs.mask_struct', 'transfer.adain_mask_struct'], ['inputs.mask_app', 'transfer.adain_mask_app']] as const) {
+  for (const [input, output] of [
+    ['inputs.mask_struct', 'transfer.adain_mask_struct'],
+    ['inputs.mask_app', 'transfer.adain_mask_app'],
+  ] as const) {
     it(`${output} is bit-identical`, () => {
       const actual = downMask(tensor('uint8', [128, 128], goldenMask(input)), 16, 16);
       const expected = readGoldenF32(output).data;

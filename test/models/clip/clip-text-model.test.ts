@@ -115,12 +115,15 @@ describe('buildClipTextModel (sd1-tiny golden)', () => {
   it('names the tensor and both shapes when a weight has the wrong shape', () => {
     const name = 'text_model.encoder.layers.1.mlp.fc1.weight';
     const weights = WeightSet.fromTensors(tensorsWith(source, { [name]: tensor('float32', [128, 31]) }), 'text_encoder/model.safetensors');
-    assert.throws(() => buildClipTextModel(weights, config), (error: unknown) => {
-      assert.ok(error instanceof WeightShapeError);
-      assert.equal(error.code, 'E_WEIGHT_SHAPE');
-      assert.match(error.message, /text_model\.encoder\.layers\.1\.mlp\.fc1\.weight: expected \[128, 32\], got \[128, 31\]/);
-      return true;
-    });
+    assert.throws(
+      () => buildClipTextModel(weights, config),
+      (error: unknown) => {
+        assert.ok(error instanceof WeightShapeError);
+        assert.equal(error.code, 'E_WEIGHT_SHAPE');
+        assert.match(error.message, /text_model\.encoder\.layers\.1\.mlp\.fc1\.weight: expected \[128, 32\], got \[128, 31\]/);
+        return true;
+      },
+    );
   });
 
   it('ignores text_model.embeddings.position_ids (with a reason) and builds without it too', () => {
@@ -136,16 +139,21 @@ describe('buildClipTextModel (sd1-tiny golden)', () => {
   it('fails on any other unused tensor, naming it', () => {
     const extra = 'text_model.text_projection.weight';
     const weights = WeightSet.fromTensors(tensorsWith(source, { [extra]: tensor('float32', [32, 32]) }), 'text_encoder/model.safetensors');
-    assert.throws(() => buildClipTextModel(weights, config), (error: unknown) => {
-      assert.ok(error instanceof WeightUnusedError);
-      assert.match(error.message, /1 weight\(s\) not used.*text_model\.text_projection\.weight/);
-      assert.doesNotMatch(error.message, /position_ids/);
-      return true;
-    });
+    assert.throws(
+      () => buildClipTextModel(weights, config),
+      (error: unknown) => {
+        assert.ok(error instanceof WeightUnusedError);
+        assert.match(error.message, /1 weight\(s\) not used.*text_model\.text_projection\.weight/);
+        assert.doesNotMatch(error.message, /position_ids/);
+        return true;
+      },
+    );
   });
 
   it('fails when the config has more layers than the weights', () => {
-    assert.throws(() => buildClipTextModel(WeightSet.fromSource(source), { ...config, numHiddenLayers: 3 }),
-      /missing weight text_model\.encoder\.layers\.2\.layer_norm1\.weight: expected \[32\]/);
+    assert.throws(
+      () => buildClipTextModel(WeightSet.fromSource(source), { ...config, numHiddenLayers: 3 }),
+      /missing weight text_model\.encoder\.layers\.2\.layer_norm1\.weight: expected \[32\]/,
+    );
   });
 });

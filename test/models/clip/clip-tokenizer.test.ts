@@ -100,7 +100,12 @@ interface TableCase {
 
 const SD1_TABLE: TableCase[] = [
   { name: 'plain', text: 'A photo of a bird', tokens: ['a</w>', 'photo</w>', 'of</w>', 'a</w>', 'bird</w>'], ids: [BOS, 320, 1125, 539, 320, 3329, EOS] },
-  { name: 'lower-casing', text: 'a PHOTO of A Bird', tokens: ['a</w>', 'photo</w>', 'of</w>', 'a</w>', 'bird</w>'], ids: [BOS, 320, 1125, 539, 320, 3329, EOS] },
+  {
+    name: 'lower-casing',
+    text: 'a PHOTO of A Bird',
+    tokens: ['a</w>', 'photo</w>', 'of</w>', 'a</w>', 'bird</w>'],
+    ids: [BOS, 320, 1125, 539, 320, 3329, EOS],
+  },
   { name: 'punctuation is its own word', text: 'hello, world!', tokens: ['hello</w>', ',</w>', 'world</w>', '!</w>'], ids: [BOS, 3306, 267, 1002, 256, EOS] },
   {
     name: 'punctuation runs and weights syntax',
@@ -127,9 +132,24 @@ const SD1_TABLE: TableCase[] = [
     tokens: ['i</w>', "'m</w>", 'sure</w>', 'they</w>', "'re</w>", 'here</w>', ',</w>', 'we</w>', "'ve</w>", 'i</w>', "'ll</w>", 'he</w>', "'d</w>"],
     ids: [BOS, 328, 880, 1650, 889, 982, 763, 267, 649, 1200, 328, 1342, 797, 1896, EOS],
   },
-  { name: 'spaces, newlines, tabs collapse', text: '  a  photo\n\tof\r\na   bird  ', tokens: ['a</w>', 'photo</w>', 'of</w>', 'a</w>', 'bird</w>'], ids: [BOS, 320, 1125, 539, 320, 3329, EOS] },
-  { name: 'Unicode spaces (NBSP, ideographic, line separator)', text: 'a\u00a0b\u3000c\u2028d', tokens: ['a</w>', 'b</w>', 'c</w>', 'd</w>'], ids: [BOS, 320, 321, 322, 323, EOS] },
-  { name: 'accents kept (no stripping), bytes mapped', text: 'café naïve', tokens: ['cafÃ©</w>', 'na', 'Ã¯', 've</w>'], ids: [BOS, 15304, 1097, 35689, 563, EOS] },
+  {
+    name: 'spaces, newlines, tabs collapse',
+    text: '  a  photo\n\tof\r\na   bird  ',
+    tokens: ['a</w>', 'photo</w>', 'of</w>', 'a</w>', 'bird</w>'],
+    ids: [BOS, 320, 1125, 539, 320, 3329, EOS],
+  },
+  {
+    name: 'Unicode spaces (NBSP, ideographic, line separator)',
+    text: 'a\u00a0b\u3000c\u2028d',
+    tokens: ['a</w>', 'b</w>', 'c</w>', 'd</w>'],
+    ids: [BOS, 320, 321, 322, 323, EOS],
+  },
+  {
+    name: 'accents kept (no stripping), bytes mapped',
+    text: 'café naïve',
+    tokens: ['cafÃ©</w>', 'na', 'Ã¯', 've</w>'],
+    ids: [BOS, 15304, 1097, 35689, 563, EOS],
+  },
   { name: 'NFC: e + combining acute == é', text: 'cafe\u0301', tokens: ['cafÃ©</w>'], ids: [BOS, 15304, EOS] },
   { name: 'emoji', text: '🐦 bird', tokens: ['ðŁĲ¦</w>', 'bird</w>'], ids: [BOS, 37260, 3329, EOS] },
   {
@@ -139,12 +159,27 @@ const SD1_TABLE: TableCase[] = [
     ids: [BOS, 165, 116, 509, 163, 248, 482, 163, 227, 356, 163, 231, 485, EOS],
   },
   { name: 'kana are not CJK-spaced', text: 'ねこ', tokens: ['ãģ', 'Ń', 'ãģ', 'ĵ</w>'], ids: [BOS, 4813, 255, 4813, 497, EOS] },
-  { name: 'Cyrillic and Greek letters', text: 'кот Ωmega', tokens: ['Ðº', 'Ð¾', 'Ñ', 'Ĥ</w>', 'Ï', 'ī', 'mega</w>'], ids: [BOS, 27152, 13506, 141, 480, 139, 231, 9068, EOS] },
+  {
+    name: 'Cyrillic and Greek letters',
+    text: 'кот Ωmega',
+    tokens: ['Ðº', 'Ð¾', 'Ñ', 'Ĥ</w>', 'Ï', 'ī', 'mega</w>'],
+    ids: [BOS, 27152, 13506, 141, 480, 139, 231, 9068, EOS],
+  },
   { name: 'NUL, zero-width space (Cf) and U+FFFD are dropped', text: 'a\u0000b\u200bc\ufffd d', tokens: ['abc</w>', 'd</w>'], ids: [BOS, 5334, 323, EOS] },
   { name: 'empty string', text: '', tokens: [], ids: [BOS, EOS] },
   { name: 'whitespace only', text: ' \n\t ', tokens: [], ids: [BOS, EOS] },
-  { name: 'special token in the text', text: 'a!<|startoftext|>b', tokens: ['a</w>', '!</w>', '<|startoftext|>', 'b</w>'], ids: [BOS, 320, 256, BOS, 321, EOS] },
-  { name: 'upper-case special is lower-cased then matched by the regex', text: 'A <|ENDOFTEXT|> b', tokens: ['a</w>', '<|endoftext|>', 'b</w>'], ids: [BOS, 320, EOS, 321, EOS] },
+  {
+    name: 'special token in the text',
+    text: 'a!<|startoftext|>b',
+    tokens: ['a</w>', '!</w>', '<|startoftext|>', 'b</w>'],
+    ids: [BOS, 320, 256, BOS, 321, EOS],
+  },
+  {
+    name: 'upper-case special is lower-cased then matched by the regex',
+    text: 'A <|ENDOFTEXT|> b',
+    tokens: ['a</w>', '<|endoftext|>', 'b</w>'],
+    ids: [BOS, 320, EOS, 321, EOS],
+  },
 ];
 
 describe('ClipTokenizer: table (SD-1, pad <|endoftext|>)', () => {
@@ -196,17 +231,29 @@ describe('ClipTokenizer: errors', () => {
 
   it('missing files are FileErrors naming the file', () => {
     const missing = join(dir, 'nope.json');
-    assert.throws(() => ClipTokenizer.fromFiles(missing, mergesPath, SD1_SPECIAL), (e: unknown) => e instanceof FileError && e.message.includes(missing));
-    assert.throws(() => ClipTokenizer.fromFiles(vocabPath, join(dir, 'merges.txt'), SD1_SPECIAL), (e: unknown) => e instanceof FileError && e.message.includes('merges.txt'));
+    assert.throws(
+      () => ClipTokenizer.fromFiles(missing, mergesPath, SD1_SPECIAL),
+      (e: unknown) => e instanceof FileError && e.message.includes(missing),
+    );
+    assert.throws(
+      () => ClipTokenizer.fromFiles(vocabPath, join(dir, 'merges.txt'), SD1_SPECIAL),
+      (e: unknown) => e instanceof FileError && e.message.includes('merges.txt'),
+    );
   });
 
   it('invalid files are ConfigErrors naming the file', () => {
     const badJson = join(dir, 'bad.json');
     writeFileSync(badJson, '{ not json');
-    assert.throws(() => ClipTokenizer.fromFiles(badJson, mergesPath, SD1_SPECIAL), (e: unknown) => e instanceof ConfigError && e.message.includes(badJson));
+    assert.throws(
+      () => ClipTokenizer.fromFiles(badJson, mergesPath, SD1_SPECIAL),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(badJson),
+    );
     const badMerges = join(dir, 'bad-merges.txt');
     writeFileSync(badMerges, 'i n\nt h\n');
-    assert.throws(() => ClipTokenizer.fromFiles(vocabPath, badMerges, SD1_SPECIAL), (e: unknown) => e instanceof ConfigError && e.message.includes(badMerges));
+    assert.throws(
+      () => ClipTokenizer.fromFiles(vocabPath, badMerges, SD1_SPECIAL),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(badMerges),
+    );
   });
 
   it('a special token missing from the vocab is a ConfigError naming the token', () => {
@@ -221,7 +268,10 @@ describe('ClipTokenizer: errors', () => {
 describe('ClipTokenizer: speed', () => {
   it('tokenizes 1000 distinct prompts in well under a second', () => {
     const fresh = ClipTokenizer.fromFiles(vocabPath, mergesPath, SD1_SPECIAL);
-    const prompts = Array.from({ length: 1000 }, (_, i) => `A highly detailed photograph number ${i} of a colorful bird perched on branch ${i * 7}, golden light, bokeh, 8k`);
+    const prompts = Array.from(
+      { length: 1000 },
+      (_, i) => `A highly detailed photograph number ${i} of a colorful bird perched on branch ${i * 7}, golden light, bokeh, 8k`,
+    );
     const start = performance.now();
     fresh.encodeBatch(prompts);
     const ms = performance.now() - start;

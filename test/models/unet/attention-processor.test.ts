@@ -33,10 +33,17 @@ const everywhere = (processor: AttentionProcessor, only?: (site: AttentionSite) 
 
 test('buildUNet returns every Attention module it built, attn1 and attn2, with block, level, width and heads', () => {
   const built = buildUNet(sd1TinyUNetWeights(), config, { freeu: null });
-  const expected = transformers.flatMap((t) => (['attn1', 'attn2'] as const).map((a) => ({
-    modulePath: `${t.path}.${a}`, kind: a === 'attn1' ? 'self' : 'cross', block: t.block, blockIndex: t.index, level: t.level,
-    channels: config.blockOutChannels[t.block === 'up' ? 3 - t.index : t.block === 'mid' ? 3 : t.index], heads: 2,
-  })));
+  const expected = transformers.flatMap((t) =>
+    (['attn1', 'attn2'] as const).map((a) => ({
+      modulePath: `${t.path}.${a}`,
+      kind: a === 'attn1' ? 'self' : 'cross',
+      block: t.block,
+      blockIndex: t.index,
+      level: t.level,
+      channels: config.blockOutChannels[t.block === 'up' ? 3 - t.index : t.block === 'mid' ? 3 : t.index],
+      heads: 2,
+    })),
+  );
   assert.deepEqual(built.sites, expected);
   assert.deepEqual(built.processed, []);
   assert.deepEqual(built.processorInputs, []);
@@ -50,7 +57,8 @@ test('an identity processor at every site (sources, projections) changes nothing
 });
 
 test('a processor may edit the sources of Q/K and V separately, or Q, K, V after projection', async () => {
-  const zero = (s: Parameters<NonNullable<AttentionProcessor['editSources']>>[0], v: Parameters<typeof mul>[1]) => mul(s.scope.sub('zero'), v, constFloat(s.scope.g, 0));
+  const zero = (s: Parameters<NonNullable<AttentionProcessor['editSources']>>[0], v: Parameters<typeof mul>[1]) =>
+    mul(s.scope.sub('zero'), v, constFloat(s.scope.g, 0));
   const up3 = (site: AttentionSite): boolean => site.block === 'up' && site.blockIndex === 3 && site.kind === 'self';
   const variants: Record<string, AttentionProcessor> = {
     qk: { editSources: (ctx, s) => ({ ...s, q: zero(ctx, s.q), k: zero(ctx, s.k) }) },
@@ -58,7 +66,8 @@ test('a processor may edit the sources of Q/K and V separately, or Q, K, V after
     projectedV: { editProjections: (ctx, qkv) => ({ ...qkv, v: zero(ctx, qkv.v) }) },
   };
   const outs: Record<string, Tensor> = {};
-  for (const [name, p] of Object.entries(variants)) outs[name] = await runGraph(buildUNet(sd1TinyUNetWeights(), config, { freeu: null, processors: everywhere(p, up3) }), feeds);
+  for (const [name, p] of Object.entries(variants))
+    outs[name] = await runGraph(buildUNet(sd1TinyUNetWeights(), config, { freeu: null, processors: everywhere(p, up3) }), feeds);
   for (const [name, out] of Object.entries(outs)) {
     const r = compareTensors(out, golden.get('unet_plain.out'), { atol: 1e-4, rtol: 1e-3, label: name });
     assert.ok(r.maxAbs > 1e-3, `${name}: output barely changed (max|diff| ${r.maxAbs})`);
@@ -71,7 +80,11 @@ test('a processor may edit the sources of Q/K and V separately, or Q, K, V after
 test('a processor that computes the attention itself matches MultiHeadAttention and writes head-averaged maps when asked', async () => {
   const maps = (site: AttentionSite) => attentionMapProcessor({ record: 'record_maps', output: `maps.${site.modulePath}` });
   const built = buildUNet(sd1TinyUNetWeights(), config, { freeu: officialFreeU(config), processors: { choose: (site) => maps(site) } });
-  assert.deepEqual(built.processorInputs.map((i) => i.name), ['record_maps'], 'a shared input is declared once');
+  assert.deepEqual(
+    built.processorInputs.map((i) => i.name),
+    ['record_maps'],
+    'a shared input is declared once',
+  );
   const session = await Session.create(modelToBytes(built.graph));
   try {
     const off = await session.run({ ...feeds, record_maps: { dtype: 'int64', dims: [1], data: BigInt64Array.of(0n) } });
@@ -97,8 +110,11 @@ test('a processor that computes the attention itself matches MultiHeadAttention 
 });
 
 test('a processor sees its token map: graph height/width agree with tokenMapSize on a non-square latent', async () => {
-  const picked = ['down_blocks.0.attentions.0.transformer_blocks.0.attn1', 'mid_block.attentions.0.transformer_blocks.0.attn2',
-    'up_blocks.2.attentions.1.transformer_blocks.0.attn1'];
+  const picked = [
+    'down_blocks.0.attentions.0.transformer_blocks.0.attn1',
+    'mid_block.attentions.0.transformer_blocks.0.attn2',
+    'up_blocks.2.attentions.1.transformer_blocks.0.attn1',
+  ];
   const built = buildUNet(sd1TinyUNetWeights(), config, {
     freeu: null,
     processors: {
@@ -106,7 +122,10 @@ test('a processor sees its token map: graph height/width agree with tokenMapSize
         const i = picked.indexOf(site.modulePath);
         if (i < 0) return undefined;
         return {
-          outputs: [{ name: `height_${i}`, dtype: 'int64', dims: [1] }, { name: `width_${i}`, dtype: 'int64', dims: [1] }],
+          outputs: [
+            { name: `height_${i}`, dtype: 'int64', dims: [1] },
+            { name: `width_${i}`, dtype: 'int64', dims: [1] },
+          ],
           editSources: (ctx, s) => {
             ctx.output(`height_${i}`, ctx.height);
             ctx.output(`width_${i}`, ctx.width);
@@ -122,27 +141,63 @@ test('a processor sees its token map: graph height/width agree with tokenMapSize
   const outputs: Record<string, Tensor> = await session.run({ ...feeds, sample: float32([2, 4, 15, 23], randomFloats(next, 2 * 4 * 15 * 23)) });
   await session.dispose();
   const sizes = picked.map((_, i) => ({ height: Number(outputs[`height_${i}`]!.data[0]), width: Number(outputs[`width_${i}`]!.data[0]) }));
-  const expected = picked.map((p) => tokenMapSize(built.sites.find((s) => s.modulePath === p)!, { height: 15, width: 23 }));
+  const expected = picked.map((p) =>
+    tokenMapSize(
+      built.sites.find((s) => s.modulePath === p)!,
+      { height: 15, width: 23 },
+    ),
+  );
   assert.deepEqual(sizes, expected);
-  assert.deepEqual(expected, [{ height: 15, width: 23 }, { height: 2, width: 3 }, { height: 8, width: 12 }]);
+  assert.deepEqual(expected, [
+    { height: 15, width: 23 },
+    { height: 2, width: 3 },
+    { height: 8, width: 12 },
+  ]);
 });
 
 test('processor mistakes are build errors that name the site', () => {
-  const build = (processor: AttentionProcessor, required?: string[]) => () => buildUNet(sd1TinyUNetWeights(), config, {
-    freeu: null, processors: { choose: (site) => (site.modulePath === 'up_blocks.1.attentions.0.transformer_blocks.0.attn1' ? processor : undefined), ...(required ? { required } : {}) },
-  });
-  assert.throws(build({ outputs: [{ name: 'x', dtype: 'float32', dims: [1] }] }),
-    /up_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn1: the processor declared graph output\(s\) x but never wrote them/);
-  assert.throws(build({ editSources: (ctx, s) => { ctx.input('nope'); return s; } }), /reads graph input 'nope' it did not declare/);
-  assert.throws(build({}, ['up_blocks.9.attentions.0.transformer_blocks.0.attn1']),
-    /no attention module at up_blocks\.9\.attentions\.0\.transformer_blocks\.0\.attn1 \(attn1 modules of this UNet: down_blocks\.0\.attentions\.0\.transformer_blocks\.0\.attn1, down_blocks\.0\.attentions\.1/);
+  const build = (processor: AttentionProcessor, required?: string[]) => () =>
+    buildUNet(sd1TinyUNetWeights(), config, {
+      freeu: null,
+      processors: {
+        choose: (site) => (site.modulePath === 'up_blocks.1.attentions.0.transformer_blocks.0.attn1' ? processor : undefined),
+        ...(required ? { required } : {}),
+      },
+    });
+  assert.throws(
+    build({ outputs: [{ name: 'x', dtype: 'float32', dims: [1] }] }),
+    /up_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn1: the processor declared graph output\(s\) x but never wrote them/,
+  );
+  assert.throws(
+    build({
+      editSources: (ctx, s) => {
+        ctx.input('nope');
+        return s;
+      },
+    }),
+    /reads graph input 'nope' it did not declare/,
+  );
+  assert.throws(
+    build({}, ['up_blocks.9.attentions.0.transformer_blocks.0.attn1']),
+    /no attention module at up_blocks\.9\.attentions\.0\.transformer_blocks\.0\.attn1 \(attn1 modules of this UNet: down_blocks\.0\.attentions\.0\.transformer_blocks\.0\.attn1, down_blocks\.0\.attentions\.1/,
+  );
   assert.throws(build({}, ['up_blocks.2.attentions.0.transformer_blocks.0.attn1']), /gave no processor to required site\(s\) up_blocks\.2\.attentions\.0/);
-  const clash = { inputs: [{ name: 'shared', dtype: 'int64' as const, dims: [1], neutral: { dtype: 'int64' as const, dims: [1], data: BigInt64Array.of(0n) } }] };
-  assert.throws(() => buildUNet(sd1TinyUNetWeights(), config, {
-    freeu: null,
-    processors: {
-      choose: (site) => (site.block !== 'up' ? undefined
-        : site.blockIndex === 1 ? clash : { inputs: [{ ...clash.inputs[0]!, dims: [2], neutral: { dtype: 'int64', dims: [2], data: new BigInt64Array(2) } }] }),
-    },
-  }), /graph input 'shared' declared as int64\[2\], but another processor declared it as int64\[1\]/);
+  const clash = {
+    inputs: [{ name: 'shared', dtype: 'int64' as const, dims: [1], neutral: { dtype: 'int64' as const, dims: [1], data: BigInt64Array.of(0n) } }],
+  };
+  assert.throws(
+    () =>
+      buildUNet(sd1TinyUNetWeights(), config, {
+        freeu: null,
+        processors: {
+          choose: (site) =>
+            site.block !== 'up'
+              ? undefined
+              : site.blockIndex === 1
+                ? clash
+                : { inputs: [{ ...clash.inputs[0]!, dims: [2], neutral: { dtype: 'int64', dims: [2], data: new BigInt64Array(2) } }] },
+        },
+      }),
+    /graph input 'shared' declared as int64\[2\], but another processor declared it as int64\[1\]/,
+  );
 });

@@ -18,7 +18,7 @@ function referenceFourierFilter(x: Float32Array, dims: readonly number[], scale:
   const mask = new Float64Array(h * w).fill(1);
   for (let i = 0; i < h; i++) {
     for (let j = 0; j < w; j++) {
-      if (inWindow(i, h) && inWindow(j, w)) mask[(((i - Math.floor(h / 2)) % h + h) % h) * w + (((j - Math.floor(w / 2)) % w + w) % w)] = scale;
+      if (inWindow(i, h) && inWindow(j, w)) mask[((((i - Math.floor(h / 2)) % h) + h) % h) * w + ((((j - Math.floor(w / 2)) % w) + w) % w)] = scale;
     }
   }
   const out = new Float32Array(x.length);
@@ -30,7 +30,7 @@ function referenceFourierFilter(x: Float32Array, dims: readonly number[], scale:
       for (let kx = 0; kx < w; kx++) {
         for (let my = 0; my < h; my++) {
           for (let mx = 0; mx < w; mx++) {
-            const phase = -2 * Math.PI * (ky * my / h + kx * mx / w);
+            const phase = -2 * Math.PI * ((ky * my) / h + (kx * mx) / w);
             re[ky * w + kx]! += x[base + my * w + mx]! * Math.cos(phase);
             im[ky * w + kx]! += x[base + my * w + mx]! * Math.sin(phase);
           }
@@ -43,7 +43,7 @@ function referenceFourierFilter(x: Float32Array, dims: readonly number[], scale:
         for (let ky = 0; ky < h; ky++) {
           for (let kx = 0; kx < w; kx++) {
             const k = ky * w + kx;
-            const phase = 2 * Math.PI * (ky * my / h + kx * mx / w);
+            const phase = 2 * Math.PI * ((ky * my) / h + (kx * mx) / w);
             sum += mask[k]! * (re[k]! * Math.cos(phase) - im[k]! * Math.sin(phase));
           }
         }
@@ -54,7 +54,10 @@ function referenceFourierFilter(x: Float32Array, dims: readonly number[], scale:
   return out;
 }
 
-function graphOf(build: (scope: WeightScope, x: ReturnType<GraphBuilder['input']>) => ReturnType<GraphBuilder['input']>, channels: number | string): GraphBuilder {
+function graphOf(
+  build: (scope: WeightScope, x: ReturnType<GraphBuilder['input']>) => ReturnType<GraphBuilder['input']>,
+  channels: number | string,
+): GraphBuilder {
   const g = new GraphBuilder('freeu_test');
   const scope = new WeightScope(g, '/test', WeightSet.fromTensors({}, 'no weights'), '');
   const x = g.input('x', 'float32', ['batch', channels, 'height', 'width']);
@@ -67,7 +70,17 @@ test('the Fourier filter operator equals the official FFT filter (direct DFT) on
   for (const scale of [0.9, 0.2]) {
     const session = await Session.create(modelToBytes(graphOf((s, x) => buildFourierFilter(s, x, scale), 'channels')));
     try {
-      for (const [h, w] of [[1, 1], [2, 2], [3, 5], [5, 3], [4, 4], [8, 6], [1, 4], [7, 1], [2, 3]] as const) {
+      for (const [h, w] of [
+        [1, 1],
+        [2, 2],
+        [3, 5],
+        [5, 3],
+        [4, 4],
+        [8, 6],
+        [1, 4],
+        [7, 1],
+        [2, 3],
+      ] as const) {
         const dims = [2, 3, h, w];
         const x = float32(dims, randomFloats(next, 6 * h * w));
         const { y } = await session.run({ x });
@@ -93,14 +106,19 @@ test('FreeU scales the first channels of 4*C0 / 2*C0 inputs and leaves other wid
     const x = float32([2, channels, 2, 2], randomFloats(next, 8 * channels));
     const { y } = await session.run({ x });
     await session.dispose();
-    const expected = float32(x.dims, x.data.map((v, i) => v * factor(Math.floor(i / 4) % channels)));
+    const expected = float32(
+      x.dims,
+      x.data.map((v, i) => v * factor(Math.floor(i / 4) % channels)),
+    );
     expectClose(y as Tensor, expected, { atol: 1e-6, rtol: 1e-6, label: `FreeU ${channels} channels` });
   }
 });
 
 test('FreeU options are validated', () => {
-  assert.throws(() => validateFreeU({ b1: Number.NaN, b2: 1.4, s1: 0.9, s2: 0.2, baseChannels: 320 }),
-    { message: 'Expected a finite number for freeu.b1 but received NaN of type number' });
-  assert.throws(() => validateFreeU({ b1: 1.2, b2: 1.4, s1: 0.9, s2: 0.2, baseChannels: 0 }),
-    { message: 'Expected a positive integer for freeu.baseChannels but received 0 of type number' });
+  assert.throws(() => validateFreeU({ b1: Number.NaN, b2: 1.4, s1: 0.9, s2: 0.2, baseChannels: 320 }), {
+    message: 'Expected a finite number for freeu.b1 but received NaN of type number',
+  });
+  assert.throws(() => validateFreeU({ b1: 1.2, b2: 1.4, s1: 0.9, s2: 0.2, baseChannels: 0 }), {
+    message: 'Expected a positive integer for freeu.baseChannels but received 0 of type number',
+  });
 });

@@ -43,11 +43,20 @@ function unetWeightShapes(cfg: typeof SD2_TINY): Shapes {
     put(`${p}.weight`, [out, inp]);
     if (bias) put(`${p}.bias`, [out]);
   };
-  const conv = (p: string, out: number, inp: number, k: number): void => { put(`${p}.weight`, [out, inp, k, k]); put(`${p}.bias`, [out]); };
-  const norm = (p: string, c: number): void => { put(`${p}.weight`, [c]); put(`${p}.bias`, [c]); };
+  const conv = (p: string, out: number, inp: number, k: number): void => {
+    put(`${p}.weight`, [out, inp, k, k]);
+    put(`${p}.bias`, [out]);
+  };
+  const norm = (p: string, c: number): void => {
+    put(`${p}.weight`, [c]);
+    put(`${p}.bias`, [c]);
+  };
   const resnet = (p: string, inp: number, out: number): void => {
-    norm(`${p}.norm1`, inp); conv(`${p}.conv1`, out, inp, 3); linear(`${p}.time_emb_proj`, out, temb);
-    norm(`${p}.norm2`, out); conv(`${p}.conv2`, out, out, 3);
+    norm(`${p}.norm1`, inp);
+    conv(`${p}.conv1`, out, inp, 3);
+    linear(`${p}.time_emb_proj`, out, temb);
+    norm(`${p}.norm2`, out);
+    conv(`${p}.conv2`, out, out, 3);
     if (inp !== out) conv(`${p}.conv_shortcut`, out, inp, 1);
   };
   const transformer = (p: string, c: number, layers: number): void => {
@@ -56,15 +65,22 @@ function unetWeightShapes(cfg: typeof SD2_TINY): Shapes {
     for (let k = 0; k < layers; k++) {
       const b = `${p}.transformer_blocks.${k}`;
       for (const n of ['norm1', 'norm2', 'norm3']) norm(`${b}.${n}`, c);
-      for (const [attn, ctx] of [['attn1', c], ['attn2', cfg.cross_attention_dim]] as const) {
-        linear(`${b}.${attn}.to_q`, c, c, false); linear(`${b}.${attn}.to_k`, c, ctx, false); linear(`${b}.${attn}.to_v`, c, ctx, false);
+      for (const [attn, ctx] of [
+        ['attn1', c],
+        ['attn2', cfg.cross_attention_dim],
+      ] as const) {
+        linear(`${b}.${attn}.to_q`, c, c, false);
+        linear(`${b}.${attn}.to_k`, c, ctx, false);
+        linear(`${b}.${attn}.to_v`, c, ctx, false);
         linear(`${b}.${attn}.to_out.0`, c, c);
       }
-      linear(`${b}.ff.net.0.proj`, 8 * c, c); linear(`${b}.ff.net.2`, c, 4 * c);
+      linear(`${b}.ff.net.0.proj`, 8 * c, c);
+      linear(`${b}.ff.net.2`, c, 4 * c);
     }
   };
   conv('conv_in', c0, cfg.in_channels, 3);
-  linear('time_embedding.linear_1', temb, c0); linear('time_embedding.linear_2', temb, temb);
+  linear('time_embedding.linear_1', temb, c0);
+  linear('time_embedding.linear_2', temb, temb);
   const ch = cfg.block_out_channels;
   const n = ch.length;
   cfg.down_block_types.forEach((type, i) => {

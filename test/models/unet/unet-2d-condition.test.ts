@@ -58,7 +58,10 @@ test('a non-square latent (16x24) runs and keeps its shape', async () => {
 
 test('odd latent sizes (13x19, 9x7) run: the up path upsamples back to each skip size, as diffusers does', async () => {
   const graph = buildUNet(sd1TinyUNetWeights(), config, { freeu: officialFreeU(config) });
-  for (const [h, w] of [[13, 19], [9, 7]] as const) {
+  for (const [h, w] of [
+    [13, 19],
+    [9, 7],
+  ] as const) {
     const next = seededUniform(h * w);
     const out = await runGraph(graph, {
       sample: float32([2, 4, h, w], randomFloats(next, 2 * 4 * h * w)),
@@ -73,7 +76,11 @@ test('odd latent sizes (13x19, 9x7) run: the up path upsamples back to each skip
 test('the graph holds exactly the checkpoint tensors as named initializers', () => {
   const weights = sd1TinyUNetWeights();
   const { graph: g } = buildUNet(weights, config, { freeu: null });
-  const named = g.listInitializers().map((i) => i.name).filter((n) => !n.startsWith('/constants/')).sort();
+  const named = g
+    .listInitializers()
+    .map((i) => i.name)
+    .filter((n) => !n.startsWith('/constants/'))
+    .sort();
   assert.deepEqual(named, weights.names().sort());
 });
 
@@ -90,33 +97,48 @@ test('weights are checked in both directions, naming the tensor and shapes', () 
   const build = (tensors: Record<string, Tensor>): unknown => buildUNet(WeightSet.fromTensors(tensors, 'tiny unet'), config, { freeu: null });
   const missing = tinyTensors();
   delete missing['down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight'];
-  assert.throws(() => build(missing), (error: unknown) => {
-    assert.ok(error instanceof WeightMissingError);
-    assert.equal(error.message.split('\n')[0], 'tiny unet: missing weight down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight: expected [16, 32]');
-    return true;
-  });
+  assert.throws(
+    () => build(missing),
+    (error: unknown) => {
+      assert.ok(error instanceof WeightMissingError);
+      assert.equal(
+        error.message.split('\n')[0],
+        'tiny unet: missing weight down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight: expected [16, 32]',
+      );
+      return true;
+    },
+  );
   const extra = { ...tinyTensors(), 'up_blocks.1.resnets.3.conv1.weight': float32([1], [0]) };
-  assert.throws(() => build(extra), (error: unknown) => {
-    assert.ok(error instanceof WeightUnusedError);
-    assert.equal(error.message.split('\n')[0], 'tiny unet: 1 weight(s) not used by the model built from the config: up_blocks.1.resnets.3.conv1.weight');
-    return true;
-  });
+  assert.throws(
+    () => build(extra),
+    (error: unknown) => {
+      assert.ok(error instanceof WeightUnusedError);
+      assert.equal(error.message.split('\n')[0], 'tiny unet: 1 weight(s) not used by the model built from the config: up_blocks.1.resnets.3.conv1.weight');
+      return true;
+    },
+  );
   const misshapen = { ...tinyTensors(), 'up_blocks.1.resnets.0.conv1.weight': float32([32, 48, 3, 3]) };
-  assert.throws(() => build(misshapen), (error: unknown) => {
-    assert.ok(error instanceof WeightShapeError);
-    assert.equal(error.message, 'tiny unet: up_blocks.1.resnets.0.conv1.weight: expected [32, 64, 3, 3], got [32, 48, 3, 3]');
-    return true;
-  });
+  assert.throws(
+    () => build(misshapen),
+    (error: unknown) => {
+      assert.ok(error instanceof WeightShapeError);
+      assert.equal(error.message, 'tiny unet: up_blocks.1.resnets.0.conv1.weight: expected [32, 64, 3, 3], got [32, 48, 3, 3]');
+      return true;
+    },
+  );
 });
 
 test('config features the builder does not support are rejected, naming the field', () => {
   const json = loadJsonConfig(join(sd1TinyModelDir, 'unet', 'config.json')) as Record<string, unknown>;
   const onlyCross = parseUNetConfig({ ...json, only_cross_attention: true }, 'unet/config.json');
-  assert.throws(() => buildUNet(sd1TinyUNetWeights(), onlyCross, { freeu: null }), (error: unknown) => {
-    assert.ok(error instanceof ModelBuildError);
-    assert.match(error.message, /^UNet config field 'only_cross_attention' = true \(block 0\) is not supported/);
-    return true;
-  });
+  assert.throws(
+    () => buildUNet(sd1TinyUNetWeights(), onlyCross, { freeu: null }),
+    (error: unknown) => {
+      assert.ok(error instanceof ModelBuildError);
+      assert.match(error.message, /^UNet config field 'only_cross_attention' = true \(block 0\) is not supported/);
+      return true;
+    },
+  );
   const crossList = parseUNetConfig({ ...json, cross_attention_dim: [32, 32, 16, 16] }, 'unet/config.json');
   assert.throws(() => buildUNet(sd1TinyUNetWeights(), crossList, { freeu: null }), /field 'cross_attention_dim' = \[32, 32, 16, 16\] is not supported/);
 });

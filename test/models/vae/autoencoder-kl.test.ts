@@ -129,7 +129,12 @@ describe('AutoencoderKL (sd1-tiny): golden parity and dynamic shapes', () => {
 });
 
 describe('AutoencoderKL: weights checked in both directions (no ORT)', () => {
-  const weightNames = (g: GraphBuilder): string[] => g.listInitializers().map((i) => i.name).filter((n) => !n.startsWith('/constants/')).sort();
+  const weightNames = (g: GraphBuilder): string[] =>
+    g
+      .listInitializers()
+      .map((i) => i.name)
+      .filter((n) => !n.startsWith('/constants/'))
+      .sort();
 
   it('the two graphs use every weight, each its own part, under the verbatim diffusers names', () => {
     const weights = fileWeights();
@@ -150,41 +155,54 @@ describe('AutoencoderKL: weights checked in both directions (no ORT)', () => {
 
   it('names the tensor and both shapes when a weight has the wrong shape', () => {
     const name = 'encoder.down_blocks.1.resnets.0.conv1.weight';
-    const weights = editedWeights((tensors) => { tensors[name] = float32([16, 16, 3, 3]); });
-    assert.throws(() => buildVaeEncoder(weights, config), (error: unknown) => {
-      assert.ok(error instanceof WeightShapeError);
-      assert.equal(error.message, `vae/diffusion_pytorch_model.safetensors: ${name}: expected [16, 8, 3, 3], got [16, 16, 3, 3]`);
-      return true;
+    const weights = editedWeights((tensors) => {
+      tensors[name] = float32([16, 16, 3, 3]);
     });
+    assert.throws(
+      () => buildVaeEncoder(weights, config),
+      (error: unknown) => {
+        assert.ok(error instanceof WeightShapeError);
+        assert.equal(error.message, `vae/diffusion_pytorch_model.safetensors: ${name}: expected [16, 8, 3, 3], got [16, 16, 3, 3]`);
+        return true;
+      },
+    );
   });
 
   it('names a missing weight and its expected shape', () => {
     const name = 'decoder.mid_block.attentions.0.to_q.weight';
-    const weights = editedWeights((tensors) => { delete tensors[name]; });
-    assert.throws(() => buildVaeDecoder(weights, config), (error: unknown) => {
-      assert.ok(error instanceof WeightMissingError);
-      assert.equal(error.message.split('\n')[0], `vae/diffusion_pytorch_model.safetensors: missing weight ${name}: expected [32, 32]`);
-      assert.equal(error.hint, 'the weights do not fit the config: check that config.json belongs to these weights');
-      return true;
+    const weights = editedWeights((tensors) => {
+      delete tensors[name];
     });
+    assert.throws(
+      () => buildVaeDecoder(weights, config),
+      (error: unknown) => {
+        assert.ok(error instanceof WeightMissingError);
+        assert.equal(error.message.split('\n')[0], `vae/diffusion_pytorch_model.safetensors: missing weight ${name}: expected [32, 32]`);
+        assert.equal(error.hint, 'the weights do not fit the config: check that config.json belongs to these weights');
+        return true;
+      },
+    );
   });
 
   it('rejects a tensor the graph does not use', () => {
-    const weights = editedWeights((tensors) => { tensors['encoder.mid_block.attentions.1.to_q.weight'] = float32([32, 32]); });
+    const weights = editedWeights((tensors) => {
+      tensors['encoder.mid_block.attentions.1.to_q.weight'] = float32([32, 32]);
+    });
     assert.throws(() => buildVaeEncoder(weights, config), WeightUnusedError);
   });
 });
 
 describe('AutoencoderKL: checkpoints with the pre-0.14 attention names (query/key/value/proj_attn)', () => {
   const LEGACY: Readonly<Record<string, string>> = { to_q: 'query', to_k: 'key', to_v: 'value', 'to_out.0': 'proj_attn' };
-  const legacyWeights = (): WeightSet => editedWeights((tensors) => {
-    for (const name of Object.keys(tensors)) {
-      const match = /^(.*\.attentions\.0\.)(to_q|to_k|to_v|to_out\.0)(\.(weight|bias))$/.exec(name);
-      if (match === null) continue;
-      tensors[`${match[1]}${LEGACY[match[2]!]}${match[3]}`] = tensors[name]!;
-      delete tensors[name];
-    }
-  });
+  const legacyWeights = (): WeightSet =>
+    editedWeights((tensors) => {
+      for (const name of Object.keys(tensors)) {
+        const match = /^(.*\.attentions\.0\.)(to_q|to_k|to_v|to_out\.0)(\.(weight|bias))$/.exec(name);
+        if (match === null) continue;
+        tensors[`${match[1]}${LEGACY[match[2]!]}${match[3]}`] = tensors[name]!;
+        delete tensors[name];
+      }
+    });
 
   it('builds from the old names and keeps them verbatim', () => {
     const g = buildVaeDecoder(legacyWeights(), config);
