@@ -76,12 +76,9 @@ function ourModels(): { label: string; model: ModelProtoJs }[] {
  * Triples that the stored kernel table has no CUDA kernel for, each with what is known. The test fails if another
  * triple is missing, and also if one of these is no longer used or no longer missing (then drop it here).
  */
-const KNOWN_GAPS: Readonly<Record<string, string>> = {
-  'ai.onnx ScatterND float':
-    'ScatterND has schema version 16 at opset 17 (reduction attribute) while the stored table registers the CUDA kernel as "13+" ' +
-    '(open-ended): onnxruntime then takes the CPU kernel (issue #21148; pull request #19540, open in the stored thread, adds ' +
-    '16/18 kernels). Used by the Eye-for-an-eye processor (replaceRow, the copy and match branches of If_mode).',
-};
+// Known gaps would be listed here with the reason; ScatterND (opset 16, no CUDA kernel at "13+") was the one, and the
+// Eye-for-an-eye processor now writes rows with Where instead.
+const KNOWN_GAPS: Readonly<Record<string, string>> = {};
 
 /**
  * What our graphs use: (domain, op, dtype of the input that selects the kernel). A new op or dtype in a graph shows
@@ -127,7 +124,6 @@ const EXPECTED_TRIPLES: readonly string[] = [
   'ai.onnx Reshape float',
   'ai.onnx Reshape int64',
   'ai.onnx Resize float',
-  'ai.onnx ScatterND float',
   'ai.onnx Shape float',
   'ai.onnx Shape int64',
   'ai.onnx Sigmoid float',

@@ -90,12 +90,24 @@ function row(s: Scope, x: Value, slots: Value, slot: SlotName): Value {
   return gather(s, x, index, 0, { name: `Gather_${slot}` }); // [N, C]
 }
 
-/** x[slot] <- replacement, as a new tensor (ScatterND on the batch axis). */
+/**
+ * x[slot] <- replacement, as a new tensor: Where over a one-hot row mask (not ScatterND, whose opset-16 kernel
+ * CUDA and WebGPU lack in onnxruntime, so it would run on the CPU with copies to and from the device).
+ *
+ *   rows = Range(0, B) == slots[slot]  [B, 1, 1]  ─ Where(rows, replacement [1, N, C], x) ─ [B, N, C]
+ */
 function replaceRow(s: Scope, x: Value, slots: Value, slot: SlotName, replacement: Value): Value {
   const index = slice(s, slots, { starts: [SLOT_INDEX[slot]], ends: [SLOT_INDEX[slot] + 1], axes: [0] }, { name: `Slice_slot_${slot}` }); // [1]
-  const indices = unsqueeze(s, index, [0], { name: `Unsqueeze_slot_${slot}` }); // [1, 1]
+  const batch = slice(s, shape(s, x, { name: `Shape_batch_${slot}` }), { starts: [0], ends: [1], axes: [0] }, { name: `Slice_batch_${slot}` }); // [1]
+  const rows = s.op(
+    'Range',
+    [constInt64(s.g, 0), reshape(s, batch, [], { name: `Reshape_batch_${slot}` }), constInt64(s.g, 1)],
+    {},
+    { name: `Range_rows_${slot}` },
+  ); // [B]
+  const isSlot = reshape(s, equal(s, rows, index, { name: `Equal_row_${slot}` }), [-1, 1, 1], { name: `Reshape_row_${slot}` }); // [B, 1, 1]
   const updates = unsqueeze(s, replacement, [0], { name: `Unsqueeze_rows_${slot}` }); // [1, N, C]
-  return s.op('ScatterND', [x, indices, updates], {}, { name: `ScatterND_${slot}` }); // [B, N, C]
+  return where(s, isSlot, updates, x, { name: `Where_row_${slot}` }); // [B, N, C]
 }
 
 /** A mask [Hm, Wm] resized bilinearly (align_corners false) to the token map, flattened to [N, 1]. */
