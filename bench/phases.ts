@@ -27,7 +27,7 @@ function cacheHitSeconds(model: StableDiffusionModel, name: string, component: '
   try {
     model.cache.obtain({
       name,
-      config,
+      config: { config, target: model.target },
       weightFiles: w.files,
       build: () => {
         throw new Error('cache miss');

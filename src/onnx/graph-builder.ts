@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { ModelBuildError } from '../errors.js';
 import { formatDims, numel, type Tensor } from '../tensor/tensor.js';
 import { IR_VERSION, OPSET_IMPORTS, PRODUCER_NAME, BUILDER_VERSION } from './format.js';
+import { DEFAULT_TARGET, type BuildTarget } from './target.js';
 import {
   AttributeType,
   OnnxDataType,
@@ -105,10 +106,15 @@ export class GraphBuilder {
   private readonly outputs: IoRecord[] = [];
   private readonly initializers = new Map<string, Initializer>();
   private readonly metadata = new Map<string, string>();
+  private readonly cpuNodes = new Map<string, string>();
 
-  constructor(name: string, parent?: GraphBuilder) {
+  /** What the graph is built for (the root's target; subgraphs inherit it). */
+  readonly target: BuildTarget;
+
+  constructor(name: string, parent?: GraphBuilder, target: BuildTarget = DEFAULT_TARGET) {
     this.name = name;
     this.parent = parent;
+    this.target = parent?.target ?? target;
   }
 
   /** The root builder owns initializers and constants (visible in every subgraph). */
@@ -230,6 +236,21 @@ export class GraphBuilder {
 
   listInitializers(): Initializer[] {
     return [...this.root.initializers.values()];
+  }
+
+  /**
+   * Ask for the node producing `value` to run on the CPU whatever the execution provider (e.g. Sin / Cos, which
+   * WebGPU computes with approximations 1e-4 off). Recorded on the root graph, with the reason, for the runtime.
+   */
+  keepOnCpu(value: Value, reason: string): void {
+    const node = this.nodes.find((n) => n.outputs.includes(value.name));
+    if (node === undefined) throw new ModelBuildError(`graph '${this.name}': keepOnCpu: no node of this graph produces '${value.name}'`);
+    this.root.cpuNodes.set(node.name, reason);
+  }
+
+  /** Node names that must run on the CPU (keepOnCpu), in the order they were asked for. */
+  get cpuNodeNames(): string[] {
+    return [...this.root.cpuNodes.keys()];
   }
 
   get nodeCount(): number {

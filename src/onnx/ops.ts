@@ -196,7 +196,19 @@ export function conv(s: Scope, x: Value, w: Value, b: Value | null, options: Con
 // ---- normalisation -------------------------------------------------------------------------------------------
 
 export function layerNorm(s: Scope, x: Value, scale: Value, bias: Value, epsilon: number, o: Named = {}): Value {
+  if (s.g.target.device === 'webgpu') return add(s, mul(s, twoPassNormalize(s, x, epsilon), scale, { name: 'Mul_scale' }), bias, { name: 'Add_bias' });
   return s.op('LayerNormalization', [x, scale, bias], { axis: -1, epsilon: float(epsilon) }, o);
+}
+
+/**
+ * (x - mean) / sqrt(var + eps) over the last axis, variance from the centred values (two passes). onnxruntime 1.30's
+ * WebGPU InstanceNormalization and LayerNormalization are 1e-5 (relative) off the CPU once the mean is large against
+ * the spread (a one-pass variance's cancellation, by the look of it), so WebGPU graphs normalise this way.
+ */
+function twoPassNormalize(s: Scope, x: Value, epsilon: number): Value {
+  const centred = sub(s, x, reduceMean(s, x, [-1], true, { name: 'ReduceMean_mean' }), { name: 'Sub_mean' });
+  const variance = reduceMean(s, mul(s, centred, centred, { name: 'Mul_square' }), [-1], true, { name: 'ReduceMean_var' });
+  return div(s, centred, sqrt(s, add(s, variance, constFloat(s.g, epsilon), { name: 'Add_eps' }), { name: 'Sqrt_std' }), { name: 'Div_std' });
 }
 
 export function instanceNorm(s: Scope, x: Value, scale: Value, bias: Value, epsilon: number, o: Named = {}): Value {
@@ -212,9 +224,8 @@ export function instanceNorm(s: Scope, x: Value, scale: Value, bias: Value, epsi
 export function groupNorm(s: Scope, x: Value, gamma: Value, beta: Value, options: { groups: number; epsilon: number; spatialRank: number }): Value {
   const g = s.g;
   const grouped = reshape(s, x, [0, options.groups, -1], { name: 'Reshape_groups' }); // [B, G, C/G*HW]
-  const ones = constFloat(g, new Array<number>(options.groups).fill(1));
-  const zeros = constFloat(g, new Array<number>(options.groups).fill(0));
-  const normed = instanceNorm(s, grouped, ones, zeros, options.epsilon); // [B, G, C/G*HW]
+  const unit = (v: number): Value => constFloat(g, new Array<number>(options.groups).fill(v));
+  const normed = g.target.device === 'webgpu' ? twoPassNormalize(s, grouped, options.epsilon) : instanceNorm(s, grouped, unit(1), unit(0), options.epsilon); // [B, G, C/G*HW]
   const restored = s.op('Reshape', [normed, shape(s, x)], {}, { name: 'Reshape_back' }); // [B, C, H, W]
   const trailing = new Array<number>(options.spatialRank).fill(1);
   const gammaB = reshape(s, gamma, [-1, ...trailing], { name: 'Reshape_gamma' }); // [C, 1, 1]

@@ -6,8 +6,9 @@ import * as ort from 'onnxruntime-node';
 import { InvalidParameterError, RuntimeError } from '../errors.js';
 import { formatDims, type DType, type Tensor, type TypedArrayOf } from '../tensor/tensor.js';
 
-export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
-export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu'];
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../onnx/target.js';
+
+export { EXECUTION_PROVIDERS, type ExecutionProvider };
 
 export interface SessionOptions {
   /** Execution provider; 'cpu' by default. */
@@ -20,6 +21,8 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Log severity (0 verbose .. 4 fatal); 3 by default. */
   logSeverity?: 0 | 1 | 2 | 3 | 4;
+  /** Nodes (by name) that run on the CPU even on a GPU provider (WebGPU's forceCpuNodeNames). */
+  cpuNodes?: readonly string[];
 }
 
 export type Feeds = Readonly<Record<string, Tensor>>;
@@ -92,6 +95,11 @@ function deviceHint(device: ExecutionProvider, cause?: unknown): { hint?: string
   return { ...(hint === undefined ? {} : { hint }), ...(cause === undefined ? {} : { cause }) };
 }
 
+function gpuProvider(device: Exclude<ExecutionProvider, 'cpu'>, cpuNodes: readonly string[]): ort.InferenceSession.ExecutionProviderConfig {
+  if (device === 'webgpu' && cpuNodes.length > 0) return { name: 'webgpu', forceCpuNodeNames: [...cpuNodes] };
+  return device;
+}
+
 export class Session {
   private disposed = false;
 
@@ -115,7 +123,7 @@ export class Session {
       );
     }
     const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
+      executionProviders: device === 'cpu' ? ['cpu'] : [gpuProvider(device, options.cpuNodes ?? []), 'cpu'],
       graphOptimizationLevel: options.optimization ?? 'all',
       enableCpuMemArena: options.memoryArena ?? true,
       logSeverityLevel: options.logSeverity ?? 3,

@@ -15,6 +15,7 @@ import { WeightSet } from '../onnx/weight-scope.js';
 import { buildUNet } from '../models/unet/unet-2d-condition.js';
 import { officialFreeU } from '../models/unet/freeu.js';
 import type { ProcessorPlan } from '../models/unet/attention-processor.js';
+import { buildTarget, type BuildTarget, type Precision } from '../onnx/target.js';
 import { ModelCache, type BuiltGraph } from './model-cache.js';
 import { UNetRunner, type UNetGraphInfo } from './unet-runner.js';
 import { Session, type SessionOptions } from './session.js';
@@ -26,6 +27,8 @@ export interface ModelOptions extends SessionOptions {
   cacheDir?: string;
   /** Called when a graph is built or loaded (for progress displays). */
   onStatus?: (message: string) => void;
+  /** Precision of the graphs (default fp32): fp16 keeps normalisations, softmax, the timestep embedding and the method's matching in float32. */
+  precision?: Precision;
 }
 
 /** Which UNet graph: FreeU on or off, and the attention processors of a method (none = stock attention). */
@@ -40,6 +43,12 @@ export interface UNetVariant {
         readonly plan: ProcessorPlan;
       }
     | undefined;
+}
+
+/** What a graph cache entry keeps besides the graph: the nodes that must run on the CPU, and the builder's own meta. */
+interface EntryMeta {
+  cpuNodes: string[];
+  graph: unknown;
 }
 
 /** The UNet graph info as kept in the cache entry. */
@@ -76,6 +85,8 @@ export class StableDiffusionModel {
   readonly schedulerConfig: SchedulerConfig;
   readonly tokenizer: ClipTokenizer;
   readonly cache: ModelCache;
+  /** What the graphs are built for: the session's execution provider and the precision. */
+  readonly target: BuildTarget;
   private readonly sessions = new Map<string, Promise<{ session: Session; meta: unknown }>>();
   private readonly weights = new Map<string, ComponentWeights>();
 
@@ -98,6 +109,7 @@ export class StableDiffusionModel {
       modelMaxLength: t.modelMaxLength,
     });
     this.cache = new ModelCache(options.cacheDir);
+    this.target = buildTarget(options.device ?? 'cpu', options.precision ?? 'fp32');
   }
 
   /** Open a model folder; nothing is built until a component is used. */
@@ -133,19 +145,26 @@ export class StableDiffusionModel {
         const w = this.componentWeights(component);
         const entry = this.cache.obtain({
           name,
-          config,
+          // The build target (execution provider, precision) is part of every key: graphs differ per target.
+          config: { config, target: this.target },
           weightFiles: w.files,
           build: () => {
             this.options.onStatus?.(`building ${name} graph`);
-            return build(WeightSet.fromSource(w.source, w.description));
+            const built = build(WeightSet.fromSource(w.source, w.description));
+            const meta: EntryMeta = { cpuNodes: built.graph.cpuNodeNames, graph: built.meta ?? null };
+            return { graph: built.graph, meta };
           },
         });
+        const stored = entry.meta as EntryMeta | undefined;
+        if (stored === undefined || !Array.isArray(stored.cpuNodes))
+          throw new ModelBuildError(`graph cache entry of ${name} has no node placement (rebuild with an empty cache folder)`);
         this.options.onStatus?.(`loading ${name} (${entry.built ? `built in ${entry.buildSeconds.toFixed(1)} s` : 'cached'})`);
         const sessionOptions: SessionOptions & { name: string } = { name };
         for (const key of ['device', 'threads', 'memoryArena', 'optimization', 'logSeverity'] as const) {
           if (this.options[key] !== undefined) (sessionOptions as unknown as Record<string, unknown>)[key] = this.options[key];
         }
-        return { session: await Session.create(entry.modelPath, sessionOptions), meta: entry.meta };
+        sessionOptions.cpuNodes = stored.cpuNodes;
+        return { session: await Session.create(entry.modelPath, sessionOptions), meta: stored.graph };
       })();
       pending.catch(() => this.sessions.delete(sessionKey));
       this.sessions.set(sessionKey, pending);
@@ -161,20 +180,22 @@ export class StableDiffusionModel {
 
   /** last_hidden_state [n, 77, C] of the prompts. */
   async encodeText(prompts: readonly string[]): Promise<Tensor<'float32'>> {
-    const session = await this.session('text_encoder', 'text_encoder', this.textConfig, (w) => ({ graph: buildClipTextModel(w, this.textConfig) }));
+    const session = await this.session('text_encoder', 'text_encoder', this.textConfig, (w) => ({
+      graph: buildClipTextModel(w, this.textConfig, this.target),
+    }));
     const out = await session.run({ input_ids: this.tokenize(prompts) });
     return out['last_hidden_state'] as Tensor<'float32'>;
   }
 
   /** Image [B, 3, H, W] in [-1, 1] -> scaled latent mean [B, 4, H/8, W/8]. */
   async encodeImage(image: Tensor<'float32'>): Promise<Tensor<'float32'>> {
-    const session = await this.session('vae_encoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeEncoder(w, this.vaeConfig) }));
+    const session = await this.session('vae_encoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeEncoder(w, this.vaeConfig, this.target) }));
     return (await session.run({ sample: image }))['latent'] as Tensor<'float32'>;
   }
 
   /** Scaled latent [B, 4, h, w] -> raw decoded image [B, 3, 8h, 8w] (not clamped). */
   async decodeLatent(latent: Tensor<'float32'>): Promise<Tensor<'float32'>> {
-    const session = await this.session('vae_decoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeDecoder(w, this.vaeConfig) }));
+    const session = await this.session('vae_decoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeDecoder(w, this.vaeConfig, this.target) }));
     return (await session.run({ latent }))['image'] as Tensor<'float32'>;
   }
 
@@ -185,7 +206,7 @@ export class StableDiffusionModel {
     const processors = variant.processors;
     const name = `unet${variant.freeu ? '_freeu' : ''}${processors === undefined ? '' : `_${processors.name}`}`;
     const { session, meta } = await this.sessionWithMeta(name, 'unet', { config, freeu, processors: processors?.key ?? null }, (w) => {
-      const built = buildUNet(w, config, { freeu, processors: processors?.plan });
+      const built = buildUNet(w, config, { freeu, processors: processors?.plan, target: this.target });
       const unetMeta: UNetMeta = {
         sites: built.sites,
         processed: built.processed,

@@ -53,6 +53,13 @@ const SHARED_INPUTS: readonly ProcessorInput[] = [
   { name: E4E_INPUT.maskApp, dtype: 'float32', dims: ['mask_app_height', 'mask_app_width'], neutral: NEUTRAL.mask },
 ];
 
+/**
+ * Symbolic dims of subgraph outputs: the batch is the UNet's `batch`; the token count is named per site, because
+ * onnxruntime takes dims of the same name to be equal (its memory planner reuses buffers on that basis).
+ */
+const BATCH = 'batch';
+const tokens = (site: { modulePath: string }): string => `tokens_${site.modulePath}`;
+
 /** Height and width of the token map, int64 [1] each. */
 interface TokenMap {
   height: Value;
@@ -128,15 +135,21 @@ function l2normalize(s: Scope, x: Value, name: string): Value {
  *   valid = max|out| > 0;  idx = forced ? forced : argmax(normalize(out) normalize(style)^T)
  *   chosen = valid ? idx : -1  (forced: idx >= 0 ? idx : -1)
  */
-function matchIndices(s: Scope, map: TokenMap, x: Value, inputs: SharedInputs & { forced: Value }): { index: Value; valid: Value } {
+function matchIndices(
+  s: Scope,
+  map: TokenMap & { readonly site: { readonly modulePath: string } },
+  x: Value,
+  inputs: SharedInputs & { forced: Value },
+): { index: Value; valid: Value } {
   const g = s.g;
+  const { site } = map;
   const forced = inputs.forced;
   const isForced = greater(s, reshape(s, s.op('Size', [forced]), [], { name: 'Reshape_size' }), constInt64(g, 0), { name: 'Greater_forced' }); // []
 
   const thenG = g.subgraph(`${s.path}/forced`);
   const ts = new Scope(thenG, `${s.path}/forced`);
-  thenG.output(identity(ts, forced), `${s.path}/forced/index`, 'int64', ['N']);
-  thenG.output(ts.op('Not', [less(ts, forced, constInt64(g, 0))]), `${s.path}/forced/valid`, 'bool', ['N']);
+  thenG.output(identity(ts, forced), `${s.path}/forced/index`, 'int64', [tokens(site)]);
+  thenG.output(ts.op('Not', [less(ts, forced, constInt64(g, 0))]), `${s.path}/forced/valid`, 'bool', [tokens(site)]);
 
   const elseG = g.subgraph(`${s.path}/argmax`);
   const es = new Scope(elseG, `${s.path}/argmax`);
@@ -146,8 +159,8 @@ function matchIndices(s: Scope, map: TokenMap, x: Value, inputs: SharedInputs & 
   const styleMasked = mul(es, style, tokenMask(es, inputs.maskApp, map, 'mask_app'), { name: 'Mul_mask_app' }); // [N, C]
   const nonzero = greater(es, reduceMax(es, abs(es, outMasked), [1], false), constFloat(g, 0)); // [N] bool
   const sim = matMul(es, l2normalize(es, outMasked, 'out'), transpose(es, l2normalize(es, styleMasked, 'style'), [1, 0]), { name: 'MatMul_cosine' }); // [N, N]
-  elseG.output(argMax(es, sim, 1, false), `${s.path}/argmax/index`, 'int64', ['N']); // [N]
-  elseG.output(identity(es, nonzero), `${s.path}/argmax/valid`, 'bool', ['N']);
+  elseG.output(argMax(es, sim, 1, false), `${s.path}/argmax/index`, 'int64', [tokens(site)]); // [N]
+  elseG.output(identity(es, nonzero), `${s.path}/argmax/valid`, 'bool', [tokens(site)]);
 
   const [index, valid] = ifElse(s, isForced, thenG, elseG, 2, { name: 'If_forced' });
   return { index: index!, valid: valid! };
@@ -185,18 +198,18 @@ function buildInjection(ctx: ProcessorContext, x: Value, inputs: SharedInputs): 
 
   const offG = g.subgraph(`${s.path}/off`);
   const offS = new Scope(offG, `${s.path}/off`);
-  offG.output(identity(offS, x, { name: 'Identity_qk' }), `${s.path}/off/qk`, 'float32', ['B', 'N', site.channels]);
-  offG.output(identity(offS, x, { name: 'Identity_v' }), `${s.path}/off/v`, 'float32', ['B', 'N', site.channels]);
-  offG.output(fill(offS, x, -2, 'none'), `${s.path}/off/index`, 'int64', ['N']);
+  offG.output(identity(offS, x, { name: 'Identity_qk' }), `${s.path}/off/qk`, 'float32', [BATCH, tokens(site), site.channels]);
+  offG.output(identity(offS, x, { name: 'Identity_v' }), `${s.path}/off/v`, 'float32', [BATCH, tokens(site), site.channels]);
+  offG.output(fill(offS, x, -2, 'none'), `${s.path}/off/index`, 'int64', [tokens(site)]);
 
   const onG = g.subgraph(`${s.path}/on`);
   const onS = new Scope(onG, `${s.path}/on`);
   const copyG = onG.subgraph(`${s.path}/copy`);
   const copyS = new Scope(copyG, `${s.path}/copy`);
   const copied = replaceRow(copyS, x, inputs.slots, 'copyOut', row(copyS, x, inputs.slots, 'copySource'));
-  copyG.output(identity(copyS, copied, { name: 'Identity_qk' }), `${s.path}/copy/qk`, 'float32', ['B', 'N', site.channels]);
-  copyG.output(identity(copyS, copied, { name: 'Identity_v' }), `${s.path}/copy/v`, 'float32', ['B', 'N', site.channels]);
-  copyG.output(fill(copyS, x, -2, 'none'), `${s.path}/copy/index`, 'int64', ['N']);
+  copyG.output(identity(copyS, copied, { name: 'Identity_qk' }), `${s.path}/copy/qk`, 'float32', [BATCH, tokens(site), site.channels]);
+  copyG.output(identity(copyS, copied, { name: 'Identity_v' }), `${s.path}/copy/v`, 'float32', [BATCH, tokens(site), site.channels]);
+  copyG.output(fill(copyS, x, -2, 'none'), `${s.path}/copy/index`, 'int64', [tokens(site)]);
 
   const matchG = onG.subgraph(`${s.path}/match`);
   const matchS = new Scope(matchG, `${s.path}/match`);
@@ -218,14 +231,14 @@ function buildInjection(ctx: ProcessorContext, x: Value, inputs: SharedInputs): 
     'vOut',
     pickRows(matchS, row(matchS, x, inputs.slots, 'vOut'), row(matchS, x, inputs.slots, 'vStyle'), index, valid, 'v'),
   );
-  matchG.output(where(matchS, isV, x, matchedQk, { name: 'Where_qk' }), `${s.path}/match/qk`, 'float32', ['B', 'N', site.channels]);
-  matchG.output(where(matchS, isV, matchedV, matchedQk, { name: 'Where_v' }), `${s.path}/match/v`, 'float32', ['B', 'N', site.channels]);
-  matchG.output(identity(matchS, chosen, { name: 'Identity_index' }), `${s.path}/match/index`, 'int64', ['N']);
+  matchG.output(where(matchS, isV, x, matchedQk, { name: 'Where_qk' }), `${s.path}/match/qk`, 'float32', [BATCH, tokens(site), site.channels]);
+  matchG.output(where(matchS, isV, matchedV, matchedQk, { name: 'Where_v' }), `${s.path}/match/v`, 'float32', [BATCH, tokens(site), site.channels]);
+  matchG.output(identity(matchS, chosen, { name: 'Identity_index' }), `${s.path}/match/index`, 'int64', [tokens(site)]);
 
   const [cqk, cv, ci] = ifElse(onS, modeIs(E4E_MODE.structCopy, 'copy'), copyG, matchG, 3, { name: 'If_copy' });
-  onG.output(identity(onS, cqk!, { name: 'Identity_qk' }), `${s.path}/on/qk`, 'float32', ['B', 'N', site.channels]);
-  onG.output(identity(onS, cv!, { name: 'Identity_v' }), `${s.path}/on/v`, 'float32', ['B', 'N', site.channels]);
-  onG.output(identity(onS, ci!, { name: 'Identity_index' }), `${s.path}/on/index`, 'int64', ['N']);
+  onG.output(identity(onS, cqk!, { name: 'Identity_qk' }), `${s.path}/on/qk`, 'float32', [BATCH, tokens(site), site.channels]);
+  onG.output(identity(onS, cv!, { name: 'Identity_v' }), `${s.path}/on/v`, 'float32', [BATCH, tokens(site), site.channels]);
+  onG.output(identity(onS, ci!, { name: 'Identity_index' }), `${s.path}/on/index`, 'int64', [tokens(site)]);
 
   const [qk, v, matchIndex] = ifElse(s, modeIs(E4E_MODE.off, 'off'), offG, onG, 3, { name: 'If_mode' });
   ctx.output(E4E_OUTPUT.match(site.modulePath), matchIndex!);

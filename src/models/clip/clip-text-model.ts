@@ -11,6 +11,7 @@
  */
 import { ModelBuildError } from '../../errors.js';
 import { GraphBuilder, type Value } from '../../onnx/graph-builder.js';
+import { DEFAULT_TARGET, type BuildTarget } from '../../onnx/target.js';
 import { add, constFloat, constInt64, gather, greater, squeeze, unsqueeze, where } from '../../onnx/ops.js';
 import { WeightScope, type IgnoredWeight, type WeightSet } from '../../onnx/weight-scope.js';
 import type { ClipTextConfig } from '../../config/clip-config.js';
@@ -34,13 +35,13 @@ const FLOAT32_MIN = -3.4028234663852886e38;
  *   input_ids ─► token_embedding ─┐
  *   positions ─► position_embedding ┴► (+) ─► layers.0 .. layers.{N-1} (causal mask) ─► final_layer_norm ─► last_hidden_state
  */
-export function buildClipTextModel(weights: WeightSet, config: ClipTextConfig): GraphBuilder {
+export function buildClipTextModel(weights: WeightSet, config: ClipTextConfig, target: BuildTarget = DEFAULT_TARGET): GraphBuilder {
   if (config.headDim * config.numAttentionHeads !== config.hiddenSize) {
     throw new ModelBuildError(
       `CLIP text model: hidden_size ${config.hiddenSize} is not num_attention_heads ${config.numAttentionHeads} x head_dim ${config.headDim}`,
     );
   }
-  const g = new GraphBuilder('clip_text_model');
+  const g = new GraphBuilder('clip_text_model', undefined, target);
   g.setMetadata('model_type', 'clip_text_model');
   g.setMetadata('hidden_act', config.hiddenAct);
   const inputIds = g.input('input_ids', 'int64', ['batch', 'sequence']); // [B, T]

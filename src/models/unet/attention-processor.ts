@@ -15,6 +15,7 @@ import type { Dim, GraphBuilder, Value } from '../../onnx/graph-builder.js';
 import type { OnnxElemType } from '../../onnx/proto.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { formatDims, type Tensor } from '../../tensor/tensor.js';
+import type { QKV } from '../nn/scaled-dot-product-attention.js';
 
 export type UNetBlockKind = 'down' | 'mid' | 'up';
 
@@ -60,11 +61,7 @@ export interface ProcessorInput extends GraphIO {
 }
 
 /** Sources of to_q, to_k, to_v (before projection), or Q, K, V (after): [B, S, C], [B, T, Ck], [B, T, Ck]. */
-export interface QKV {
-  readonly q: Value;
-  readonly k: Value;
-  readonly v: Value;
-}
+export type { QKV };
 
 /** What a processor sees while its site is built. */
 export interface ProcessorContext {
@@ -220,4 +217,6 @@ export interface SiteLocation {
 export interface AttentionHostPoint {
   readonly host: ProcessorHost;
   readonly location: SiteLocation;
+  /** Tokens of this level's map at the model's native latent size (sample_size): what attention chunking plans for. */
+  readonly expectedTokens: number;
 }

@@ -4,16 +4,17 @@
  * `AttnProcessor` the reference runs:
  * https://github.com/huggingface/diffusers/blob/v0.19.3/src/diffusers/models/attention_processor.py
  *
- * Without a processor, softmax(q k^T / sqrt(head_dim)) v runs in com.microsoft.MultiHeadAttention, whose
- * memory-efficient kernel never materialises the [B, heads, HW, HW] scores (SD at 512x512 has 4096 tokens).
+ * Without a processor (or one that leaves `attend` alone), softmax(q k^T / sqrt(head_dim)) v runs as the build target
+ * says: com.microsoft.MultiHeadAttention, whose memory-efficient CPU kernel never materialises the [B, heads, HW, HW]
+ * scores (SD at 512x512 has 4096 tokens), or explicitly in query chunks (WebGPU).
  * `upcast_attention` only changes fp16 runs; we compute in float32, and the reference processor ignores it anyway
  * (docs/method.md, quirk 11).
  */
 import { ModelBuildError } from '../../errors.js';
-import { multiHeadAttention } from '../../onnx/ops.js';
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { buildLinear } from '../nn/linear.js';
+import { buildScaledDotProductAttention, type AttentionShape } from '../nn/scaled-dot-product-attention.js';
 import type { BoundProcessor, QKV } from './attention-processor.js';
 
 export interface AttentionConfig {
@@ -31,6 +32,8 @@ export interface AttentionInputs {
   readonly processor?: BoundProcessor | undefined;
   /** Height and width of the query token map, int64 [1] each (what a processor sees). */
   readonly tokenMap?: { readonly height: Value; readonly width: Value } | undefined;
+  /** The batch and token counts the attention's chunking plans for (see models/nn/scaled-dot-product-attention.ts). */
+  readonly expected: AttentionShape['expected'];
 }
 
 /**
@@ -38,7 +41,7 @@ export interface AttentionInputs {
  *   context ─────┴─────────────────  k ─ to_k ─┼─ (editProjections) ─ attend | MultiHeadAttention ─ to_out.0
  *   (self: hidden)                   v ─ to_v ─┘
  */
-export function buildAttention(scope: WeightScope, config: AttentionConfig, hidden: Value, inputs: AttentionInputs = {}): Value {
+export function buildAttention(scope: WeightScope, config: AttentionConfig, hidden: Value, inputs: AttentionInputs): Value {
   const { queryDim: c, heads } = config;
   const isSelf = config.crossAttentionDim === null;
   const context = isSelf ? hidden : inputs.context;
@@ -57,7 +60,10 @@ export function buildAttention(scope: WeightScope, config: AttentionConfig, hidd
     v: buildLinear(scope.child('to_v'), sources.v, contextDim, c, { bias: false }), // [B, T, C]
   };
   if (processor?.editProjections !== undefined) qkv = processor.editProjections(ctx!, qkv);
-  const attended = processor?.attend !== undefined ? processor.attend(ctx!, qkv) : multiHeadAttention(scope, qkv.q, qkv.k, qkv.v, heads); // [B, S, C]
+  const attended =
+    processor?.attend !== undefined
+      ? processor.attend(ctx!, qkv)
+      : buildScaledDotProductAttention(scope, qkv, { heads, headDim: c / heads, expected: inputs.expected }); // [B, S, C]
   bound?.done();
   return buildLinear(scope.child('to_out', 0), attended, c, c); // [B, S, C]
 }

@@ -26,6 +26,10 @@ export interface TransformerBlockInputs {
 }
 
 const LAYER_NORM_EPS = 1e-5;
+/** The transfer's UNet batch ([out, style, struct] x CFG halves): the largest batch attention chunking plans for. */
+const EXPECTED_BATCH = 6;
+/** CLIP's 77 text tokens: the keys of a cross-attention. */
+const EXPECTED_CONTEXT_TOKENS = 77;
 
 /**
  *   h ─ norm1 ─ attn1 ─ + ─ norm2 ─ attn2(ctx) ─ + ─ norm3 ─ ff ─ +
@@ -33,7 +37,7 @@ const LAYER_NORM_EPS = 1e-5;
  */
 export function buildBasicTransformerBlock(scope: WeightScope, config: BasicTransformerBlockConfig, x: Value, inputs: TransformerBlockInputs): Value {
   const { dim, heads } = config;
-  const { host, location } = inputs.attention;
+  const { host, location, expectedTokens } = inputs.attention;
   const tokenMap = { height: inputs.height, width: inputs.width };
   const attention = (name: 'attn1' | 'attn2', hidden: Value): Value => {
     const s = scope.child(name);
@@ -49,6 +53,7 @@ export function buildBasicTransformerBlock(scope: WeightScope, config: BasicTran
       context: isSelf ? undefined : inputs.encoderHiddenStates,
       processor,
       tokenMap,
+      expected: { batch: EXPECTED_BATCH, queries: expectedTokens, keys: isSelf ? expectedTokens : EXPECTED_CONTEXT_TOKENS },
     }); // [B, HW, C]
   };
 

@@ -139,6 +139,10 @@ function fourierBasis(scope: WeightScope, hw: Value): Value {
   const wy = sub(s, one, mul(s, ky, sub(s, one, y.weight, { name: 'Sub_wy' }), { name: 'Mul_wy' }), { name: 'Sub_ky' }); // [4]
   const wx = sub(s, one, mul(s, kx, sub(s, one, x.weight, { name: 'Sub_wx' }), { name: 'Mul_wx' }), { name: 'Sub_kx' }); // [4]
   const weights = mul(s, wy, wx, { name: 'Mul_weights' }); // [4]
-  const columns = concat(s, [mul(s, cos(s, theta), weights, { name: 'Mul_cos' }), mul(s, sin(s, theta), weights, { name: 'Mul_sin' })], 2); // [H, W, 8]
+  const cosTheta = cos(s, theta); // [H, W, 4]
+  const sinTheta = sin(s, theta); // [H, W, 4]
+  // WebGPU's sin/cos are approximations (1e-4 off at a few radians); the basis is small, the CPU exact.
+  for (const v of [cosTheta, sinTheta]) g.keepOnCpu(v, 'sin/cos of the FreeU Fourier basis need CPU accuracy');
+  const columns = concat(s, [mul(s, cosTheta, weights, { name: 'Mul_cos' }), mul(s, sinTheta, weights, { name: 'Mul_sin' })], 2); // [H, W, 8]
   return reshape(s, columns, [-1, 8], { name: 'Reshape_basis' }); // [HW, 8]
 }

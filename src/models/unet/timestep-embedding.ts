@@ -43,6 +43,8 @@ export function buildTimesteps(scope: WeightScope, config: TimestepsConfig, time
   const args = mul(scope, t, constFloat(scope.g, Array.from(freqs), [1, freqs.length])); // [1, half]
   const sinPart = sin(scope, args); // [1, half]
   const cosPart = cos(scope, args); // [1, half]
+  // WebGPU's sin/cos are approximations (1e-4 off at |x| of a few radians); the embedding is tiny, the CPU exact.
+  for (const v of [sinPart, cosPart]) scope.g.keepOnCpu(v, 'sin/cos of the timestep embedding need CPU accuracy');
   const parts = config.flipSinToCos ? [cosPart, sinPart] : [sinPart, cosPart];
   if (config.numChannels % 2 === 1) parts.push(constFloat(scope.g, [0], [1, 1])); // diffusers pads odd widths with 0
   return concat(scope, parts, 1); // [1, numChannels]

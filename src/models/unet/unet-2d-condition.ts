@@ -15,6 +15,7 @@
  */
 import { ModelBuildError } from '../../errors.js';
 import { GraphBuilder, type Value } from '../../onnx/graph-builder.js';
+import { DEFAULT_TARGET, type BuildTarget } from '../../onnx/target.js';
 import { constFloat, mul, silu, sub } from '../../onnx/ops.js';
 import { WeightScope, type IgnoredWeight, type WeightSet } from '../../onnx/weight-scope.js';
 import type { UNetConfig } from '../../config/unet-config.js';
@@ -35,6 +36,8 @@ export interface UNetBuildOptions {
   freeu: FreeUOptions | null;
   /** Attention processors by module path; absent = stock diffusers attention everywhere. */
   processors?: ProcessorPlan | undefined;
+  /** Execution provider and precision the graph is built for (default: CPU, float32). */
+  target?: BuildTarget | undefined;
 }
 
 /** The built graph and what it holds. */
@@ -64,7 +67,7 @@ interface UNetContext {
 export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetBuildOptions): BuiltUNet {
   const crossAttentionDim = checkSupported(config);
   if (options.freeu !== null) validateFreeU(options.freeu);
-  const g = new GraphBuilder('unet');
+  const g = new GraphBuilder('unet', undefined, options.target ?? DEFAULT_TARGET);
   const root = new WeightScope(g, '/unet', weights, '');
   const sample = g.input('sample', 'float32', ['batch', config.inChannels, 'height', 'width']);
   const timestep = g.input('timestep', 'int64', [1]);
@@ -207,6 +210,10 @@ function attentionOf(context: UNetContext, i: number): { heads: number; transfor
   };
 }
 
+/** SD-1's latent size, for configs without sample_size. */
+const DEFAULT_SAMPLE_SIZE = 64;
+
 function blockInputs(context: UNetContext, location: SiteLocation): CrossAttnBlockInputs {
-  return { temb: context.temb, encoderHiddenStates: context.encoderHiddenStates, attention: { host: context.host, location } };
+  const side = Math.ceil((context.config.sampleSize ?? DEFAULT_SAMPLE_SIZE) / 2 ** location.level);
+  return { temb: context.temb, encoderHiddenStates: context.encoderHiddenStates, attention: { host: context.host, location, expectedTokens: side * side } };
 }

@@ -9,6 +9,7 @@
  */
 import type { VaeConfig } from '../../config/vae-config.js';
 import { GraphBuilder } from '../../onnx/graph-builder.js';
+import { DEFAULT_TARGET, type BuildTarget } from '../../onnx/target.js';
 import { constFloat, div, mul, slice } from '../../onnx/ops.js';
 import { WeightScope, type IgnoredWeight, type WeightSet } from '../../onnx/weight-scope.js';
 import { buildConv2d } from '../nn/conv2d.js';
@@ -32,6 +33,12 @@ export function vaeDownscaleFactor(config: VaeConfig): number {
   return 2 ** (config.blockOutChannels.length - 1);
 }
 
+/** Tokens of the latent map at the config's sample_size. */
+function latentTokens(config: VaeConfig): number {
+  const side = Math.ceil(config.sampleSize / vaeDownscaleFactor(config));
+  return side * side;
+}
+
 function rootScope(g: GraphBuilder, weights: WeightSet): WeightScope {
   return new WeightScope(g, '', weights, '');
 }
@@ -40,8 +47,8 @@ function rootScope(g: GraphBuilder, weights: WeightSet): WeightScope {
  *   sample [B,3,H,W] ─► encoder ─► quant_conv (1x1) ─► moments [B,2L,h,w] ─► Slice mean [B,L,h,w]
  *                    ─► * scaling_factor ─► latent
  */
-export function buildVaeEncoder(weights: WeightSet, config: VaeConfig): GraphBuilder {
-  const g = new GraphBuilder('vae_encoder');
+export function buildVaeEncoder(weights: WeightSet, config: VaeConfig, target: BuildTarget = DEFAULT_TARGET): GraphBuilder {
+  const g = new GraphBuilder('vae_encoder', undefined, target);
   g.setMetadata('model_type', 'vae_encoder');
   g.setMetadata('scaling_factor', String(config.scalingFactor));
   const scope = rootScope(g, weights);
@@ -54,6 +61,7 @@ export function buildVaeEncoder(weights: WeightSet, config: VaeConfig): GraphBui
     layersPerBlock: config.layersPerBlock,
     normNumGroups: config.normNumGroups,
     doubleZ: true,
+    expectedTokens: latentTokens(config),
   };
   const h = buildEncoder(scope.child('encoder'), encoderConfig, sample); // [B, 2L, h, w]
   const moments = buildConv2d(scope.child('quant_conv'), h, { inChannels: 2 * latentChannels, outChannels: 2 * latentChannels, kernel: 1 }); // [B, 2L, h, w]
@@ -68,8 +76,8 @@ export function buildVaeEncoder(weights: WeightSet, config: VaeConfig): GraphBui
 /**
  *   latent [B,L,h,w] ─► / scaling_factor ─► post_quant_conv (1x1) ─► decoder ─► image [B,3,8h,8w] (not clamped)
  */
-export function buildVaeDecoder(weights: WeightSet, config: VaeConfig): GraphBuilder {
-  const g = new GraphBuilder('vae_decoder');
+export function buildVaeDecoder(weights: WeightSet, config: VaeConfig, target: BuildTarget = DEFAULT_TARGET): GraphBuilder {
+  const g = new GraphBuilder('vae_decoder', undefined, target);
   g.setMetadata('model_type', 'vae_decoder');
   g.setMetadata('scaling_factor', String(config.scalingFactor));
   const scope = rootScope(g, weights);
@@ -84,6 +92,7 @@ export function buildVaeDecoder(weights: WeightSet, config: VaeConfig): GraphBui
     blockOutChannels: config.blockOutChannels,
     layersPerBlock: config.layersPerBlock,
     normNumGroups: config.normNumGroups,
+    expectedTokens: latentTokens(config),
   };
   const image = buildDecoder(scope.child('decoder'), decoderConfig, unquantized); // [B, 3, H, W]
   g.output(image, 'image', 'float32', ['batch', config.outChannels, 'height', 'width']);

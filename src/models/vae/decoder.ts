@@ -21,6 +21,8 @@ export interface DecoderConfig {
   readonly blockOutChannels: readonly number[];
   readonly layersPerBlock: number;
   readonly normNumGroups: number;
+  /** Tokens of the latent map at the model's native image size (for the mid block's attention). */
+  readonly expectedTokens: number;
 }
 
 /**
@@ -33,7 +35,7 @@ export function buildDecoder(scope: WeightScope, config: DecoderConfig, z: Value
   const bottom = reversed[reversed.length - 1]!;
   const groups = config.normNumGroups;
   let h = buildConv2d(scope.child('conv_in'), z, { inChannels: config.inChannels, outChannels: top, kernel: 3, padding: 1 }); // [B, Clast, h, w]
-  const midConfig = { inChannels: top, groups, eps: VAE_EPS, attentionHeadDim: top, numLayers: 1 };
+  const midConfig = { inChannels: top, groups, eps: VAE_EPS, attentionHeadDim: top, numLayers: 1, expectedTokens: config.expectedTokens };
   h = buildUNetMidBlock2D(scope.child('mid_block'), midConfig, h); // [B, Clast, h, w]
   let outChannels = top;
   reversed.forEach((blockChannels, i) => {

@@ -20,6 +20,8 @@ export interface EncoderConfig {
   readonly blockOutChannels: readonly number[];
   readonly layersPerBlock: number;
   readonly normNumGroups: number;
+  /** Tokens of the latent map at the model's native image size (for the mid block's attention). */
+  readonly expectedTokens: number;
   readonly doubleZ: boolean;
 }
 
@@ -48,7 +50,7 @@ export function buildEncoder(scope: WeightScope, config: EncoderConfig, sample: 
     };
     h = buildDownEncoderBlock2D(scope.child('down_blocks', i), blockConfig, h); // [B, Ci, H/2^i', W/2^i']
   });
-  const midConfig = { inChannels: last, groups, eps: VAE_EPS, attentionHeadDim: last, numLayers: 1 };
+  const midConfig = { inChannels: last, groups, eps: VAE_EPS, attentionHeadDim: last, numLayers: 1, expectedTokens: config.expectedTokens };
   h = buildUNetMidBlock2D(scope.child('mid_block'), midConfig, h); // [B, Clast, h, w]
   h = buildGroupNorm(scope.child('conv_norm_out'), h, { channels: last, groups, eps: VAE_EPS }); // [B, Clast, h, w]
   h = silu(scope.sub('conv_act'), h);

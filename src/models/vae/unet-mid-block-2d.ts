@@ -16,13 +16,15 @@ export interface UNetMidBlock2DConfig {
   readonly attentionHeadDim: number;
   /** num_layers (1 in the VAE): the number of attention + resnet pairs after resnets.0. */
   readonly numLayers: number;
+  /** Tokens of the mid block's map at the model's native image size. */
+  readonly expectedTokens: number;
 }
 
 /** x ─► resnets.0 ─► attentions.0 ─► resnets.1 ─► ... ─► attentions.{N-1} ─► resnets.N */
 export function buildUNetMidBlock2D(scope: WeightScope, config: UNetMidBlock2DConfig, x: Value): Value {
   const { inChannels, groups, eps } = config;
   const resnetConfig = { inChannels, outChannels: inChannels, tembChannels: null, groups, eps };
-  const attentionConfig = { channels: inChannels, headDim: config.attentionHeadDim, groups, eps };
+  const attentionConfig = { channels: inChannels, headDim: config.attentionHeadDim, groups, eps, expectedTokens: config.expectedTokens };
   let h = buildResnetBlock2D(scope.child('resnets', 0), resnetConfig, x); // [B, C, H, W]
   for (let i = 0; i < config.numLayers; i++) {
     h = buildVaeAttention(scope.child('attentions', i), attentionConfig, h); // [B, C, H, W]

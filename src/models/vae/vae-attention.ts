@@ -10,10 +10,11 @@
  */
 import { ModelBuildError } from '../../errors.js';
 import type { Value } from '../../onnx/graph-builder.js';
-import { add, multiHeadAttention, reshape, shape, transpose } from '../../onnx/ops.js';
+import { add, reshape, shape, transpose } from '../../onnx/ops.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { buildLinear } from '../nn/linear.js';
 import { buildGroupNorm } from '../nn/norm.js';
+import { buildScaledDotProductAttention } from '../nn/scaled-dot-product-attention.js';
 
 export interface VaeAttentionConfig {
   /** query_dim: the channels of the feature map. */
@@ -24,7 +25,12 @@ export interface VaeAttentionConfig {
   readonly groups: number;
   /** eps of group_norm (resnet_eps, 1e-6 in the VAE). */
   readonly eps: number;
+  /** Tokens of the map at the model's native image size (what attention chunking plans for). */
+  readonly expectedTokens: number;
 }
+
+/** The VAE encodes and decodes one image at a time in the pipeline. */
+const EXPECTED_BATCH = 1;
 
 /** Current diffusers name of each projection, and the name older checkpoints use. */
 const PROJECTIONS = {
@@ -58,7 +64,8 @@ export function buildVaeAttention(scope: WeightScope, config: VaeAttentionConfig
   const q = buildLinear(projectionScope(scope, PROJECTIONS.toQ), tokens, channels, channels); // [B, HW, C]
   const k = buildLinear(projectionScope(scope, PROJECTIONS.toK), tokens, channels, channels); // [B, HW, C]
   const v = buildLinear(projectionScope(scope, PROJECTIONS.toV), tokens, channels, channels); // [B, HW, C]
-  const attended = multiHeadAttention(scope.sub('processor'), q, k, v, channels / headDim); // [B, HW, C]
+  const expected = { batch: EXPECTED_BATCH, queries: config.expectedTokens, keys: config.expectedTokens };
+  const attended = buildScaledDotProductAttention(scope.sub('processor'), { q, k, v }, { heads: channels / headDim, headDim, expected }); // [B, HW, C]
   const projected = buildLinear(projectionScope(scope, PROJECTIONS.toOut), attended, channels, channels); // [B, HW, C]
   const back = transpose(scope, projected, [0, 2, 1], { name: 'Transpose_map' }); // [B, C, HW]
   const map = reshape(scope, back, shape(scope, x, { name: 'Shape_input' }), { name: 'Reshape_map' }); // [B, C, H, W]
