@@ -63,20 +63,31 @@ function shapes(list: unknown): number[][] {
   });
 }
 
-/** The node runs of a trace (onnxruntime's JSON array of Chrome trace events): the `*_kernel_time` events. */
-export function nodeRuns(trace: unknown): NodeRun[] {
+/**
+ * The node runs of a trace (onnxruntime's JSON array of Chrome trace events), one list per session run: the
+ * `*_kernel_time` events inside each `model_run` event's time span, in the order of the runs.
+ */
+export function nodeRunsByCall(trace: unknown): NodeRun[][] {
   if (!Array.isArray(trace)) throw new Error('an onnxruntime profile is a JSON array of events');
-  const runs: NodeRun[] = [];
-  for (const e of trace as { cat?: unknown; name?: unknown; args?: Record<string, unknown> }[]) {
+  type Event = { cat?: unknown; name?: unknown; ts?: unknown; dur?: unknown; args?: Record<string, unknown> };
+  const events = trace as Event[];
+  const calls = events
+    .filter((e) => e.cat === 'Session' && e.name === 'model_run')
+    .map((e) => ({ start: Number(e.ts), end: Number(e.ts) + Number(e.dur), runs: [] as NodeRun[] }))
+    .sort((a, b) => a.start - b.start);
+  for (const e of events) {
     if (e.cat !== 'Node' || typeof e.name !== 'string' || !e.name.endsWith('_kernel_time') || e.args === undefined) continue;
-    runs.push({
+    const ts = Number(e.ts);
+    const call = calls.find((c) => ts >= c.start && ts <= c.end);
+    if (call === undefined) throw new Error(`profile event ${e.name} at ${ts} us lies in no model_run`);
+    call.runs.push({
       name: e.name.slice(0, -'_kernel_time'.length),
       op: String(e.args['op_name']),
       inputs: shapes(e.args['input_type_shape']),
       outputs: shapes(e.args['output_type_shape']),
     });
   }
-  return runs;
+  return calls.map((c) => c.runs);
 }
 
 /** FLOPs of one node run (rules in the file comment). */
@@ -138,21 +149,23 @@ export function countFlops(runs: readonly NodeRun[]): FlopCount {
 export const PROFILE_OPTIMIZATION = 'basic' as const;
 
 /**
- * Count the FLOPs of what `run` does with a fresh profiled session of `model`: create the session (level `basic`),
- * run, end profiling, parse the trace, delete it. `run` should make exactly the calls to count (one, usually).
+ * FLOP counts of session runs: a fresh session of `model` with the profiler on (level `basic`), each of `calls`
+ * given it in turn (each must make exactly one `session.run`), then the trace is split by run, counted and deleted.
  */
-export async function profiledCount(
+export async function profiledCounts(
   model: string | Uint8Array,
   options: Omit<SessionOptions, 'profileFilePrefix' | 'optimization'> & { name?: string },
-  run: (session: Session) => Promise<void>,
-): Promise<FlopCount> {
+  calls: readonly ((session: Session) => Promise<unknown>)[],
+): Promise<FlopCount[]> {
   const dir = mkdtempSync(join(tmpdir(), 'e4e-bench-profile-'));
   try {
     const session = await Session.create(model, { ...options, optimization: PROFILE_OPTIMIZATION, profileFilePrefix: join(dir, 'profile') });
     try {
-      await run(session);
+      for (const call of calls) await call(session);
       const trace: unknown = JSON.parse(readFileSync(session.endProfiling(), 'utf8'));
-      return countFlops(nodeRuns(trace));
+      const byCall = nodeRunsByCall(trace);
+      if (byCall.length !== calls.length) throw new Error(`${session.modelName}: ${calls.length} calls profiled, the trace has ${byCall.length} runs`);
+      return byCall.map(countFlops);
     } finally {
       await session.dispose();
     }

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countFlops, nodeFlops, profiledCount } from '../bench/flops.js';
+import { countFlops, nodeFlops, profiledCounts } from '../bench/flops.js';
 import { GraphBuilder, Scope } from '../src/onnx/graph-builder.js';
 import * as ops from '../src/onnx/ops.js';
 import { modelToBytes } from '../src/onnx/save.js';
@@ -87,13 +87,16 @@ test("onnxruntime's profile of a small graph gives the FLOPs counted by hand", a
   g.output(gm, 'gemm', 'float32', [128, 32]);
   g.output(branch!, 'branch', 'float32', [2, 64, 4]);
 
-  const count = await profiledCount(modelToBytes(g), { name: 'flops-test' }, async (session) => {
-    await session.run({
-      x: float32([2, 3, 16, 16]),
-      ctx: float32([2, 5, 16]),
-      flag: { dtype: 'bool', dims: [], data: Uint8Array.of(1) },
-    });
+  const feeds = (flag: boolean) => ({
+    x: float32([2, 3, 16, 16]),
+    ctx: float32([2, 5, 16]),
+    flag: { dtype: 'bool' as const, dims: [], data: Uint8Array.of(flag ? 1 : 0) },
   });
+  // Two runs in one profiled session: the trace is split by run; the If takes the other branch in the second.
+  const [count, other] = await profiledCounts(modelToBytes(g), { name: 'flops-test' }, [
+    (session) => session.run(feeds(true)),
+    (session) => session.run(feeds(false)),
+  ]);
   const byHand = {
     conv1: 2 * 2 * 8 * 16 * 16 * (3 * 3 * 3),
     conv2: 2 * 2 * 8 * 8 * 8 * (4 * 3 * 3),
@@ -101,14 +104,15 @@ test("onnxruntime's profile of a small graph gives the FLOPs counted by hand", a
     scores: 2 * 2 * 64 * 64 * 16,
     gemm: 2 * 128 * 32 * 16,
     attention: 4 * 2 * 64 * 5 * 16,
-    then: 2 * 2 * 64 * 4 * 16, // the else branch does not run
   };
+  const common = Object.values(byHand).reduce((a, b) => a + b, 0);
+  const thenBranch = 2 * 2 * 64 * 4 * 16;
+  const elseBranch = 2 * 2 * 64 * 16 * 16 + 2 * 2 * 64 * 4 * 16;
+  assert.ok(count !== undefined && other !== undefined);
   assert.deepEqual(count.unreadable, []);
   assert.equal(count.byOp['Conv']?.flops, byHand.conv1 + byHand.conv2);
   assert.equal(count.byOp['MultiHeadAttention']?.flops, byHand.attention);
-  assert.equal(
-    count.flops,
-    Object.values(byHand).reduce((a, b) => a + b, 0),
-  );
+  assert.equal(count.flops, common + thenBranch);
+  assert.equal(other.flops, common + elseBranch);
   assert.ok((count.ignored['Sigmoid'] ?? 0) + (count.ignored['QuickGelu'] ?? 0) >= 1, JSON.stringify(count.ignored));
 });
