@@ -294,7 +294,7 @@ export const RATE_SPECS: readonly RateSpec[] = [
 ];
 
 /**
- * Adds, for every compute figure with a count and a time: `<figure>_gflop` (counted), `<figure>_gflops` (GFLOP /
+ * Adds, for every compute figure measured in this run and counted: `<figure>_gflop` (counted), `<figure>_gflops` (GFLOP /
  * time), `<figure>_gemm_ratio` (that / gemm_gflops) and `<figure>_ideal_s` (GFLOP / gemm_gflops); and
  * `match_flop_overhead_pct`, the FLOPs matching adds to a batch-6 call.
  */
@@ -304,9 +304,8 @@ export function rateFigures(all: Figures): void {
   for (const spec of RATE_SPECS) {
     const gflop = counts[spec.count]?.gflop;
     const s = spec.seconds(all);
-    if (gflop === undefined) continue;
+    if (gflop === undefined || typeof s !== 'number' || !(s > 0)) continue; // not counted, or not measured in this run
     all[`${spec.figure}_gflop`] = gflop;
-    if (typeof s !== 'number' || !(s > 0)) continue;
     const rate = gflop / s;
     all[`${spec.figure}_gflops`] = round(rate, 1);
     if (gemm === undefined) continue;
