@@ -144,7 +144,9 @@ export async function phaseCount(args: Args): Promise<Figures> {
   const want = countedFigures(args.countFor);
   const model = openModel(args, new StatusClock());
   const file = join(args.graphDir, COUNTS_FILE);
-  const known = args.recount ? {} : readCounts(file);
+  // Every stored count is kept in the file; --recount only stops this run from using them.
+  const stored = readCounts(file);
+  const known = args.recount ? {} : stored;
   const counts: Record<string, CountFigure> = {};
   const image = randn([1, 3, 512, 512], 7);
   const unet = unetRequest(model);
@@ -239,11 +241,12 @@ export async function phaseCount(args: Args): Promise<Figures> {
     todo.forEach((j, i) => {
       const c = results[i]!;
       known[keyOf(j)] = c;
+      stored[keyOf(j)] = c;
       counts[j.figure] = countFigure(c, j.call, false);
       log(`count: ${j.figure} = ${(c.flops / 1e9).toFixed(1)} GFLOP${c.unreadable.length > 0 ? ` (${c.unreadable.length} node runs UNREADABLE)` : ''}`);
     });
     const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(known, null, 1));
+    writeFileSync(tmp, JSON.stringify(stored, null, 1));
     renameSync(tmp, file);
   }
   await model.dispose();
