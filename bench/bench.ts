@@ -19,6 +19,7 @@ import { CONFIG_DIR, GIB, log, maxRssGb, PHASES, round, started, TOKENIZER_DIR, 
 import { phaseE2E } from './e2e.js';
 import { phaseText, phaseUNet, phaseUNetB6, phaseVae } from './phases.js';
 import { ensureRandomModel } from './random-model.js';
+import { phaseCount, phaseGemm, rateFigures } from './rates.js';
 import { report } from './report.js';
 import { selfCheck } from './self-check.js';
 
@@ -37,6 +38,8 @@ function parseArgs(argv: readonly string[]): Args {
     calls: 2,
     phase: undefined,
     b6Arena: false,
+    countFor: [],
+    recount: false,
   };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
@@ -66,10 +69,19 @@ function parseArgs(argv: readonly string[]): Args {
       case '--b6-arena':
         args.b6Arena = true;
         break;
+      case '--recount':
+        args.recount = true;
+        break;
+      case '--count-for':
+        args.countFor = value(i, a)
+          .split(',')
+          .filter((p) => p !== '') as Phase[];
+        i++;
+        break;
       case '--only': {
         const v = value(i, a);
         i++;
-        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e') throw new Error(`--only takes unet, vae, text or e2e, not ${v}`);
+        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm') throw new Error(`--only takes unet, vae, text, e2e or gemm, not ${v}`);
         args.only = v;
         break;
       }
@@ -91,7 +103,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--threads N] [--calls N] [--b6-arena] [--self-check]',
+          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|gemm] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--self-check]',
         );
         process.exit(0);
         break;
@@ -104,16 +116,8 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function runPhase(args: Args): Promise<void> {
   const phase = args.phase!;
-  const figures =
-    phase === 'text'
-      ? await phaseText(args)
-      : phase === 'vae'
-        ? await phaseVae(args)
-        : phase === 'unet'
-          ? await phaseUNet(args)
-          : phase === 'unet_b6'
-            ? await phaseUNetB6(args)
-            : await phaseE2E(args);
+  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, e2e: phaseE2E, count: phaseCount }[phase];
+  const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(figures)}\n`);
 }
@@ -133,8 +137,14 @@ function runChild(args: Args, phase: Phase): Promise<Figures> {
   ];
   if (args.threads !== undefined) argv.push('--threads', String(args.threads));
   if (args.b6Arena) argv.push('--b6-arena');
+  if (phase === 'count') argv.push('--count-for', args.countFor.join(','));
+  if (args.recount) argv.push('--recount');
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The count phase's profiled sessions: with onnxruntime's profiler on, glibc's adaptive mmap threshold keeps the
+    // freed activations of a call in the heap (a profiled UNet batch-6 call peaked at 10.3 GB instead of 4.8 GB);
+    // a fixed threshold returns them (4.0 GB). Only that child gets it: the measured phases run as the library does.
+    const env = phase === 'count' ? { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env['MALLOC_MMAP_THRESHOLD_'] ?? '131072' } : process.env;
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'], env });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
@@ -183,18 +193,23 @@ async function main(): Promise<void> {
     generation_s: round(gen.seconds, 1),
     parameters: gen.parameters,
   };
-  let phases: Phase[] = [...PHASES];
-  if (args.only === 'text') phases = ['text'];
-  if (args.only === 'vae') phases = ['vae'];
-  if (args.only === 'unet') phases = ['unet', 'unet_b6'];
-  if (args.only === 'e2e') phases = ['e2e'];
-  if (args.quick && args.only !== 'e2e') phases = phases.filter((p) => p !== 'unet_b6' && p !== 'e2e');
+  // The measured phases; the GEMM rate comes first and the FLOP counts of the measured calls last.
+  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'e2e'];
+  if (args.only === 'text') measured = ['text'];
+  if (args.only === 'vae') measured = ['vae'];
+  if (args.only === 'unet') measured = ['unet', 'unet_b6'];
+  if (args.only === 'e2e') measured = ['e2e'];
+  if (args.only === 'gemm') measured = [];
+  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e');
+  args.countFor = measured;
+  const phases: Phase[] = ['gemm', ...measured, ...(measured.length > 0 ? (['count'] as const) : [])];
   for (const phase of phases) {
     log(`phase ${phase}`);
     Object.assign(all, await runChild(args, phase));
   }
   const rss = Object.entries(all)
-    .filter(([k, v]) => /^rss_.*_peak_gb$/.test(k) && typeof v === 'number')
+    // The measured phases only: gemm and count (a profiled second session) are the bench's own work.
+    .filter(([k, v]) => /^rss_.*_peak_gb$/.test(k) && k !== 'rss_gemm_peak_gb' && k !== 'rss_count_peak_gb' && typeof v === 'number')
     .map(([, v]) => v as number);
   all['peak_rss_gb'] = rss.length > 0 ? Math.max(...rss) : round(maxRssGb(), 2);
   type GraphFigures = { graph_s?: number; session_s?: number; built?: boolean } | undefined;
@@ -205,6 +220,7 @@ async function main(): Promise<void> {
   // cache_hit_s: the graph obtained from the cache in a fresh process (code fingerprint, weights headers, entry check).
   all['cache_hit_s'] = unetG?.built === false ? (unetG.graph_s ?? null) : b6G?.built === false ? (b6G.graph_s ?? null) : (all['unet_cache_hit_s'] ?? null);
   all['session_s'] = unetG?.session_s ?? b6G?.session_s ?? null;
+  rateFigures(all);
   all['total_s'] = round((performance.now() - started) / 1000, 1);
   all['loadavg_1m_end'] = round(loadavg()[0]!, 2);
   report(all, args);

@@ -14,14 +14,15 @@ export const TINY_DIR = join(REPO, 'test', 'fixtures', 'golden', 'sd1-tiny', 'mo
 export const TOKENIZER_DIR = join(TINY_DIR, 'tokenizer');
 export const EXAMPLES_DIR = join(REPO, 'examples');
 export const GIB = 2 ** 30;
-export const PHASES = ['text', 'vae', 'unet', 'unet_b6', 'e2e'] as const;
+/** In running order: the GEMM rate first, the FLOP counts last (they profile the graphs the other phases used). */
+export const PHASES = ['gemm', 'text', 'vae', 'unet', 'unet_b6', 'e2e', 'count'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface Args {
   modelDir: string;
   graphDir: string;
   quick: boolean;
-  only: 'unet' | 'vae' | 'text' | 'e2e' | undefined;
+  only: 'unet' | 'vae' | 'text' | 'e2e' | 'gemm' | undefined;
   selfCheck: boolean;
   rebuild: boolean;
   threads: number | undefined;
@@ -29,6 +30,10 @@ export interface Args {
   phase: Phase | undefined;
   /** Investigation only: keep the CPU memory arena on in the batch-6 session. */
   b6Arena: boolean;
+  /** The `count` phase: the measured phases whose calls it counts. */
+  countFor: Phase[];
+  /** Profile again even where flop-counts.json has the count. */
+  recount: boolean;
 }
 
 export type Figures = Record<string, unknown>;

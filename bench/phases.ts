@@ -109,7 +109,7 @@ export async function phaseVae(args: Args): Promise<Figures> {
   return figures;
 }
 
-function unetInputs(batch: number): { sample: Tensor<'float32'>; encoderHiddenStates: Tensor<'float32'> } {
+export function unetInputs(batch: number): { sample: Tensor<'float32'>; encoderHiddenStates: Tensor<'float32'> } {
   const ehs = randn([batch, 77, 768], 11);
   for (let i = 0; i < ehs.data.length; i++) ehs.data[i] = ehs.data[i]! * 0.5;
   return { sample: randn([batch, 4, 64, 64], 10), encoderHiddenStates: ehs };

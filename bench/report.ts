@@ -3,13 +3,32 @@
  */
 import { ORT_VERSION } from '../src/runtime/session.js';
 import type { Args, Figures } from './common.js';
+import { RATE_SPECS } from './rates.js';
 
-export const TARGETS = {
-  unet_b1_s: { max: 4.6, label: 'UNet batch 1 <= 4.6 s' },
-  unet_b6_s: { max: 28, label: 'UNet batch 6 <= 28 s' },
-  peak_rss_b6_gb: { max: 6, label: 'peak RSS at batch 6 <= 6 GB' },
-  match_overhead_pct: { max: 5, label: 'matching < 5% of a UNet call' },
-} as const;
+/**
+ * The issue's targets: every figure in `keys` at most `max` (below it where `strict`). The matching overhead is
+ * met only if both the fastest-call wall time and the process CPU time say so.
+ */
+export const TARGETS: Record<string, { keys: readonly string[]; max: number; strict?: boolean; label: string }> = {
+  unet_b1_s: { keys: ['unet_b1_s'], max: 4.6, label: 'UNet batch 1 <= 4.6 s' },
+  unet_b6_s: { keys: ['unet_b6_s'], max: 28, label: 'UNet batch 6 <= 28 s' },
+  peak_rss_b6_gb: { keys: ['peak_rss_b6_gb'], max: 6, label: 'peak RSS at batch 6 <= 6 GB' },
+  match_overhead_pct: { keys: ['match_overhead_pct', 'match_overhead_cpu_pct'], max: 3, strict: true, label: 'matching < 3% of a UNet call (wall, CPU)' },
+};
+
+/** Each target: met (true / false), or null where a figure is missing; and the report's target lines. */
+export function evaluateTargets(all: Figures): { met: Record<string, boolean | null>; lines: string[] } {
+  const met: Record<string, boolean | null> = {};
+  const lines: string[] = [];
+  for (const [key, t] of Object.entries(TARGETS)) {
+    const vs = t.keys.map((k) => all[k]);
+    const ok = vs.every((v) => typeof v === 'number') ? vs.every((v) => (t.strict === true ? v < t.max : v <= t.max)) : null;
+    met[key] = ok;
+    const values = t.keys.map((k, i) => (t.keys.length > 1 ? `${k} ${fmt(vs[i])}` : fmt(vs[i]))).join(', ');
+    lines.push(`target ${t.label.padEnd(40)} ${ok === null ? 'not measured' : ok ? `MET (${values})` : `MISSED (${values})`}`);
+  }
+  return { met, lines };
+}
 
 function fmt(x: unknown, unit = ''): string {
   return typeof x === 'number' ? `${x.toFixed(x < 10 ? 2 : 1)}${unit}` : x === null || x === undefined ? '-' : typeof x === 'string' ? x : JSON.stringify(x);
@@ -44,7 +63,7 @@ export function report(all: Figures, args: Args): void {
   rows.push(['UNet batch 6, e4e match ON', meanMin('unet_b6_match_s', 'unet_b6_match_min_s')]);
   rows.push([
     'matching overhead',
-    `${fmt(g('match_overhead_pct'), ' %')} fastest vs fastest (${fmt(g('match_overhead_mean_pct'), ' %')} of means, ${fmt(g('match_overhead_cpu_pct'), ' %')} CPU time)`,
+    `wall ${fmt(g('match_overhead_pct'), ' %')} fastest vs fastest (${fmt(g('match_overhead_mean_pct'), ' %')} of means), CPU time ${fmt(g('match_overhead_cpu_pct'), ' %')}; counted FLOPs ${fmt(g('match_flop_overhead_pct'), ' %')}`,
   ]);
   rows.push(['VAE encode 512x512', fmt(g('vae_encode_s'), ' s')]);
   rows.push(['VAE decode 512x512', fmt(g('vae_decode_s'), ' s')]);
@@ -67,6 +86,20 @@ export function report(all: Figures, args: Args): void {
     ]);
     rows.push(['peak RSS, e2e phase', fmt(g('e2e_peak_rss_gb'), ' GB')]);
   }
+  if (g('gemm_gflops') !== undefined) {
+    const calls = (g('gemm_timing') as { runs_s?: unknown[] } | undefined)?.runs_s?.length;
+    rows.push([
+      'float32 GEMM rate (MatMul 4096^3)',
+      `${fmt(g('gemm_gflops'), ' GFLOP/s')} fastest, ${fmt(g('gemm_gflops_mean'), ' GFLOP/s')} mean (${calls} calls)`,
+    ]);
+  }
+  for (const spec of RATE_SPECS) {
+    if (g(`${spec.figure}_gflop`) === undefined) continue;
+    const measured = `${fmt(spec.seconds(all), ' s')} ${spec.time} = ${fmt(g(`${spec.figure}_gflops`), ' GFLOP/s')}`;
+    const ratio =
+      g(`${spec.figure}_gemm_ratio`) === undefined ? '' : ` = ${fmt(g(`${spec.figure}_gemm_ratio`))} x GEMM (ideal ${fmt(g(`${spec.figure}_ideal_s`), ' s')})`;
+    rows.push([`  ${spec.label}`, `${fmt(g(`${spec.figure}_gflop`), ' GFLOP')}; ${measured}${ratio}`]);
+  }
   rows.push(['peak RSS, batch-6 phase', fmt(g('peak_rss_b6_gb'), ' GB')]);
   rows.push(['peak RSS, batch 1/2 phase (arena on)', fmt(g('rss_unet_peak_gb'), ' GB')]);
   rows.push(['peak RSS, any phase', fmt(g('peak_rss_gb'), ' GB')]);
@@ -86,12 +119,13 @@ export function report(all: Figures, args: Args): void {
       `note: the e2e official-settings figure is extrapolated from the reduced run's per-step medians (${fmt(g('e2e_official_estimate_mean_s'), ' s')} from the means), not measured`,
     );
   }
-  const targets: Record<string, boolean | null> = {};
-  for (const [key, t] of Object.entries(TARGETS)) {
-    const v = all[key];
-    const met = typeof v === 'number' ? v <= t.max : null;
-    targets[key] = met;
-    console.log(`target ${t.label.padEnd(32)} ${met === null ? 'not measured' : met ? `MET (${fmt(v)})` : `MISSED (${fmt(v)})`}`);
+  for (const [figure, c] of Object.entries((g('flop_counts') ?? {}) as Record<string, { unreadable?: string[] }>)) {
+    if ((c.unreadable?.length ?? 0) > 0)
+      console.log(
+        `note: the FLOP count of ${figure} misses ${c.unreadable!.length} node runs whose shapes the profile did not give (flop_counts.${figure}.unreadable)`,
+      );
   }
-  all['targets_met'] = targets;
+  const { met, lines } = evaluateTargets(all);
+  for (const line of lines) console.log(line);
+  all['targets_met'] = met;
 }

@@ -2,6 +2,8 @@
  * The only door to onnxruntime-node: create, run, dispose; execution-provider choice; error mapping.
  * Nothing else in the code base imports onnxruntime-node.
  */
+import { readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { InvalidParameterError, RuntimeError } from '../errors.js';
 import { formatDims, type DType, type Tensor, type TypedArrayOf } from '../tensor/tensor.js';
@@ -23,6 +25,13 @@ export interface SessionOptions {
   logSeverity?: 0 | 1 | 2 | 3 | 4;
   /** Nodes (by name) that run on the CPU even on a GPU provider (WebGPU's forceCpuNodeNames). */
   cpuNodes?: readonly string[];
+  /**
+   * Diagnostics (npm run bench): profile every run of the session. onnxruntime writes a JSON trace (one event per
+   * node run, with its input and output shapes) to `${profileFilePrefix}_<date and time>.json`; `endProfiling()`
+   * closes it and returns its path. Off by default; taken by `Session.create` only (StableDiffusionModel does not
+   * pass it on).
+   */
+  profileFilePrefix?: string;
 }
 
 export type Feeds = Readonly<Record<string, Tensor>>;
@@ -107,6 +116,7 @@ export class Session {
     private readonly session: ort.InferenceSession,
     readonly modelName: string,
     readonly device: ExecutionProvider,
+    private readonly profileFilePrefix: string | undefined,
   ) {}
 
   /** Create a session from a model file path or in-memory model bytes. */
@@ -129,10 +139,14 @@ export class Session {
       logSeverityLevel: options.logSeverity ?? 3,
     };
     if (options.threads !== undefined && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
+    if (options.profileFilePrefix !== undefined) {
+      sessionOptions.enableProfiling = true;
+      sessionOptions.profileFilePrefix = options.profileFilePrefix;
+    }
     try {
       const session =
         typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
-      return new Session(session, name, device);
+      return new Session(session, name, device, options.profileFilePrefix);
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
       throw new RuntimeError(`onnxruntime could not load model ${name} on ${device}: ${message}`, deviceHint(device, cause));
@@ -173,6 +187,25 @@ export class Session {
     const out: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(result)) out[name] = fromOrt(name, t);
     return out;
+  }
+
+  /**
+   * Ends profiling (a session created with `profileFilePrefix`) and returns the path of the trace. onnxruntime-node
+   * does not return the file name, so it is the newest `${prefix}_*.json`: give each session its own prefix.
+   */
+  endProfiling(): string {
+    const prefix = this.profileFilePrefix;
+    if (prefix === undefined) throw new RuntimeError(`session for ${this.modelName} was not created with profileFilePrefix`);
+    if (this.disposed) throw new RuntimeError(`session for ${this.modelName} was disposed`);
+    this.session.endProfiling();
+    const dir = dirname(prefix);
+    const start = `${basename(prefix)}_`;
+    const traces = readdirSync(dir)
+      .filter((f) => f.startsWith(start) && f.endsWith('.json'))
+      .map((f) => join(dir, f))
+      .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    if (traces[0] === undefined) throw new RuntimeError(`${this.modelName}: onnxruntime wrote no profile ${prefix}_*.json`);
+    return traces[0];
   }
 
   async dispose(): Promise<void> {
