@@ -28,6 +28,8 @@ export interface GoldenContext {
   check(result: CompareResult): void;
   /** One output could not be computed (e.g. an input io.json documents is missing): its line says why; the rest go on. */
   fail(output: string, error: unknown): void;
+  /** False when the run was asked to skip the diagnostic checks (each group says so in a note). */
+  readonly checks: boolean;
 }
 
 /** Computes the tensors of one group, keyed by their golden names. */
@@ -56,6 +58,8 @@ export interface GoldenRunOptions extends EngineOptions {
   /** Group names or prefixes (`unet_e4e` selects unet_e4e, unet_e4e_match, ...). */
   only?: readonly string[];
   onGroup?: (report: GroupReport) => void;
+  /** Run the diagnostic checks (the transfer's natural-argmax rerun); default true. */
+  checks?: boolean;
 }
 
 function isCompared(golden: GoldenCase, name: string): boolean {
@@ -97,6 +101,7 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
   let failures = new Map<string, string>();
   const ctx: GoldenContext = {
     golden,
+    checks: options.checks ?? true,
     model: () => (engine ??= openEngine(golden.modelDir, options)),
     outputs: (group) => Object.keys(golden.tensors).filter((n) => groupOf(n) === group && isCompared(golden, n)),
     note: (message) => {
