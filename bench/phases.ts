@@ -27,7 +27,7 @@ function cacheHitSeconds(model: StableDiffusionModel, name: string, component: '
   try {
     model.cache.obtain({
       name,
-      config: { config, target: model.target },
+      config: { config, target: component === 'unet' ? model.target : model.fp32Target },
       weightFiles: w.files,
       build: () => {
         throw new Error('cache miss');

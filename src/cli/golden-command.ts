@@ -6,6 +6,7 @@ import { writeSafetensors } from '../io/safetensors.js';
 import { formatCompare } from '../golden/compare.js';
 import { runGolden, type GroupReport } from '../golden/runner.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.js';
+import { PRECISIONS, type Precision } from '../onnx/target.js';
 
 export const GOLDEN_HELP = `  golden <case-dir>     run every tensor group of a golden case (io.json + io.safetensors + model/)
                         through eye4eye and compare each output tensor (max abs / rel error, pass/fail
@@ -15,6 +16,7 @@ export const GOLDEN_HELP = `  golden <case-dir>     run every tensor group of a 
     --only GROUPS       comma-separated groups or prefixes (text,scheduler,vae,unet_plain,unet_freeu,unet_e4e,...)
     --save FILE         also write every computed tensor, under its golden name, to a safetensors file
     --device DEV        ${EXECUTION_PROVIDERS.join(' | ')} (default cpu)
+    --precision P       ${PRECISIONS.join(' | ')} (default fp32): fp16 builds the UNet in float16 (float32 islands)
     --cache-dir DIR     graph cache folder (default: the platform cache or E4E_CACHE_DIR)
     --no-checks         skip the diagnostic checks (the transfer's natural-argmax rerun, half the transfer group's time)`;
 
@@ -35,6 +37,7 @@ export async function runGoldenCommand(args: readonly string[], out: (s: string)
       only: { type: 'string' },
       save: { type: 'string' },
       device: { type: 'string' },
+      precision: { type: 'string' },
       'cache-dir': { type: 'string' },
       'no-checks': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -49,6 +52,8 @@ export async function runGoldenCommand(args: readonly string[], out: (s: string)
     err(`Usage: eye4eye golden <case-dir> [--only GROUPS] [--save FILE]\n`);
     return 2;
   }
+  const precision = values.precision ?? 'fp32';
+  if (!PRECISIONS.includes(precision as Precision)) throw invalidParameterError('--precision', `one of ${PRECISIONS.join(', ')}`, precision);
   const device = values.device ?? 'cpu';
   if (!EXECUTION_PROVIDERS.includes(device as ExecutionProvider)) {
     throw invalidParameterError('--device', `one of ${EXECUTION_PROVIDERS.join(', ')}`, device);
@@ -60,6 +65,7 @@ export async function runGoldenCommand(args: readonly string[], out: (s: string)
   const report = await runGolden(resolve(caseDir), {
     ...(only === undefined ? {} : { only }),
     device: device as ExecutionProvider,
+    precision: precision as Precision,
     ...(values['cache-dir'] === undefined ? {} : { cacheDir: values['cache-dir'] }),
     ...(values['no-checks'] === true ? { checks: false } : {}),
     onGroup: (g) => printGroup(g, out),

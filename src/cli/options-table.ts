@@ -3,7 +3,7 @@
  * a flag or an explicit `null`, so an option cannot be added to the library without deciding its CLI form.
  * Parsers only turn text into values; the ranges and rules are checked once, by validateTransferOptions.
  */
-import { DEFAULT_TRANSFER_OPTIONS, DEVICES, METHOD_NAMES, type TransferOptions } from '../pipeline/options.js';
+import { DEFAULT_TRANSFER_OPTIONS, DEVICES, METHOD_NAMES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
 
 /** A command-line mistake (unknown or missing option, malformed value): exit code 2. */
 export class UsageError extends Error {
@@ -124,6 +124,13 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     valueName: DEVICES.join('|'),
     description: `execution provider (default ${d.device})`,
     parse: (raw) => String(raw) as TransferOptions['device'],
+  },
+  precision: {
+    flag: 'precision',
+    type: 'string',
+    valueName: PRECISIONS.join('|'),
+    description: `UNet precision: fp16 keeps norms, softmax, timestep embedding and matching in float32 (default ${d.precision})`,
+    parse: (raw) => String(raw) as TransferOptions['precision'],
   },
   hookSites: {
     flag: 'hook-sites',

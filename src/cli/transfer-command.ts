@@ -210,6 +210,7 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
 
   const loadOptions: Parameters<typeof loadPipeline>[1] = {
     device: options.device,
+    precision: options.precision,
     onStatus: (s) => io.err(`${io.isTTY === true ? '\r\x1b[2K' : ''}eye4eye: ${s}\n`),
   };
   if (options.cacheDir !== undefined) loadOptions.cacheDir = options.cacheDir;

@@ -3,7 +3,7 @@
  * the node is named `${scope.path}/${OpType}` unless a name is given. No model knowledge lives here.
  */
 import { MS_DOMAIN } from './format.js';
-import { float, type GraphBuilder, type Scope, type Value } from './graph-builder.js';
+import { float, Scope, type GraphBuilder, type Value } from './graph-builder.js';
 import type { OnnxElemType } from './proto.js';
 import { OnnxDataType } from './proto.js';
 
@@ -20,6 +20,12 @@ export function constInt64(g: GraphBuilder, values: number | readonly number[], 
   const list = typeof values === 'number' ? [values] : values;
   const data = BigInt64Array.from(list.map((v) => BigInt(v)));
   return g.constant({ dtype: 'int64', dims: dims ?? (typeof values === 'number' ? [] : [data.length]), data });
+}
+
+/** A float constant in the graph's activation type (a folded Cast of the float32 constant under fp16). */
+export function actConst(s: Scope, values: number | readonly number[], dims?: readonly number[]): Value {
+  const c = constFloat(s.g, values, dims);
+  return s.g.target.precision === 'fp16' ? cast(new Scope(s.g, `/constants/float16`), c, 'float16') : c;
 }
 
 export function constTensor(g: GraphBuilder, data: Float32Array, dims: readonly number[]): Value {
@@ -74,15 +80,14 @@ export function silu(s: Scope, x: Value): Value {
 
 /** GELU, erf form (torch's default); onnxruntime fuses this pattern into one Gelu kernel. */
 export function gelu(s: Scope, x: Value): Value {
-  const g = s.g;
-  const scaled = div(s, x, constFloat(g, Math.SQRT2), { name: 'gelu/Div' });
-  const e = add(s, erf(s, scaled, { name: 'gelu/Erf' }), constFloat(g, 1), { name: 'gelu/Add' });
-  return mul(s, mul(s, x, e, { name: 'gelu/Mul' }), constFloat(g, 0.5), { name: 'gelu/Mul_half' });
+  const scaled = div(s, x, actConst(s, Math.SQRT2), { name: 'gelu/Div' });
+  const e = add(s, erf(s, scaled, { name: 'gelu/Erf' }), actConst(s, 1), { name: 'gelu/Add' });
+  return mul(s, mul(s, x, e, { name: 'gelu/Mul' }), actConst(s, 0.5), { name: 'gelu/Mul_half' });
 }
 
 /** CLIP's quick_gelu: x * sigmoid(1.702 x). */
 export function quickGelu(s: Scope, x: Value): Value {
-  const scaled = mul(s, x, constFloat(s.g, 1.702), { name: 'quick_gelu/Mul_1.702' });
+  const scaled = mul(s, x, actConst(s, 1.702), { name: 'quick_gelu/Mul_1.702' });
   return mul(s, x, sigmoid(s, scaled, { name: 'quick_gelu/Sigmoid' }), { name: 'quick_gelu/Mul' });
 }
 

@@ -27,6 +27,11 @@ export interface BuildTarget {
 /** 128 MiB: the WebGPU default maxStorageBufferBindingSize, so one chunk's scores fit one binding. */
 export const DEFAULT_SCORES_BUDGET_BYTES = 128 * 2 ** 20;
 
+/** The element type of a graph's activations and weights under its precision (float32 islands stay float32). */
+export function activationType(target: BuildTarget): 'float32' | 'float16' {
+  return target.precision === 'fp16' ? 'float16' : 'float32';
+}
+
 export function buildTarget(device: ExecutionProvider = 'cpu', precision: Precision = 'fp32'): BuildTarget {
   return Object.freeze({ device, precision, attention: device === 'webgpu' ? 'explicit' : 'fused', scoresBudgetBytes: DEFAULT_SCORES_BUDGET_BYTES });
 }

@@ -12,6 +12,7 @@ import { formatDims, sameDims, type DType, type Tensor } from '../tensor/tensor.
 import type { TensorSource } from '../io/safetensors.js';
 import { Scope, tensorBytes, type GraphBuilder, type InitializerData, type Value } from './graph-builder.js';
 import { cast } from './ops.js';
+import { activationType } from './target.js';
 
 export interface IgnoredWeight {
   readonly pattern: RegExp;
@@ -125,8 +126,12 @@ export class WeightScope extends Scope {
     return this.weights.has(this.prefix + name);
   }
 
-  /** A float32 value for weight `prefix + name` of the given shape. */
-  weight(name: string, dims: readonly number[]): Value {
+  /**
+   * Weight `prefix + name` of the given shape as a value of `as` (default: the target's activation type, float16
+   * under fp16, else float32). A stored type that differs gets a Cast node on the verbatim initializer, which
+   * onnxruntime folds once, at session creation.
+   */
+  weight(name: string, dims: readonly number[], as: 'float32' | 'float16' = activationType(this.g.target)): Value {
     const full = this.prefix + name;
     const entry = this.weights.take(full, dims);
     const dtype = entry.dtype;
@@ -134,7 +139,7 @@ export class WeightScope extends Scope {
       throw new ModelBuildError(`${this.weights.description}: ${full}: float32 data not 4-byte aligned`);
     }
     const value = this.g.initializer({ name: full, dtype, dims: [...dims], data: entry.data });
-    if (dtype === 'float32') return value;
-    return cast(new Scope(this.g, `/weights/${full}`), value, 'float32');
+    if (dtype === as) return value;
+    return cast(new Scope(this.g, `/weights/${full}${as === 'float32' ? '' : `/${as}`}`), value, as);
   }
 }

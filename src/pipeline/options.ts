@@ -12,9 +12,11 @@ import type { ImageSource } from '../io/image.js';
 import { INJECTIONS, type Injection } from '../methods/eye-for-an-eye/controls.js';
 import { METHOD_NAMES, type MethodName } from '../methods/index.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.js';
+import { PRECISIONS, type Precision } from '../onnx/target.js';
 
 export type Device = ExecutionProvider;
 export const DEVICES: readonly Device[] = EXECUTION_PROVIDERS;
+export { PRECISIONS, type Precision };
 export { INJECTIONS, METHOD_NAMES };
 export type { ImageSource, Injection, MethodName };
 
@@ -48,6 +50,8 @@ export interface TransferOptions {
   injection: Injection;
   /** Execution provider used when the pipeline is loaded from these options. */
   device: Device;
+  /** Precision of the UNet when the pipeline is loaded from these options: fp32, or fp16 (float32 islands). */
+  precision: Precision;
   /** Cache folder for built graphs and inversions (default: defaultCacheDir(), or E4E_CACHE_DIR). */
   cacheDir?: string;
   /**
@@ -70,6 +74,7 @@ export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   size: 512,
   injection: 'match',
   device: 'cpu',
+  precision: 'fp32',
 });
 
 export const SIZE_MULTIPLE = 64;
@@ -95,6 +100,7 @@ export const TRANSFER_OPTION_KEYS = [
   'appearanceMask',
   'injection',
   'device',
+  'precision',
   'cacheDir',
   'hookSites',
 ] as const satisfies readonly (keyof TransferOptions)[];
@@ -192,6 +198,7 @@ export function validateTransferOptions(input: unknown): TransferOptions {
     size: pick('size') as number,
     injection: oneOf('injection', pick('injection'), INJECTIONS),
     device: oneOf('device', pick('device'), DEVICES),
+    precision: oneOf('precision', pick('precision'), PRECISIONS),
   };
   const size = options.size;
   if (typeof size !== 'number' || !Number.isInteger(size) || size < MIN_SIZE || size > MAX_SIZE || size % SIZE_MULTIPLE !== 0) {

@@ -22,7 +22,7 @@ import { TorchCpuRng } from '../tensor/rng.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
 import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
-import { validateTransferOptions, workingSize, type Device, type TransferOptions, type TransferOptionsInput } from './options.js';
+import { validateTransferOptions, workingSize, type Device, type Precision, type TransferOptions, type TransferOptionsInput } from './options.js';
 
 export type Phase = 'inversion-app' | 'inversion-struct' | 'transfer' | 'decode';
 
@@ -43,6 +43,8 @@ export interface RunControls {
 
 export interface LoadPipelineOptions {
   device?: Device;
+  /** fp32 (default) or fp16: the UNet in float16 with float32 normalisations, softmax, timestep embedding and matching. */
+  precision?: Precision;
   cacheDir?: string;
   onStatus?: (message: string) => void;
   /** Environment for the Hugging Face cache lookup and download (HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE; default: process.env). */
@@ -340,6 +342,7 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
   const source = await obtainModelSource(modelDirOrHubId, obtain);
   const modelOptions: Parameters<typeof StableDiffusionModel.open>[1] = {};
   if (options.device !== undefined) modelOptions.device = options.device;
+  if (options.precision !== undefined) modelOptions.precision = options.precision;
   if (options.cacheDir !== undefined) modelOptions.cacheDir = options.cacheDir;
   if (options.onStatus !== undefined) modelOptions.onStatus = options.onStatus;
   if (options.threads !== undefined) {

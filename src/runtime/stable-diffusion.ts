@@ -85,8 +85,10 @@ export class StableDiffusionModel {
   readonly schedulerConfig: SchedulerConfig;
   readonly tokenizer: ClipTokenizer;
   readonly cache: ModelCache;
-  /** What the graphs are built for: the session's execution provider and the precision. */
+  /** What the UNet is built for: the session's execution provider and the precision. */
   readonly target: BuildTarget;
+  /** The text encoder and the VAE stay float32 (run once or twice per transfer; fp16 would buy little there). */
+  readonly fp32Target: BuildTarget;
   private readonly sessions = new Map<string, Promise<{ session: Session; meta: unknown }>>();
   private readonly weights = new Map<string, ComponentWeights>();
 
@@ -110,6 +112,7 @@ export class StableDiffusionModel {
     });
     this.cache = new ModelCache(options.cacheDir);
     this.target = buildTarget(options.device ?? 'cpu', options.precision ?? 'fp32');
+    this.fp32Target = buildTarget(options.device ?? 'cpu', 'fp32');
   }
 
   /** Open a model folder; nothing is built until a component is used. */
@@ -137,8 +140,9 @@ export class StableDiffusionModel {
     component: 'unet' | 'vae' | 'text_encoder',
     config: unknown,
     build: (weights: WeightSet) => BuiltGraph,
+    target: BuildTarget = this.fp32Target,
   ): Promise<{ session: Session; meta: unknown }> {
-    const sessionKey = `${name}:${JSON.stringify(config)}`;
+    const sessionKey = `${name}:${JSON.stringify({ config, target })}`;
     let pending = this.sessions.get(sessionKey);
     if (pending === undefined) {
       pending = (async () => {
@@ -146,7 +150,7 @@ export class StableDiffusionModel {
         const entry = this.cache.obtain({
           name,
           // The build target (execution provider, precision) is part of every key: graphs differ per target.
-          config: { config, target: this.target },
+          config: { config, target },
           weightFiles: w.files,
           build: () => {
             this.options.onStatus?.(`building ${name} graph`);
@@ -181,7 +185,7 @@ export class StableDiffusionModel {
   /** last_hidden_state [n, 77, C] of the prompts. */
   async encodeText(prompts: readonly string[]): Promise<Tensor<'float32'>> {
     const session = await this.session('text_encoder', 'text_encoder', this.textConfig, (w) => ({
-      graph: buildClipTextModel(w, this.textConfig, this.target),
+      graph: buildClipTextModel(w, this.textConfig, this.fp32Target),
     }));
     const out = await session.run({ input_ids: this.tokenize(prompts) });
     return out['last_hidden_state'] as Tensor<'float32'>;
@@ -189,13 +193,13 @@ export class StableDiffusionModel {
 
   /** Image [B, 3, H, W] in [-1, 1] -> scaled latent mean [B, 4, H/8, W/8]. */
   async encodeImage(image: Tensor<'float32'>): Promise<Tensor<'float32'>> {
-    const session = await this.session('vae_encoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeEncoder(w, this.vaeConfig, this.target) }));
+    const session = await this.session('vae_encoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeEncoder(w, this.vaeConfig, this.fp32Target) }));
     return (await session.run({ sample: image }))['latent'] as Tensor<'float32'>;
   }
 
   /** Scaled latent [B, 4, h, w] -> raw decoded image [B, 3, 8h, 8w] (not clamped). */
   async decodeLatent(latent: Tensor<'float32'>): Promise<Tensor<'float32'>> {
-    const session = await this.session('vae_decoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeDecoder(w, this.vaeConfig, this.target) }));
+    const session = await this.session('vae_decoder', 'vae', this.vaeConfig, (w) => ({ graph: buildVaeDecoder(w, this.vaeConfig, this.fp32Target) }));
     return (await session.run({ latent }))['image'] as Tensor<'float32'>;
   }
 
@@ -205,15 +209,21 @@ export class StableDiffusionModel {
     const freeu = variant.freeu ? officialFreeU(config) : null;
     const processors = variant.processors;
     const name = `unet${variant.freeu ? '_freeu' : ''}${processors === undefined ? '' : `_${processors.name}`}`;
-    const { session, meta } = await this.sessionWithMeta(name, 'unet', { config, freeu, processors: processors?.key ?? null }, (w) => {
-      const built = buildUNet(w, config, { freeu, processors: processors?.plan, target: this.target });
-      const unetMeta: UNetMeta = {
-        sites: built.sites,
-        processed: built.processed,
-        neutralFeeds: Object.fromEntries(built.processorInputs.map((io) => [io.name, tensorToJson(io.neutral)])),
-      };
-      return { graph: built.graph, meta: unetMeta };
-    });
+    const { session, meta } = await this.sessionWithMeta(
+      name,
+      'unet',
+      { config, freeu, processors: processors?.key ?? null },
+      (w) => {
+        const built = buildUNet(w, config, { freeu, processors: processors?.plan, target: this.target });
+        const unetMeta: UNetMeta = {
+          sites: built.sites,
+          processed: built.processed,
+          neutralFeeds: Object.fromEntries(built.processorInputs.map((io) => [io.name, tensorToJson(io.neutral)])),
+        };
+        return { graph: built.graph, meta: unetMeta };
+      },
+      this.target,
+    );
     const info = meta as UNetMeta | undefined;
     if (info === undefined || !Array.isArray(info.sites))
       throw new ModelBuildError(`graph cache entry of ${name} has no attention sites (rebuild with an empty cache folder)`);

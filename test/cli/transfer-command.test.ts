@@ -101,6 +101,7 @@ test('end to end on the tiny model: PNGs of the right sizes and a complete run.j
     size: 128,
     injection: 'match',
     device: 'cpu',
+    precision: 'fp32',
     structureMask: join(examples, 'bird-blue-mask.png'),
     appearanceMask: join(examples, 'bird-red-mask.png'),
   });

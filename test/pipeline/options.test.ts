@@ -22,6 +22,7 @@ test('defaults: the authors example run, prompt from the domain', () => {
       size: 512,
       injection: 'match',
       device: 'cpu',
+      precision: 'fp32',
     },
   );
   assert.equal(DEFAULT_TRANSFER_OPTIONS.numSteps, 100);

@@ -9,9 +9,11 @@
  */
 import { ModelBuildError } from '../../errors.js';
 import { Scope, type Value } from '../../onnx/graph-builder.js';
+import { activationType } from '../../onnx/target.js';
 import {
   abs,
   argMax,
+  cast,
   concat,
   constFloat,
   constInt64,
@@ -153,8 +155,10 @@ function matchIndices(
 
   const elseG = g.subgraph(`${s.path}/argmax`);
   const es = new Scope(elseG, `${s.path}/argmax`);
-  const out = row(es, x, inputs.slots, 'matchOut'); // [N, C]
-  const style = row(es, x, inputs.slots, 'matchStyle'); // [N, C]
+  // The cosine matching is float32 whatever the precision (fp16 rows are cast up): decisions are near ties.
+  const up = (v: Value, name: string): Value => (g.target.precision === 'fp16' ? cast(es, v, 'float32', { name: `Cast_${name}_fp32` }) : v);
+  const out = up(row(es, x, inputs.slots, 'matchOut'), 'out'); // [N, C]
+  const style = up(row(es, x, inputs.slots, 'matchStyle'), 'style'); // [N, C]
   const outMasked = mul(es, out, tokenMask(es, inputs.maskStruct, map, 'mask_struct'), { name: 'Mul_mask_struct' }); // [N, C]
   const styleMasked = mul(es, style, tokenMask(es, inputs.maskApp, map, 'mask_app'), { name: 'Mul_mask_app' }); // [N, C]
   const nonzero = greater(es, reduceMax(es, abs(es, outMasked), [1], false), constFloat(g, 0)); // [N] bool
@@ -198,8 +202,8 @@ function buildInjection(ctx: ProcessorContext, x: Value, inputs: SharedInputs): 
 
   const offG = g.subgraph(`${s.path}/off`);
   const offS = new Scope(offG, `${s.path}/off`);
-  offG.output(identity(offS, x, { name: 'Identity_qk' }), `${s.path}/off/qk`, 'float32', [BATCH, tokens(site), site.channels]);
-  offG.output(identity(offS, x, { name: 'Identity_v' }), `${s.path}/off/v`, 'float32', [BATCH, tokens(site), site.channels]);
+  offG.output(identity(offS, x, { name: 'Identity_qk' }), `${s.path}/off/qk`, activationType(g.target), [BATCH, tokens(site), site.channels]);
+  offG.output(identity(offS, x, { name: 'Identity_v' }), `${s.path}/off/v`, activationType(g.target), [BATCH, tokens(site), site.channels]);
   offG.output(fill(offS, x, -2, 'none'), `${s.path}/off/index`, 'int64', [tokens(site)]);
 
   const onG = g.subgraph(`${s.path}/on`);
@@ -207,8 +211,8 @@ function buildInjection(ctx: ProcessorContext, x: Value, inputs: SharedInputs): 
   const copyG = onG.subgraph(`${s.path}/copy`);
   const copyS = new Scope(copyG, `${s.path}/copy`);
   const copied = replaceRow(copyS, x, inputs.slots, 'copyOut', row(copyS, x, inputs.slots, 'copySource'));
-  copyG.output(identity(copyS, copied, { name: 'Identity_qk' }), `${s.path}/copy/qk`, 'float32', [BATCH, tokens(site), site.channels]);
-  copyG.output(identity(copyS, copied, { name: 'Identity_v' }), `${s.path}/copy/v`, 'float32', [BATCH, tokens(site), site.channels]);
+  copyG.output(identity(copyS, copied, { name: 'Identity_qk' }), `${s.path}/copy/qk`, activationType(g.target), [BATCH, tokens(site), site.channels]);
+  copyG.output(identity(copyS, copied, { name: 'Identity_v' }), `${s.path}/copy/v`, activationType(g.target), [BATCH, tokens(site), site.channels]);
   copyG.output(fill(copyS, x, -2, 'none'), `${s.path}/copy/index`, 'int64', [tokens(site)]);
 
   const matchG = onG.subgraph(`${s.path}/match`);
@@ -231,13 +235,17 @@ function buildInjection(ctx: ProcessorContext, x: Value, inputs: SharedInputs): 
     'vOut',
     pickRows(matchS, row(matchS, x, inputs.slots, 'vOut'), row(matchS, x, inputs.slots, 'vStyle'), index, valid, 'v'),
   );
-  matchG.output(where(matchS, isV, x, matchedQk, { name: 'Where_qk' }), `${s.path}/match/qk`, 'float32', [BATCH, tokens(site), site.channels]);
-  matchG.output(where(matchS, isV, matchedV, matchedQk, { name: 'Where_v' }), `${s.path}/match/v`, 'float32', [BATCH, tokens(site), site.channels]);
+  matchG.output(where(matchS, isV, x, matchedQk, { name: 'Where_qk' }), `${s.path}/match/qk`, activationType(g.target), [BATCH, tokens(site), site.channels]);
+  matchG.output(where(matchS, isV, matchedV, matchedQk, { name: 'Where_v' }), `${s.path}/match/v`, activationType(g.target), [
+    BATCH,
+    tokens(site),
+    site.channels,
+  ]);
   matchG.output(identity(matchS, chosen, { name: 'Identity_index' }), `${s.path}/match/index`, 'int64', [tokens(site)]);
 
   const [cqk, cv, ci] = ifElse(onS, modeIs(E4E_MODE.structCopy, 'copy'), copyG, matchG, 3, { name: 'If_copy' });
-  onG.output(identity(onS, cqk!, { name: 'Identity_qk' }), `${s.path}/on/qk`, 'float32', [BATCH, tokens(site), site.channels]);
-  onG.output(identity(onS, cv!, { name: 'Identity_v' }), `${s.path}/on/v`, 'float32', [BATCH, tokens(site), site.channels]);
+  onG.output(identity(onS, cqk!, { name: 'Identity_qk' }), `${s.path}/on/qk`, activationType(g.target), [BATCH, tokens(site), site.channels]);
+  onG.output(identity(onS, cv!, { name: 'Identity_v' }), `${s.path}/on/v`, activationType(g.target), [BATCH, tokens(site), site.channels]);
   onG.output(identity(onS, ci!, { name: 'Identity_index' }), `${s.path}/on/index`, 'int64', [tokens(site)]);
 
   const [qk, v, matchIndex] = ifElse(s, modeIs(E4E_MODE.off, 'off'), offG, onG, 3, { name: 'If_mode' });

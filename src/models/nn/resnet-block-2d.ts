@@ -4,7 +4,7 @@
  * https://github.com/huggingface/diffusers/blob/v0.19.3/src/diffusers/models/resnet.py
  */
 import { ModelBuildError } from '../../errors.js';
-import { add, constFloat, div, silu, unsqueeze } from '../../onnx/ops.js';
+import { actConst, add, div, silu, unsqueeze } from '../../onnx/ops.js';
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { buildConv2d } from './conv2d.js';
@@ -43,5 +43,5 @@ export function buildResnetBlock2D(scope: WeightScope, config: ResnetBlock2DConf
   const out = add(scope, shortcut, h, { name: 'Add_residual' }); // [B, out, H, W]
   const scale = config.outputScaleFactor ?? 1;
   if (scale === 1) return out;
-  return div(scope, out, constFloat(scope.g, scale), { name: 'Div_output_scale' });
+  return div(scope, out, actConst(scope, scale), { name: 'Div_output_scale' });
 }

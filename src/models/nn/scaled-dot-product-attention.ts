@@ -5,7 +5,9 @@
  * budget at the expected batch and token counts.
  */
 import { Scope, type Value } from '../../onnx/graph-builder.js';
+import { activationType } from '../../onnx/target.js';
 import {
+  cast,
   concat,
   constFloat,
   constInt64,
@@ -51,11 +53,15 @@ export function explicitAttention(s: Scope, qkv: QKV, heads: number, headDim: nu
   const q = split(qkv.q, 'q');
   const kT = transpose(s, reshape(s, qkv.k, [0, 0, heads, headDim], { name: 'Reshape_k' }), [0, 2, 3, 1], { name: 'Transpose_k' }); // [B, H, D, T]
   const v = split(qkv.v, 'v');
-  const scores = mul(s, matMul(s, q, kT, { name: 'MatMul_scores' }), constFloat(s.g, headDim ** -0.5), { name: 'Mul_scale' }); // [B, H, S, T]
-  const probs = softmax(s, scores, -1); // [B, H, S, T]
+  // Under fp16 the scaling and the softmax are float32 (the scores cast up, the probabilities cast back).
+  const fp16 = s.g.target.precision === 'fp16';
+  const raw = matMul(s, q, kT, { name: 'MatMul_scores' }); // [B, H, S, T]
+  const scores = mul(s, fp16 ? cast(s, raw, 'float32', { name: 'Cast_scores' }) : raw, constFloat(s.g, headDim ** -0.5), { name: 'Mul_scale' }); // [B, H, S, T]
+  const probs32 = softmax(s, scores, -1); // [B, H, S, T]
+  const probs = fp16 ? cast(s, probs32, 'float16', { name: 'Cast_probs' }) : probs32;
   const attended = matMul(s, probs, v, { name: 'MatMul_values' }); // [B, H, S, D]
   const out = reshape(s, transpose(s, attended, [0, 2, 1, 3], { name: 'Transpose_merge' }), [0, 0, heads * headDim], { name: 'Reshape_merge' }); // [B, S, C]
-  return { out, probs };
+  return { out, probs: probs32 };
 }
 
 /** How many query chunks keep one chunk's scores within the budget (1 for fused attention). */
@@ -93,10 +99,14 @@ export function buildScaledDotProductAttention(scope: Scope, qkv: QKV, spec: Att
     const q = slice(ts, qkv.q, { starts: bound(i), ends: bound(i + 1), axes: [1] }, { name: `Slice_chunk_${i}` }); // [B, S_i, C]
     parts.push(explicitAttention(ts.child(`chunk_${i}`), { ...qkv, q }, heads, headDim).out); // [B, S_i, C]
   }
-  thenG.output(concat(ts, parts, 1, { name: 'Concat_chunks' }), `${scope.path}/chunked/out`, 'float32', ['batch', queries, heads * headDim]);
+  thenG.output(concat(ts, parts, 1, { name: 'Concat_chunks' }), `${scope.path}/chunked/out`, activationType(g.target), ['batch', queries, heads * headDim]);
 
   const elseG = g.subgraph(`${scope.path}/whole`);
   const es = new Scope(elseG, `${scope.path}/whole`);
-  elseG.output(identity(es, explicitAttention(es, qkv, heads, headDim).out), `${scope.path}/whole/out`, 'float32', ['batch', queries, heads * headDim]);
+  elseG.output(identity(es, explicitAttention(es, qkv, heads, headDim).out), `${scope.path}/whole/out`, activationType(g.target), [
+    'batch',
+    queries,
+    heads * headDim,
+  ]);
   return ifElse(scope, longEnough, thenG, elseG, 1, { name: 'If_chunked' })[0]!; // [B, S, C]
 }

@@ -50,7 +50,9 @@ export function buildTimesteps(scope: WeightScope, config: TimestepsConfig, time
   return concat(scope, parts, 1); // [1, numChannels]
 }
 
+/** linear_1 -> SiLU -> linear_2 in float32 (an island under fp16: the embedding is cast to float16 at the end). */
 export function buildTimestepEmbedding(scope: WeightScope, config: TimestepEmbeddingConfig, sample: Value): Value {
-  const h = buildLinear(scope.child('linear_1'), sample, config.inChannels, config.timeEmbedDim); // [1, temb]
-  return buildLinear(scope.child('linear_2'), silu(scope, h), config.timeEmbedDim, config.timeEmbedDim); // [1, temb]
+  const h = buildLinear(scope.child('linear_1'), sample, config.inChannels, config.timeEmbedDim, { dtype: 'float32' }); // [1, temb]
+  const temb = buildLinear(scope.child('linear_2'), silu(scope, h), config.timeEmbedDim, config.timeEmbedDim, { dtype: 'float32' }); // [1, temb]
+  return scope.g.target.precision === 'fp16' ? cast(scope, temb, 'float16', { name: 'Cast_fp16' }) : temb;
 }

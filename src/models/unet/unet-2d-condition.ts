@@ -16,11 +16,11 @@
 import { ModelBuildError } from '../../errors.js';
 import { GraphBuilder, type Value } from '../../onnx/graph-builder.js';
 import { DEFAULT_TARGET, type BuildTarget } from '../../onnx/target.js';
-import { constFloat, mul, silu, sub } from '../../onnx/ops.js';
+import { actConst, cast, mul, silu, sub } from '../../onnx/ops.js';
 import { WeightScope, type IgnoredWeight, type WeightSet } from '../../onnx/weight-scope.js';
 import type { UNetConfig } from '../../config/unet-config.js';
 import { buildConv2d } from '../nn/conv2d.js';
-import { buildGroupNorm } from '../nn/norm.js';
+import { buildGroupNorm, float32Island } from '../nn/norm.js';
 import { buildCrossAttnDownBlock2D } from './cross-attn-down-block-2d.js';
 import { buildCrossAttnUpBlock2D } from './cross-attn-up-block-2d.js';
 import { buildDownBlock2D, type DownBlock2DConfig } from './down-block-2d.js';
@@ -78,11 +78,19 @@ export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetB
   const tProj = buildTimesteps(root.child('time_proj'), { numChannels: c0, flipSinToCos: config.flipSinToCos, downscaleFreqShift: config.freqShift }, timestep); // [1, C0]
   const temb = buildTimestepEmbedding(root.child('time_embedding'), { inChannels: c0, timeEmbedDim: config.timeEmbeddingDim }, tProj); // [1, temb]
   const host = new ProcessorHost(g, options.processors);
-  const context: UNetContext = { config, options, host, temb, encoderHiddenStates, crossAttentionDim };
+  const context: UNetContext = {
+    config,
+    options,
+    host,
+    temb,
+    crossAttentionDim,
+    encoderHiddenStates: g.target.precision === 'fp16' ? cast(root, encoderHiddenStates, 'float16', { name: 'Cast_context_fp16' }) : encoderHiddenStates,
+  };
 
-  // 2. pre-process
-  let h = sample;
-  if (config.centerInputSample) h = sub(root, mul(root, h, constFloat(g, 2), { name: 'Mul_center' }), constFloat(g, 1), { name: 'Sub_center' });
+  // 2. pre-process (fp16: the float32 inputs are cast once, here, and the output back at the end)
+  const fp16 = g.target.precision === 'fp16';
+  let h = fp16 ? cast(root, sample, 'float16', { name: 'Cast_sample_fp16' }) : sample;
+  if (config.centerInputSample) h = sub(root, mul(root, h, actConst(root, 2), { name: 'Mul_center' }), actConst(root, 1), { name: 'Sub_center' });
   const kIn = config.convInKernel;
   h = buildConv2d(root.child('conv_in'), h, { inChannels: config.inChannels, outChannels: c0, kernel: kIn, padding: (kIn - 1) / 2 }); // [B, C0, h, w]
 
@@ -96,7 +104,7 @@ export function buildUNet(weights: WeightSet, config: UNetConfig, options: UNetB
   h = silu(root.sub('conv_act'), h);
   const kOut = config.convOutKernel;
   h = buildConv2d(root.child('conv_out'), h, { inChannels: c0, outChannels: config.outChannels, kernel: kOut, padding: (kOut - 1) / 2 }); // [B, out, h, w]
-  g.output(h, 'out_sample', 'float32', ['batch', config.outChannels, 'height', 'width']);
+  g.output(fp16 ? cast(root, h, 'float32', { name: 'Cast_out_fp32' }) : h, 'out_sample', 'float32', ['batch', config.outChannels, 'height', 'width']);
   weights.assertAllUsed(UNET_IGNORED_WEIGHTS);
   host.finish();
   return { graph: g, sites: host.sites, processed: host.processed, processorInputs: host.inputs };
@@ -182,7 +190,8 @@ function buildUpPath(root: WeightScope, context: UNetContext, x: Value, resSampl
       addUpsample: i < n - 1,
     };
     const scope = root.child('up_blocks', i);
-    if (options.freeu !== null) h = buildFreeU(scope.sub('freeu'), options.freeu, h, block.prevOutputChannels); // [B, C, H, W]
+    const freeu = options.freeu;
+    if (freeu !== null) h = float32Island(scope.sub('freeu'), h, (x32) => buildFreeU(scope.sub('freeu'), freeu, x32, block.prevOutputChannels)); // [B, C, H, W]
     const skips = resSamples.splice(resSamples.length - block.layers, block.layers);
     // Upsample to the size of the next block's first skip state (exact for odd maps, like diffusers' upsample_size).
     const upsampleTo = block.addUpsample ? resSamples[resSamples.length - 1] : undefined;
