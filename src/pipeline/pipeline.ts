@@ -58,6 +58,12 @@ export interface LoadPipelineOptions {
    * arena keep gigabytes it rarely reuses (bench: 7.4 GB peak with it on); off costs no measurable speed.
    */
   memoryArena?: boolean;
+  /**
+   * Keep the text encoder's and the VAE's sessions between transfers. Off by default: each is released as soon as a
+   * transfer no longer needs it (the loop holds only the UNet), and rebuilt from the graph cache when needed again
+   * (about a second each); batch and server use may turn it on.
+   */
+  keepSessions?: boolean;
 }
 
 /** Matches of the finest processed layer at the last iteration that ran the matching. */
@@ -145,6 +151,8 @@ export class TransferPipeline {
   constructor(
     readonly source: ModelSource,
     readonly model: StableDiffusionModel,
+    /** Keep the encoders' and the decoder's sessions between transfers (faster repeats, more memory held). */
+    private readonly keepSessions = false,
   ) {}
 
   /** Where built graphs and inversions are cached. */
@@ -259,6 +267,8 @@ export class TransferPipeline {
     const [, c, lh, lw] = x0App.dims as [number, number, number, number];
     const latentDims: LatentDims = [c, lh, lw];
     const text = await timed('text', () => this.model.encodeText(['', options.prompt])); // [2, 77, C]
+    // The loop needs only the UNet: the encoders' memory goes back before it (rebuilt from the graph cache next time).
+    if (!this.keepSessions) await this.model.release('vae_encoder', 'text_encoder');
     const unet = await this.unet(options);
     const predict = guidedUNetNoise(unet, text);
     const modelIdentity = this.modelIdentity();
@@ -298,6 +308,7 @@ export class TransferPipeline {
     const { image, png } = await timed('decode', async () => {
       controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined });
       const decoded = await this.model.decodeLatent({ dtype: 'float32', dims: [1, c, lh, lw], data: run.latents[0]! });
+      if (!this.keepSessions) await this.model.release('vae_decoder');
       const clamped: Tensor<'float32'> = { dtype: 'float32', dims: decoded.dims, data: decoded.data.map((v) => Math.min(Math.max(v, -1), 1)) };
       const encoded = await tensorToPng(clamped);
       controls.onProgress?.({ phase: 'decode', step: 1, total: 1, etaSeconds: 0 });
@@ -359,5 +370,5 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
     await model.dispose();
     throw e;
   }
-  return new TransferPipeline(source, model);
+  return new TransferPipeline(source, model, options.keepSessions ?? false);
 }

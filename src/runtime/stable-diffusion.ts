@@ -234,6 +234,27 @@ export class StableDiffusionModel {
     });
   }
 
+  /** Names of the graphs whose sessions are open (or opening). */
+  get openSessions(): string[] {
+    return [...this.sessions.keys()].map((k) => k.slice(0, k.indexOf(':')));
+  }
+
+  /**
+   * Release the sessions of graphs whose name starts with one of `names` (e.g. 'vae_encoder', 'text_encoder'): their
+   * memory goes back now; a later call builds the session again from the graph cache.
+   */
+  async release(...names: readonly string[]): Promise<void> {
+    for (const [key, pending] of [...this.sessions]) {
+      if (!names.some((n) => key.startsWith(`${n}:`))) continue;
+      this.sessions.delete(key);
+      try {
+        await (await pending).session.dispose();
+      } catch {
+        // a session that failed to start has nothing to release
+      }
+    }
+  }
+
   async dispose(): Promise<void> {
     const sessions = [...this.sessions.values()];
     this.sessions.clear();
