@@ -5,6 +5,8 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Tensor } from '../src/tensor/tensor.js';
+import type { ExecutionProvider } from '../src/runtime/session.js';
+import type { Precision } from '../src/onnx/target.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The repository root: dist/bench/*.js -> ../.. */
@@ -29,6 +31,10 @@ export interface Args {
   phase: Phase | undefined;
   /** Investigation only: keep the CPU memory arena on in the batch-6 session. */
   b6Arena: boolean;
+  /** Execution provider of every phase (default cpu). */
+  device: ExecutionProvider;
+  /** Graph precision of the component phases (ModelOptions.precision; default fp32). */
+  precision: Precision;
 }
 
 export type Figures = Record<string, unknown>;
