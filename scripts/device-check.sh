@@ -81,6 +81,11 @@ finish() {
   exit "$code"
 }
 
+skip_step() {
+  say "== $1: SKIPPED ($2)"
+  printf '%s\tskipped\t-1\t0\t0\t0\t0\t%s\n' "$1" "$2" >>"$WORK/steps.tsv"
+}
+
 # run_step NAME CAP_S MIN_S -- CMD...: run CMD under min(CAP_S, what is left of the budget), its output in
 # $WORK/NAME.log; skipped when less than MIN_S is left. Records the step in steps.tsv.
 run_step() {
@@ -231,8 +236,8 @@ MODEL=${DEVICE_CHECK_MODEL_DIR:-$WORK/cache/bench-models/sd15-random}
 if [ "$SIM" = 1 ] && [ -z "${DEVICE_CHECK_MODEL_DIR:-}" ]; then MODEL=$HOME/.cache/eye4eye/bench-models/sd15-random; fi
 MODEL_OK=1
 if has_step unet || has_step unet16 || has_step vae || { has_step transfer && [ "$SIM" != 1 ]; }; then
-  if [ "$SIM" = 1 ] && [ ! -f "$MODEL/.bench-complete.json" ]; then
-    say "sim: no random SD-1.5 model at $MODEL (npm run bench makes one): the bench steps are skipped"
+  if [ "$SIM" = 1 ] && [ -z "${DEVICE_CHECK_MODEL_DIR:-}" ] && [ ! -f "$MODEL/.bench-complete.json" ]; then
+    say "sim: no random SD-1.5 model at $MODEL (npm run bench makes one; or set DEVICE_CHECK_MODEL_DIR): the bench steps are skipped"
     MODEL_OK=0
   else
     say "random SD-1.5 model: $MODEL (generated in the background if absent)"
@@ -297,14 +302,15 @@ if has_step unet; then
       bench_step unet 150 40 --only unet --device webgpu --calls 2
     fi
   else
-    printf 'unet\tskipped\t-1\t0\t0\t0\t0\tno model\n' >>"$WORK/steps.tsv"
+    skip_step unet "no model"
   fi
 fi
 if has_step unet16; then
   if [ $HAS_PRECISION = 0 ]; then
-    say "== unet16: skipped (eye4eye transfer --help lists no --precision: the library has no fp16 path yet)"
-    printf 'unet16\tskipped\t-1\t0\t0\t0\t0\tno --precision in the CLI\n' >>"$WORK/steps.tsv"
-  elif wait_model; then
+    skip_step unet16 "eye4eye transfer --help lists no --precision: the library has no fp16 path yet"
+  elif ! wait_model; then
+    skip_step unet16 "no model"
+  else
     if [ "$SIM" = 1 ]; then
       bench_step unet16 300 20 --only text --device "$SIM_BENCH_DEVICE" --precision fp16 --calls 1
     else
@@ -351,15 +357,17 @@ if has_step transfer; then
     [ -f "$WORK/transfer/grid.png" ] && cp -f "$WORK/transfer/grid.png" "$OUT/grid.png"
     summarize
   else
-    printf 'transfer\tskipped\t-1\t0\t0\t0\t0\tno model\n' >>"$WORK/steps.tsv"
+    skip_step transfer "no model"
   fi
 fi
 
 # ------------------------------------------------------------------------------------------------ VAE timings
 if has_step vae; then
-  if wait_model; then
+  if ! wait_model; then
+    skip_step vae "no model"
+  else
     if [ "$SIM" = 1 ]; then
-      bench_step vae 300 20 --only vae --device cpu --calls 1 # the SD-1.5 VAE at 512x512 is far too slow on SwiftShader
+      bench_step vae 300 20 --only vae --device "$SIM_BENCH_DEVICE" --calls 1
     else
       bench_step vae 60 20 --only vae --device webgpu --calls 2
     fi
