@@ -14,7 +14,8 @@ import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultCacheDir } from '../src/runtime/model-cache.js';
-import { ORT_VERSION } from '../src/runtime/session.js';
+import { EXECUTION_PROVIDERS, ORT_VERSION, type ExecutionProvider } from '../src/runtime/session.js';
+import { PRECISIONS, type Precision } from '../src/onnx/target.js';
 import { CONFIG_DIR, GIB, log, maxRssGb, PHASES, round, started, TOKENIZER_DIR, type Args, type Figures, type Phase } from './common.js';
 import { phaseE2E } from './e2e.js';
 import { phaseText, phaseUNet, phaseUNetB6, phaseVae } from './phases.js';
@@ -40,6 +41,8 @@ function parseArgs(argv: readonly string[]): Args {
     b6Arena: false,
     countFor: [],
     recount: false,
+    device: 'cpu',
+    precision: 'fp32',
   };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
@@ -85,6 +88,20 @@ function parseArgs(argv: readonly string[]): Args {
         args.only = v;
         break;
       }
+      case '--device': {
+        const v = value(i, a);
+        i++;
+        if (!EXECUTION_PROVIDERS.includes(v as ExecutionProvider)) throw new Error(`--device takes ${EXECUTION_PROVIDERS.join(', ')}, not ${v}`);
+        args.device = v as ExecutionProvider;
+        break;
+      }
+      case '--precision': {
+        const v = value(i, a);
+        i++;
+        if (!PRECISIONS.includes(v as Precision)) throw new Error(`--precision takes ${PRECISIONS.join(', ')}, not ${v}`);
+        args.precision = v as Precision;
+        break;
+      }
       case '--threads':
         args.threads = Number(value(i, a));
         i++;
@@ -103,7 +120,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|gemm] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--self-check]',
+          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|gemm] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
         );
         process.exit(0);
         break;
@@ -134,6 +151,10 @@ function runChild(args: Args, phase: Phase): Promise<Figures> {
     args.graphDir,
     '--calls',
     String(args.calls),
+    '--device',
+    args.device,
+    '--precision',
+    args.precision,
   ];
   if (args.threads !== undefined) argv.push('--threads', String(args.threads));
   if (args.b6Arena) argv.push('--b6-arena');
@@ -189,6 +210,8 @@ async function main(): Promise<void> {
     cpus: availableParallelism(),
     onnxruntime: ORT_VERSION,
     threads: args.threads ?? 'default',
+    device: args.device,
+    precision: args.precision,
     generated: gen.generated,
     generation_s: round(gen.seconds, 1),
     parameters: gen.parameters,

@@ -5,6 +5,8 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Tensor } from '../src/tensor/tensor.js';
+import type { ExecutionProvider } from '../src/runtime/session.js';
+import type { Precision } from '../src/onnx/target.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The repository root: dist/bench/*.js -> ../.. */
@@ -34,6 +36,10 @@ export interface Args {
   countFor: Phase[];
   /** Profile again even where flop-counts.json has the count. */
   recount: boolean;
+  /** Execution provider of every phase (default cpu). */
+  device: ExecutionProvider;
+  /** Graph precision of the component phases (ModelOptions.precision; default fp32). */
+  precision: Precision;
 }
 
 export type Figures = Record<string, unknown>;

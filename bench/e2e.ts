@@ -67,7 +67,13 @@ export async function phaseE2E(args: Args): Promise<Figures> {
   };
   try {
     const t0 = performance.now();
-    const pipeline = await loadPipeline(args.modelDir, { cacheDir, onStatus: log, ...(args.threads === undefined ? {} : { threads: args.threads }) });
+    // loadPipeline has no precision option: the e2e phase runs at the pipeline's own precision whatever --precision says.
+    const pipeline = await loadPipeline(args.modelDir, {
+      cacheDir,
+      onStatus: log,
+      device: args.device,
+      ...(args.threads === undefined ? {} : { threads: args.threads }),
+    });
     const loadS = (performance.now() - t0) / 1000;
     const { numSteps, skip, featRange, adainRange } = E2E_REDUCED;
     log(`e2e: transfer 512x512, numSteps ${numSteps}, skip ${skip}, featRange [${featRange.join(', ')}], adainRange [${adainRange.join(', ')}], masks on`);
@@ -110,6 +116,7 @@ export async function phaseE2E(args: Args): Promise<Figures> {
     const fr = { start: featRange[0], end: featRange[1] };
     const ar = { start: adainRange[0], end: adainRange[1] };
     const figures: Figures = {
+      e2e_device: args.device,
       e2e_settings: { size: 512, numSteps, skip, featRange, adainRange, masks: true, transfer_steps: numSteps - skip, inversion_unet_calls: 2 * numSteps },
       e2e_inversion_cache:
         result.metadata.inversionCache.app === 'miss' && result.metadata.inversionCache.struct === 'miss'

@@ -12,7 +12,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { allFinite, cpuSeconds, log, maxRssGb, randn, round, StatusClock, timeCalls, type Args, type Figures } from './common.js';
 
 export function openModel(args: Args, clock: StatusClock, extra: Partial<ModelOptions> = {}): StableDiffusionModel {
-  const options: ModelOptions = { cacheDir: args.graphDir, onStatus: clock.onStatus, ...extra };
+  const options: ModelOptions = { cacheDir: args.graphDir, onStatus: clock.onStatus, device: args.device, precision: args.precision, ...extra };
   if (args.threads !== undefined) options.threads = args.threads;
   return StableDiffusionModel.open(args.modelDir, options);
 }
