@@ -67,11 +67,11 @@ export async function phaseE2E(args: Args): Promise<Figures> {
   };
   try {
     const t0 = performance.now();
-    // loadPipeline has no precision option: the e2e phase runs at the pipeline's own precision whatever --precision says.
     const pipeline = await loadPipeline(args.modelDir, {
       cacheDir,
       onStatus: log,
       device: args.device,
+      precision: args.precision,
       ...(args.threads === undefined ? {} : { threads: args.threads }),
     });
     const loadS = (performance.now() - t0) / 1000;
