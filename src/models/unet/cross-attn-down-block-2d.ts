@@ -8,7 +8,7 @@ import type { WeightScope } from '../../onnx/weight-scope.js';
 import { downResnetConfig, type DownBlock2DConfig, type DownBlockOutput } from './down-block-2d.js';
 import { buildResnetBlock2D } from '../nn/resnet-block-2d.js';
 import { buildDownsample2D } from './resampling.js';
-import { buildTransformer2D, type CrossAttnBlockInputs } from './transformer-2d.js';
+import { buildTransformer2D, transformer2DConfig, type CrossAttnBlockInputs } from './transformer-2d.js';
 
 export interface CrossAttnDownBlock2DConfig extends DownBlock2DConfig {
   readonly heads: number;
@@ -24,14 +24,7 @@ export interface CrossAttnDownBlock2DConfig extends DownBlock2DConfig {
  */
 export function buildCrossAttnDownBlock2D(scope: WeightScope, config: CrossAttnDownBlock2DConfig, x: Value, inputs: CrossAttnBlockInputs): DownBlockOutput {
   const resSamples: Value[] = [];
-  const transformer = {
-    channels: config.outChannels,
-    heads: config.heads,
-    layers: config.transformerLayers,
-    crossAttentionDim: config.crossAttentionDim,
-    groups: config.groups,
-    useLinearProjection: config.useLinearProjection,
-  };
+  const transformer = transformer2DConfig(config.outChannels, config);
   let h = x;
   for (let j = 0; j < config.layers; j++) {
     h = buildResnetBlock2D(scope.child('resnets', j), downResnetConfig(config, j), h, inputs.temb); // [B, out, H, W]

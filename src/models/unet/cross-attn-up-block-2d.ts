@@ -8,7 +8,7 @@ import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { buildResnetBlock2D } from '../nn/resnet-block-2d.js';
 import { buildUpsample2D } from './resampling.js';
-import { buildTransformer2D, type CrossAttnBlockInputs } from './transformer-2d.js';
+import { buildTransformer2D, transformer2DConfig, type CrossAttnBlockInputs } from './transformer-2d.js';
 import { skipFor, upResnetConfig, type UpBlock2DConfig } from './up-block-2d.js';
 
 export interface CrossAttnUpBlock2DConfig extends UpBlock2DConfig {
@@ -27,14 +27,7 @@ export function buildCrossAttnUpBlock2D(
   x: Value,
   inputs: CrossAttnBlockInputs & { resSamples: readonly Value[]; upsampleTo?: Value | undefined },
 ): Value {
-  const transformer = {
-    channels: config.outChannels,
-    heads: config.heads,
-    layers: config.transformerLayers,
-    crossAttentionDim: config.crossAttentionDim,
-    groups: config.groups,
-    useLinearProjection: config.useLinearProjection,
-  };
+  const transformer = transformer2DConfig(config.outChannels, config);
   let h = x;
   for (let j = 0; j < config.layers; j++) {
     h = concat(scope.child('resnets', j), [h, skipFor(scope, inputs.resSamples, j)], 1, { name: 'Concat_skip' }); // [B, in, H, W]

@@ -24,6 +24,21 @@ export interface Transformer2DConfig {
   readonly useLinearProjection: boolean;
 }
 
+/** The attention settings a cross-attention block gives each of its Transformer2DModels. */
+export interface BlockAttentionConfig {
+  readonly heads: number;
+  readonly transformerLayers: number;
+  readonly crossAttentionDim: number;
+  readonly groups: number;
+  readonly useLinearProjection: boolean;
+}
+
+/** The Transformer2DModel config of a block whose feature maps have `channels` channels. */
+export function transformer2DConfig(channels: number, block: BlockAttentionConfig): Transformer2DConfig {
+  const { heads, transformerLayers: layers, crossAttentionDim, groups, useLinearProjection } = block;
+  return { channels, heads, layers, crossAttentionDim, groups, useLinearProjection };
+}
+
 export interface Transformer2DInputs {
   readonly encoderHiddenStates: Value;
   readonly attention: AttentionHostPoint;

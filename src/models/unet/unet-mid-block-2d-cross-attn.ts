@@ -6,7 +6,7 @@
 import type { Value } from '../../onnx/graph-builder.js';
 import type { WeightScope } from '../../onnx/weight-scope.js';
 import { buildResnetBlock2D, type ResnetBlock2DConfig } from '../nn/resnet-block-2d.js';
-import { buildTransformer2D, type CrossAttnBlockInputs } from './transformer-2d.js';
+import { buildTransformer2D, transformer2DConfig, type CrossAttnBlockInputs } from './transformer-2d.js';
 
 export interface UNetMidBlock2DCrossAttnConfig {
   readonly channels: number;
@@ -37,14 +37,7 @@ export function buildUNetMidBlock2DCrossAttn(scope: WeightScope, config: UNetMid
     eps: config.eps,
     outputScaleFactor: config.outputScaleFactor,
   };
-  const transformer = {
-    channels,
-    heads: config.heads,
-    layers: config.transformerLayers,
-    crossAttentionDim: config.crossAttentionDim,
-    groups: config.groups,
-    useLinearProjection: config.useLinearProjection,
-  };
+  const transformer = transformer2DConfig(channels, config);
   let h = buildResnetBlock2D(scope.child('resnets', 0), resnet, x, inputs.temb); // [B, C, H, W]
   for (let j = 0; j < MID_LAYERS; j++) {
     h = buildTransformer2D(scope.child('attentions', j), transformer, h, inputs); // [B, C, H, W]
