@@ -143,3 +143,12 @@ test('working size: short side = size, long side keeps the aspect in multiples o
   assert.deepEqual(workingSize(128, 300, 150), { width: 256, height: 128 });
   assert.deepEqual(workingSize(128, 130, 129), { width: 128, height: 128 });
 });
+
+test('precision: fp32 by default, fp16 accepted, anything else rejected by name', () => {
+  assert.equal(validateTransferOptions({ domain: 'bird' }).precision, 'fp32');
+  assert.equal(validateTransferOptions({ domain: 'bird', precision: 'fp16' }).precision, 'fp16');
+  assert.throws(
+    () => validateTransferOptions({ domain: 'bird', precision: 'bf16' }),
+    /Expected one of 'fp32', 'fp16' for precision but received 'bf16' of type string/,
+  );
+});
