@@ -29,20 +29,30 @@ function printGroup(report: GroupReport, out: (s: string) => void): void {
   for (const n of report.notes) out(`    note: ${n}\n`);
 }
 
+const GOLDEN_OPTIONS = {
+  only: { type: 'string' },
+  save: { type: 'string' },
+  device: { type: 'string' },
+  precision: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'no-checks': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** A usage mistake (unknown flag, bad value): one line naming the flag, exit code 2, as `transfer` does. */
+function usageError(err: (s: string) => void, message: string): number {
+  err(`eye4eye golden: ${message}\n  (see eye4eye golden --help)\n`);
+  return 2;
+}
+
 export async function runGoldenCommand(args: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: {
-      only: { type: 'string' },
-      save: { type: 'string' },
-      device: { type: 'string' },
-      precision: { type: 'string' },
-      'cache-dir': { type: 'string' },
-      'no-checks': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], allowPositionals: true, options: GOLDEN_OPTIONS });
+  } catch (e) {
+    return usageError(err, (e as Error).message);
+  }
+  const { values, positionals } = parsed;
   if (values.help === true) {
     out(`Usage: eye4eye golden <case-dir> [options]\n${GOLDEN_HELP}\n`);
     return 0;
@@ -53,10 +63,11 @@ export async function runGoldenCommand(args: readonly string[], out: (s: string)
     return 2;
   }
   const precision = values.precision ?? 'fp32';
-  if (!PRECISIONS.includes(precision as Precision)) throw invalidParameterError('--precision', `one of ${PRECISIONS.join(', ')}`, precision);
+  if (!PRECISIONS.includes(precision as Precision))
+    return usageError(err, invalidParameterError('--precision', `one of ${PRECISIONS.join(', ')}`, precision).message);
   const device = values.device ?? 'cpu';
   if (!EXECUTION_PROVIDERS.includes(device as ExecutionProvider)) {
-    throw invalidParameterError('--device', `one of ${EXECUTION_PROVIDERS.join(', ')}`, device);
+    return usageError(err, invalidParameterError('--device', `one of ${EXECUTION_PROVIDERS.join(', ')}`, device).message);
   }
   const only = values.only
     ?.split(',')
