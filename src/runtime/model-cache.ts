@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -74,9 +75,13 @@ function headerDigest(file: string): string {
   try {
     const len = Buffer.alloc(8);
     readSync(fd, len, 0, 8, 0);
-    const n = Math.min(Number(len.readBigUInt64LE(0)), 100_000_000);
+    const size = fstatSync(fd).size;
+    const declared = len.readBigUInt64LE(0);
+    // Not a safetensors header (a PyTorch .pth zip): digest the tail, where the zip central directory lists every entry's CRC-32.
+    const [start, n] =
+      declared <= BigInt(Math.max(0, size - 8)) ? [8, Math.min(Number(declared), 100_000_000)] : [Math.max(0, size - 65536), Math.min(size, 65536)];
     const header = Buffer.alloc(n);
-    readSync(fd, header, 0, n, 8);
+    readSync(fd, header, 0, n, start);
     return createHash('sha256').update(header).digest('hex');
   } finally {
     closeSync(fd);
