@@ -241,10 +241,13 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   const controller = new AbortController();
   let pipeline: TransferPipeline | undefined;
   let loading = true;
+  let presses = 0;
   const onSigint = (): void => {
+    presses += 1;
     controller.abort();
-    if (loading) {
-      // Opening or downloading the model cannot be interrupted midway: give the folder back and stop as Ctrl-C does.
+    if (loading || presses > 1) {
+      // Opening or downloading the model cannot be interrupted midway, and a second Ctrl-C does not wait for the
+      // current step: give the folder back and stop now, as Ctrl-C does.
       folder.release();
       process.removeListener('SIGINT', onSigint);
       io.err(`${io.isTTY === true ? '\r\x1b[2K' : ''}eye4eye transfer: interrupted (Ctrl-C); nothing was written\n`);

@@ -174,9 +174,7 @@ const GLYPH_EM = 0.62;
  * in one font size for all: 14 px, or smaller when the longest label would not fit its panel (64 px panels).
  */
 function labelLayers(panels: readonly { left: number; width: number; label: string | undefined }[], top: number): OverlayOptions[] {
-  const fits = panels
-    .filter((p) => p.label !== undefined && p.label !== '')
-    .map((p) => Math.floor((p.width - 4) / (GLYPH_EM * p.label!.length)));
+  const fits = panels.filter((p) => p.label !== undefined && p.label !== '').map((p) => Math.floor((p.width - 4) / (GLYPH_EM * p.label!.length)));
   const font = Math.max(6, Math.min(LABEL_FONT_PX, ...fits));
   return panels
     .filter((p) => p.label !== undefined && p.label !== '')

@@ -188,14 +188,20 @@ function checkRangesFire(o: TransferOptions): void {
   if (featureIterations(iterations, { start: fs, end: fe }) === undefined) {
     throw new InvalidParameterError(
       `featRange [${fs}, ${fe}) never fires: ${schedule}, whose UNet calls see steps 0..${lastStepSeenByUnet(iterations)}, so the start must be at most ${lastStepSeenByUnet(iterations)}`,
-      { parameter: 'featRange', hint: 'ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule' },
+      {
+        parameter: 'featRange',
+        hint: 'ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule',
+      },
     );
   }
   const [as, ae] = o.adainRange;
   if (adainIterations(iterations, { start: as, end: ae }) === undefined) {
     throw new InvalidParameterError(
       `adainRange [${as}, ${ae}) never fires: ${schedule} (steps 0..${iterations - 1}) and AdaIN runs after steps start - 1 .. end, so the start must be at most ${iterations}`,
-      { parameter: 'adainRange', hint: 'ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule' },
+      {
+        parameter: 'adainRange',
+        hint: 'ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule',
+      },
     );
   }
 }

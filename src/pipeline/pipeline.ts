@@ -23,7 +23,15 @@ import { TorchCpuRng } from '../tensor/rng.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
 import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
-import { SIZE_MULTIPLE, validateTransferOptions, workingSize, type Device, type Precision, type TransferOptions, type TransferOptionsInput } from './options.js';
+import {
+  SIZE_MULTIPLE,
+  validateTransferOptions,
+  workingSize,
+  type Device,
+  type Precision,
+  type TransferOptions,
+  type TransferOptionsInput,
+} from './options.js';
 
 export type Phase = 'inversion-app' | 'inversion-struct' | 'transfer' | 'decode';
 
@@ -286,7 +294,9 @@ export class TransferPipeline {
       });
     } catch (e) {
       // The inversion is computed; a full disk only costs the next run its reuse.
-      this.onStatus?.(`could not save the ${job.role} inversion to the cache (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); continuing without it`);
+      this.onStatus?.(
+        `could not save the ${job.role} inversion to the cache (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); continuing without it`,
+      );
     }
     return { inv: result, hit: false };
   }
@@ -429,7 +439,9 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
     );
   }
   if (cache.removedStale.length > 0)
-    options.onStatus?.(`removed ${cache.removedStale.length} stale temporary cache entr${cache.removedStale.length === 1 ? 'y' : 'ies'} left by interrupted runs`);
+    options.onStatus?.(
+      `removed ${cache.removedStale.length} stale temporary cache entr${cache.removedStale.length === 1 ? 'y' : 'ies'} left by interrupted runs`,
+    );
   // Open the weights now so that a broken model folder fails here, not halfway through a run.
   try {
     for (const c of ['vae', 'text_encoder', 'unet'] as const) model.componentWeights(c);

@@ -45,7 +45,11 @@ test('a failed write removes what it wrote and keeps a folder it did not create'
   mkdirSync(existing);
   const folder = RunFolder.claim(existing);
   assert.throws(
-    () => folder.write([{ name: 'result.png', data: Buffer.from('x') }, { name: 'missing-sub/run.json', data: Buffer.from('y') }]),
+    () =>
+      folder.write([
+        { name: 'result.png', data: Buffer.from('x') },
+        { name: 'missing-sub/run.json', data: Buffer.from('y') },
+      ]),
     (e: unknown) => e instanceof FileError && e.message.startsWith(`${existing}: cannot write the outputs (ENOENT`),
   );
   assert.deepEqual(readdirSync(existing), []);
@@ -78,7 +82,10 @@ test('a lock left by a killed run is taken over, with its temporary files; the o
 test('a lock of a live run (this process) refuses the folder', () => {
   const dir = join(root, 'busy');
   const first = RunFolder.claim(dir);
-  assert.throws(() => RunFolder.claim(dir), (e: unknown) => e instanceof FileError && e.message.includes(`in use by another eye4eye run (pid ${process.pid}, started `));
+  assert.throws(
+    () => RunFolder.claim(dir),
+    (e: unknown) => e instanceof FileError && e.message.includes(`in use by another eye4eye run (pid ${process.pid}, started `),
+  );
   first.write(files('busy'));
   assert.deepEqual(readdirSync(dir).sort(), ['result.png', 'run.json']);
 });

@@ -153,7 +153,9 @@ test('end to end on the tiny model: PNGs of the right sizes and a complete run.j
   // so do the graphs. No --skip and no ranges: the reference's defaults (skip 32 of 100, [10, 70), [50, 100) of 68
   // iterations) scaled to 6 steps: skip 2, [1, 4) and [3, 6) of 4 iterations.
   const outDir2 = join(root, 'out-2');
-  const defaults = args(outDir2).filter((a, i, all) => !['--skip', '--feat-range', '--adain-range'].includes(a) && !['--skip', '--feat-range', '--adain-range'].includes(all[i - 1]!));
+  const defaults = args(outDir2).filter(
+    (a, i, all) => !['--skip', '--feat-range', '--adain-range'].includes(a) && !['--skip', '--feat-range', '--adain-range'].includes(all[i - 1]!),
+  );
   const second = await cli(defaults, { isTTY: true });
   assert.equal(second.code, 0, second.err);
   const run2 = JSON.parse(readFileSync(join(outDir2, 'run.json'), 'utf8'));
@@ -338,13 +340,22 @@ test('the output folder is checked before any computing; nothing the tool did no
   mkdirSync(join(foreign, 'run.json')); // a folder where run.json would go (not an eye4eye run)
   await t.test('--out names a file', async () => {
     const r = await cli(args(aFile));
-    assertFailsFirst(r, 1, `eye4eye transfer: FileError [E_FILE]: ${aFile}: --out names a file, not a folder\n  hint: give --out a new or empty folder (it is created when missing)\n`);
+    assertFailsFirst(
+      r,
+      1,
+      `eye4eye transfer: FileError [E_FILE]: ${aFile}: --out names a file, not a folder\n  hint: give --out a new or empty folder (it is created when missing)\n`,
+    );
     assert.equal(readFileSync(aFile, 'utf8'), 'keep me');
   });
   await t.test('--out under a file', async () => {
     const r = await cli(args(join(aFile, 'out')));
     assert.equal(r.code, 1);
-    assert.match(r.err, new RegExp(`^eye4eye transfer: FileError \\[E_FILE\\]: ${join(aFile, 'out')}: cannot create the output folder \\(ENOTDIR: .*\\)\n  hint: give --out a folder you can write to\n$`));
+    assert.match(
+      r.err,
+      new RegExp(
+        `^eye4eye transfer: FileError \\[E_FILE\\]: ${join(aFile, 'out')}: cannot create the output folder \\(ENOTDIR: .*\\)\n  hint: give --out a folder you can write to\n$`,
+      ),
+    );
     assert.equal(readFileSync(aFile, 'utf8'), 'keep me');
   });
   await t.test('a folder with files of its own, even with --overwrite', async () => {
@@ -412,7 +423,9 @@ test('two runs into one folder at once: the second is refused before computing, 
   assert.equal(r.code, 1);
   assert.match(
     r.err,
-    new RegExp(`^eye4eye transfer: FileError \\[E_FILE\\]: ${outDir}: the output folder is in use by another eye4eye run \\(pid ${process.pid}, started \\d{4}-.*Z\\)\n  hint: wait for it to finish, or give --out another folder\n$`),
+    new RegExp(
+      `^eye4eye transfer: FileError \\[E_FILE\\]: ${outDir}: the output folder is in use by another eye4eye run \\(pid ${process.pid}, started \\d{4}-.*Z\\)\n  hint: wait for it to finish, or give --out another folder\n$`,
+    ),
   );
   assert.equal(JSON.parse(readFileSync(join(outDir, 'run.json'), 'utf8')).options.seed, 4);
   assert.deepEqual(readdirSync(outDir).sort(), ['correspondence.png', 'grid.png', 'result.png', 'run.json']);

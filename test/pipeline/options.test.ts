@@ -174,8 +174,7 @@ test('the default skip and ranges follow the step count and skip (the reference 
 });
 
 test('a range that cannot fire in the schedule is an error naming the steps that exist', () => {
-  const hint =
-    '\n  hint: ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule';
+  const hint = '\n  hint: ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule';
   const rejects = (extra: Record<string, unknown>, parameter: string, message: string): void => {
     assert.throws(
       () => validateTransferOptions({ domain: 'bird', ...extra }),

@@ -82,7 +82,10 @@ test('transfer: image, png, matches, timings, progress; a second run reuses the 
 
 test('transfer: a non-square structure image keeps its aspect at the working size', async () => {
   const wide = await sharp(structure).resize(300, 150, { fit: 'fill' }).png().toBuffer();
-  const wideMask = await sharp(join(repoRoot, 'examples', 'bird-blue-mask.png')).resize(300, 150, { fit: 'fill' }).png().toBuffer();
+  const wideMask = await sharp(join(repoRoot, 'examples', 'bird-blue-mask.png'))
+    .resize(300, 150, { fit: 'fill' })
+    .png()
+    .toBuffer();
   const out = await pipeline.transfer({ structure: wide, appearance }, { ...FAST, structureMask: wideMask });
   assert.deepEqual(out.image.dims, [1, 3, 128, 256]);
   assert.deepEqual(out.metadata.latentSize, { width: 32, height: 16 });
