@@ -157,7 +157,8 @@ export const TRANSFER_COMMAND_FLAGS = {
   structure: { flag: 'structure', type: 'string', valueName: 'FILE', description: 'structure image (layout of the result) (required)' },
   appearance: { flag: 'appearance', type: 'string', valueName: 'FILE', description: 'appearance image (look of the result) (required)' },
   model: { flag: 'model', type: 'string', valueName: 'ID|DIR', description: 'Hugging Face id (from the local HF cache) or diffusers folder' },
-  out: { flag: 'out', type: 'string', valueName: 'DIR', description: 'output folder (default ./eye4eye-out)' },
+  out: { flag: 'out', type: 'string', valueName: 'DIR', description: 'output folder, new or empty (default ./eye4eye-out)' },
+  overwrite: { flag: 'overwrite', type: 'boolean', description: 'replace an earlier run found in --out (never other files)' },
   help: { flag: 'help', type: 'boolean', description: 'this help' },
 } as const;
 

@@ -165,6 +165,27 @@ export interface GridPanel {
 }
 
 const LABEL_HEIGHT = 24;
+const LABEL_FONT_PX = 14;
+/** A generous average glyph width of sans-serif text, in em (for fitting a label to its panel). */
+const GLYPH_EM = 0.62;
+
+/**
+ * One label strip per panel, each its own SVG of the panel's width (so a label can never run into its neighbour),
+ * in one font size for all: 14 px, or smaller when the longest label would not fit its panel (64 px panels).
+ */
+function labelLayers(panels: readonly { left: number; width: number; label: string | undefined }[], top: number): OverlayOptions[] {
+  const fits = panels.filter((p) => p.label !== undefined && p.label !== '').map((p) => Math.floor((p.width - 4) / (GLYPH_EM * p.label!.length)));
+  const font = Math.max(6, Math.min(LABEL_FONT_PX, ...fits));
+  return panels
+    .filter((p) => p.label !== undefined && p.label !== '')
+    .map((p) => ({
+      input: Buffer.from(
+        `<svg xmlns="http://www.w3.org/2000/svg" width="${p.width}" height="${LABEL_HEIGHT}"><text x="${p.width / 2}" y="${Math.round(LABEL_HEIGHT / 2 + font * 0.36)}" text-anchor="middle" font-family="sans-serif" font-size="${font}" fill="#000">${escapeXml(p.label!)}</text></svg>`,
+      ),
+      left: p.left,
+      top,
+    }));
+}
 
 /** Panels side by side (all the same height), each with an optional label strip underneath. */
 export async function gridPng(panels: readonly GridPanel[]): Promise<Buffer> {
@@ -174,21 +195,14 @@ export async function gridPng(panels: readonly GridPanel[]): Promise<Buffer> {
   const labelled = panels.some((p) => p.label !== undefined);
   const total = height + (labelled ? LABEL_HEIGHT : 0);
   const layers: OverlayOptions[] = [];
+  const strips: { left: number; width: number; label: string | undefined }[] = [];
   let x = 0;
-  const texts: string[] = [];
   for (const [i, r] of rgb.entries()) {
     layers.push({ input: r.pixels, raw: { width: r.size.width, height: r.size.height, channels: 3 }, left: x, top: 0 });
-    const label = panels[i]?.label;
-    if (label !== undefined) {
-      texts.push(
-        `<text x="${x + r.size.width / 2}" y="${height + 17}" text-anchor="middle" font-family="sans-serif" font-size="14" fill="#000">${escapeXml(label)}</text>`,
-      );
-    }
+    strips.push({ left: x, width: r.size.width, label: panels[i]?.label });
     x += r.size.width;
   }
-  if (texts.length > 0) {
-    layers.push({ input: Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}">${texts.join('')}</svg>`), left: 0, top: 0 });
-  }
+  if (labelled) layers.push(...labelLayers(strips, height));
   return sharp({ create: { width, height: total, channels: 3, background: '#ffffff' } })
     .composite(layers)
     .png()
@@ -220,9 +234,15 @@ export function sampleMatchedTokens(indices: ArrayLike<number | bigint>, count: 
 
 /**
  * The result (left) and the appearance image (right) with coloured lines joining a subsample of out tokens to the
- * appearance token each one took in the matching.
+ * appearance token each one took in the matching, and a label strip underneath naming the two panels.
  */
-export async function correspondencePng(result: Tensor<'float32'>, appearance: Tensor<'float32'>, matches: TokenMatches, count = 24): Promise<Buffer> {
+export async function correspondencePng(
+  result: Tensor<'float32'>,
+  appearance: Tensor<'float32'>,
+  matches: TokenMatches,
+  count = 24,
+  labels: { result: string; appearance: string } = { result: 'result', appearance: 'appearance' },
+): Promise<Buffer> {
   const left = tensorToRgb(result);
   const right = tensorToRgb(appearance);
   const { width, height } = left.size;
@@ -237,13 +257,21 @@ export async function correspondencePng(result: Tensor<'float32'>, appearance: T
       `<circle cx="${from.x}" cy="${from.y}" r="3" fill="${colour}"/><circle cx="${x2}" cy="${to.y}" r="3" fill="${colour}"/>`
     );
   });
-  const total = { width: width + right.size.width, height: Math.max(height, right.size.height) };
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${total.width}" height="${total.height}">${lines.join('')}</svg>`;
+  const panelsHeight = Math.max(height, right.size.height);
+  const total = { width: width + right.size.width, height: panelsHeight + LABEL_HEIGHT };
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${total.width}" height="${panelsHeight}">${lines.join('')}</svg>`;
   return sharp({ create: { ...total, channels: 3, background: '#ffffff' } })
     .composite([
       { input: left.pixels, raw: { ...left.size, channels: 3 }, left: 0, top: 0 },
       { input: right.pixels, raw: { ...right.size, channels: 3 }, left: width, top: 0 },
       { input: Buffer.from(svg), left: 0, top: 0 },
+      ...labelLayers(
+        [
+          { left: 0, width, label: labels.result },
+          { left: width, width: right.size.width, label: labels.appearance },
+        ],
+        panelsHeight,
+      ),
     ])
     .png()
     .toBuffer();
