@@ -108,7 +108,9 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
     checks: options.checks ?? true,
     model: () => {
       if (engine === undefined && !existsSync(golden.modelDir)) {
-        throw new GoldenError(`${golden.dir}: golden case has no model/, which this group needs`, { hint: 'a golden case holds io.json, io.safetensors and model/' });
+        throw new GoldenError(`${golden.dir}: golden case has no model/, which this group needs`, {
+          hint: 'a golden case holds io.json, io.safetensors and model/',
+        });
       }
       return (engine ??= openEngine(golden.modelDir, options));
     },

@@ -64,7 +64,8 @@ export function pngToRgb(png: PngImage, path: DecodePath): Raster {
       const v = samples[i * channels]!;
       let gray: number;
       if (depth < 8) gray = scaleLowDepth(v, depth);
-      else if (sixteen && colorType === 0 && path === 'pil') gray = v > 255 ? 255 : v; // mode I -> RGB clips
+      else if (sixteen && colorType === 0 && path === 'pil')
+        gray = v > 255 ? 255 : v; // mode I -> RGB clips
       else gray = to8(v);
       r = g = b = gray;
     } else {
@@ -174,4 +175,21 @@ export async function decodeRgb(bytes: Buffer, path: DecodePath, name: string): 
   if (isPng(bytes)) return pngToRgb(decodePng(bytes, name), path);
   if (isJpeg(bytes)) return decodeJpeg(bytes, path, name);
   return decodeOther(bytes, path, name);
+}
+
+/**
+ * `np.array(Image.open(p))` of a PNG, mode-native (Pillow 9.4): gray 1 bit -> bool (mode "1"), 2/4/8 bits -> uint8
+ * (mode L, scaled), 16 bits -> int32 (mode I, values as stored); palette -> the indices (mode P); gray+alpha,
+ * RGB, RGBA -> uint8 with 16-bit samples reduced to their high byte. The diagnostic `pil_decoded` tensors.
+ */
+export function pilArray(png: PngImage): { dtype: 'uint8' | 'int32' | 'bool'; dims: number[]; data: Uint8Array | Int32Array } {
+  const { width, height, channels, samples, bitDepth: depth, colorType } = png;
+  const dims = channels === 1 ? [height, width] : [height, width, channels];
+  if (colorType === 3) return { dtype: 'uint8', dims, data: Uint8Array.from(samples) };
+  if (colorType === 0) {
+    if (depth === 16) return { dtype: 'int32', dims, data: Int32Array.from(samples) };
+    if (depth === 1) return { dtype: 'bool', dims, data: Uint8Array.from(samples) };
+    return { dtype: 'uint8', dims, data: Uint8Array.from(samples, (v) => scaleLowDepth(v, depth)) };
+  }
+  return { dtype: 'uint8', dims, data: depth === 16 ? Uint8Array.from(samples, (v) => v >> 8) : Uint8Array.from(samples) };
 }

@@ -182,7 +182,8 @@ export function decodePng(bytes: Uint8Array, name: string): PngImage {
         break;
       }
       case 'PLTE':
-        if (length % 3 !== 0 || length === 0 || length > 768) throw new ImageError(`${name}: PNG palette has ${length} bytes (expected 3 to 768, a multiple of 3)`);
+        if (length % 3 !== 0 || length === 0 || length > 768)
+          throw new ImageError(`${name}: PNG palette has ${length} bytes (expected 3 to 768, a multiple of 3)`);
         palette = Uint8Array.from(body);
         break;
       case 'tRNS':
