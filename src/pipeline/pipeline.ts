@@ -183,21 +183,23 @@ export class TransferPipeline {
     return { root: realpathSync(this.model.root), weights, code: builderFingerprint(), freeu: true };
   }
 
-  /** Both images (and masks) at the working size: short side = size, long side from the structure's aspect. */
+  /** Both images (and masks) at the working size: short side = size, long side from the structure's aspect (fit 'stretch': square). */
   private async loadInputs(inputs: TransferInputs, options: TransferOptions): Promise<LoadedInputs> {
-    const structureSize = await imageSize(inputs.structure);
-    const appearanceSize = await imageSize(inputs.appearance);
+    const { fit } = options;
+    const structureSize = await imageSize(inputs.structure, { fit });
+    const appearanceSize = await imageSize(inputs.appearance, { fit });
     const multiple = this.sizeMultiple;
     if (options.size % multiple !== 0) throw invalidParameterError('size', `multiple of ${multiple} for this model`, options.size);
-    const size = workingSize(options.size, structureSize.width, structureSize.height, multiple);
+    // 'stretch' is the official load_size: every image to size x size.
+    const size = fit === 'stretch' ? { width: options.size, height: options.size } : workingSize(options.size, structureSize.width, structureSize.height, multiple);
     return {
       structureSize,
       appearanceSize,
       size,
-      structure: await loadImage(inputs.structure, size),
-      appearance: await loadImage(inputs.appearance, size),
-      structureMask: options.structureMask === undefined ? undefined : await loadMask(options.structureMask, size),
-      appearanceMask: options.appearanceMask === undefined ? undefined : await loadMask(options.appearanceMask, size),
+      structure: await loadImage(inputs.structure, size, { fit }),
+      appearance: await loadImage(inputs.appearance, size, { fit }),
+      structureMask: options.structureMask === undefined ? undefined : await loadMask(options.structureMask, size, { fit }),
+      appearanceMask: options.appearanceMask === undefined ? undefined : await loadMask(options.appearanceMask, size, { fit }),
     };
   }
 
