@@ -41,7 +41,8 @@ export interface LoadOptions {
 function loadOptions(options: LoadOptions | string | undefined): { fit: Fit; label: string | undefined } {
   const o = typeof options === 'string' ? { label: options } : (options ?? {});
   const fit = o.fit ?? DEFAULT_FIT;
-  if (!FITS.includes(fit)) throw new InvalidParameterError(`fit must be one of ${FITS.map((f) => `'${f}'`).join(', ')}, got '${String(fit)}'`, { parameter: 'fit' });
+  if (!FITS.includes(fit))
+    throw new InvalidParameterError(`fit must be one of ${FITS.map((f) => `'${f}'`).join(', ')}, got '${String(fit)}'`, { parameter: 'fit' });
   return { fit, label: o.label };
 }
 

@@ -191,7 +191,8 @@ export class TransferPipeline {
     const multiple = this.sizeMultiple;
     if (options.size % multiple !== 0) throw invalidParameterError('size', `multiple of ${multiple} for this model`, options.size);
     // 'stretch' is the official load_size: every image to size x size.
-    const size = fit === 'stretch' ? { width: options.size, height: options.size } : workingSize(options.size, structureSize.width, structureSize.height, multiple);
+    const size =
+      fit === 'stretch' ? { width: options.size, height: options.size } : workingSize(options.size, structureSize.width, structureSize.height, multiple);
     return {
       structureSize,
       appearanceSize,

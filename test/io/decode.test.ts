@@ -24,7 +24,15 @@ test('16-bit RGB: both official paths take the high byte (not round(v / 257)); o
 });
 
 test('palette with tRNS: the official paths ignore the transparency, ours composites it over white', async () => {
-  const png = writePng({ width: 3, height: 1, colorType: 3, bitDepth: 4, samples: [0, 1, 2], palette: [255, 0, 0, 0, 0, 255, 10, 20, 30], transparency: [0, 255] });
+  const png = writePng({
+    width: 3,
+    height: 1,
+    colorType: 3,
+    bitDepth: 4,
+    samples: [0, 1, 2],
+    palette: [255, 0, 0, 0, 0, 255, 10, 20, 30],
+    transparency: [0, 255],
+  });
   assert.deepEqual(await rgb(png, 'pil'), [255, 0, 0, 0, 0, 255, 10, 20, 30]);
   assert.deepEqual(await rgb(png, 'cv2'), [255, 0, 0, 0, 0, 255, 10, 20, 30]);
   assert.deepEqual(await rgb(png, 'oriented'), [255, 255, 255, 0, 0, 255, 10, 20, 30]);
@@ -48,7 +56,12 @@ test('gray of 1, 2 and 4 bits is scaled to 0..255 by every path', async () => {
     [4, [1, 15], [17, 255]],
   ] as const) {
     const png = writePng({ width: 2, height: 1, colorType: 0, bitDepth, samples });
-    for (const path of ['pil', 'cv2', 'oriented'] as const) assert.deepEqual(await rgb(png, path), expected.flatMap((v) => [v, v, v]), `${bitDepth} bits ${path}`);
+    for (const path of ['pil', 'cv2', 'oriented'] as const)
+      assert.deepEqual(
+        await rgb(png, path),
+        expected.flatMap((v) => [v, v, v]),
+        `${bitDepth} bits ${path}`,
+      );
   }
 });
 
@@ -116,5 +129,8 @@ test('bad PNGs are refused with an ImageError naming the file and the fault', as
   await fails(noPalette, /^\/x\/bad\.png: PNG palette image has no PLTE chunk$/);
   const depth = writePng({ width: 1, height: 1, colorType: 2, bitDepth: 4, samples: [1, 2, 3] });
   await fails(depth, /^\/x\/bad\.png: PNG bit depth 4 is not allowed for colour type 2$/);
-  await assert.rejects(decodeRgb(Buffer.from('hello, not an image'), 'cv2', '/x/a.txt'), (e: unknown) => e instanceof ImageError && /^\/x\/a\.txt: not a readable image/.test(e.message));
+  await assert.rejects(
+    decodeRgb(Buffer.from('hello, not an image'), 'cv2', '/x/a.txt'),
+    (e: unknown) => e instanceof ImageError && /^\/x\/a\.txt: not a readable image/.test(e.message),
+  );
 });
