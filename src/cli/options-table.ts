@@ -3,6 +3,7 @@
  * a flag or an explicit `null`, so an option cannot be added to the library without deciding its CLI form.
  * Parsers only turn text into values; the ranges and rules are checked once, by validateTransferOptions.
  */
+import { FITS } from '../io/fit.js';
 import { DEFAULT_TRANSFER_OPTIONS, DEVICES, METHOD_NAMES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
 
 /** A command-line mistake (unknown or missing option, malformed value): exit code 2. */
@@ -117,6 +118,13 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     type: 'boolean',
     description: 'ablation: inject the values only (default: feature matching)',
     parse: (raw) => (raw === true ? 'vInjection' : 'match'),
+  },
+  fit: {
+    flag: 'fit',
+    type: 'string',
+    valueName: FITS.join('|'),
+    description: `how images reach the working size: stretch = the official loading, pixel for pixel (square, aspect not kept); cover / contain keep the aspect (default ${d.fit})`,
+    parse: (raw) => String(raw) as TransferOptions['fit'],
   },
   device: {
     flag: 'device',

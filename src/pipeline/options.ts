@@ -11,6 +11,7 @@
  */
 import { InvalidParameterError, invalidParameterError } from '../errors.js';
 import type { ImageSource } from '../io/image.js';
+import { DEFAULT_FIT, FITS, type Fit } from '../io/fit.js';
 import { INJECTIONS, type Injection } from '../methods/eye-for-an-eye/controls.js';
 import { METHOD_NAMES, type MethodName } from '../methods/index.js';
 import { adainIterations, featureIterations, lastStepSeenByUnet, scaledDefaultRanges, scaledDefaultSkip } from '../methods/eye-for-an-eye/schedule.js';
@@ -47,8 +48,13 @@ export interface TransferOptions {
   adainRange: readonly [number, number];
   /** Seed of the inversion noise: TorchCpuRng(seed), drawn for the appearance image first, then the structure. */
   seed: number;
-  /** Working size: the short side in pixels (multiple of 64); the long side follows the structure image's aspect. */
+  /** Working size: the short side in pixels (multiple of 64); the long side follows the structure image's aspect (fit 'stretch': size x size). */
   size: number;
+  /**
+   * How the images are brought to the working size (src/io/image.ts): 'stretch' = the official loading, pixel for
+   * pixel (Pillow decode, BICUBIC stretch to size x size); 'cover' (default) / 'contain' keep the aspect.
+   */
+  fit: Fit;
   /** Object masks (any image; gray > 127 = object) for the masked matching and masked AdaIN. */
   structureMask?: ImageSource;
   appearanceMask?: ImageSource;
@@ -81,6 +87,7 @@ export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   adainRange: Object.freeze([50, 100] as const),
   seed: 0,
   size: 512,
+  fit: DEFAULT_FIT,
   injection: 'match',
   device: 'cpu',
   precision: 'fp32',
@@ -105,6 +112,7 @@ export const TRANSFER_OPTION_KEYS = [
   'adainRange',
   'seed',
   'size',
+  'fit',
   'structureMask',
   'appearanceMask',
   'injection',
@@ -236,6 +244,7 @@ export function validateTransferOptions(input: unknown): TransferOptions {
     adainRange: given['adainRange'] === undefined ? scaled.adainRange : stepRange('adainRange', given['adainRange']),
     seed: integerBetween('seed', pick('seed'), 0, Number.MAX_SAFE_INTEGER),
     size: pick('size') as number,
+    fit: oneOf('fit', pick('fit'), FITS),
     injection: oneOf('injection', pick('injection'), INJECTIONS),
     device: oneOf('device', pick('device'), DEVICES),
     precision: oneOf('precision', pick('precision'), PRECISIONS),

@@ -172,14 +172,17 @@ export async function prepareTransferInputs(
   options: TransferOptions,
   multiple: number = SIZE_MULTIPLE,
 ): Promise<LoadedInputs> {
-  const structureSize = await imageSize(inputs.structure);
-  const appearanceSize = await imageSize(inputs.appearance);
+  const { fit } = options;
+  const structureSize = await imageSize(inputs.structure, { fit });
+  const appearanceSize = await imageSize(inputs.appearance, { fit });
   if (options.size % multiple !== 0) throw invalidParameterError('size', `multiple of ${multiple} for this model`, options.size);
-  const size = workingSize(options.size, structureSize.width, structureSize.height, multiple);
+  // 'stretch' is the official load_size: every image to size x size.
+  const size =
+    fit === 'stretch' ? { width: options.size, height: options.size } : workingSize(options.size, structureSize.width, structureSize.height, multiple);
   const mask = async (source: ImageSource | undefined, role: 'structure' | 'appearance', image: ImageSource, imageSz: Size) => {
     if (source === undefined) return undefined;
-    const loaded = await loadMask(source, size);
-    const maskSize = await imageSize(source);
+    const loaded = await loadMask(source, size, { fit });
+    const maskSize = await imageSize(source, { fit });
     if (!sameAspect(maskSize, imageSz)) {
       throw new ImageError(
         `${describeSource(source, `${role} mask`)}: the ${role} mask is ${maskSize.width}x${maskSize.height} but the ${role} image ${describeSource(image, `${role} image`)} is ${imageSz.width}x${imageSz.height}; a mask must have its image's aspect ratio`,
@@ -192,8 +195,8 @@ export async function prepareTransferInputs(
     structureSize,
     appearanceSize,
     size,
-    structure: await loadImage(inputs.structure, size),
-    appearance: await loadImage(inputs.appearance, size),
+    structure: await loadImage(inputs.structure, size, { fit }),
+    appearance: await loadImage(inputs.appearance, size, { fit }),
     structureMask: await mask(options.structureMask, 'structure', inputs.structure, structureSize),
     appearanceMask: await mask(options.appearanceMask, 'appearance', inputs.appearance, appearanceSize),
   };
@@ -250,7 +253,7 @@ export class TransferPipeline {
     return { root: realpathSync(this.model.root), weights, code: builderFingerprint(), freeu: true };
   }
 
-  /** Both images (and masks) at the working size: short side = size, long side from the structure's aspect. */
+  /** Both images (and masks) at the working size: short side = size, long side from the structure's aspect (fit 'stretch': square). */
   private loadInputs(inputs: TransferInputs, options: TransferOptions): Promise<LoadedInputs> {
     return prepareTransferInputs(inputs, options, this.sizeMultiple);
   }

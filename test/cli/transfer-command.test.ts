@@ -100,6 +100,7 @@ test('end to end on the tiny model: PNGs of the right sizes and a complete run.j
     adainRange: [2, 6],
     seed: 0,
     size: 128,
+    fit: 'cover',
     injection: 'match',
     device: 'cpu',
     precision: 'fp32',
@@ -185,6 +186,18 @@ test('a wide structure image gives a wide result (short side = --size)', async (
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(await size(join(outDir, 'result.png')), ['png', 256, 128]);
   assert.deepEqual(await size(join(outDir, 'correspondence.png')), ['png', 512, 152]);
+});
+
+test('--fit stretch (the official loading) stretches a wide structure image to a square working size', async () => {
+  const wide = join(root, 'wide-stretch.png');
+  await sharp(join(examples, 'bird-blue.png')).resize(400, 200, { fit: 'fill' }).png().toFile(wide);
+  const outDir = join(root, 'out-wide-stretch');
+  const r = await cli(args(outDir, ['--fit', 'stretch'], { '--structure': wide }));
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(await size(join(outDir, 'result.png')), ['png', 128, 128]);
+  const bad = await cli(args(join(root, 'out-bad-fit'), ['--fit', 'crop']));
+  assert.equal(bad.code, 2, bad.err);
+  assert.match(bad.err, /Expected one of 'stretch', 'cover', 'contain' for fit but received 'crop'/);
 });
 
 function expectNothingWritten(outDir: string): void {
