@@ -12,7 +12,7 @@ import { buildTarget, type BuildTarget } from '../onnx/target.js';
 import { WeightSet } from '../onnx/weight-scope.js';
 import { formatDims, sameDims, type Tensor } from '../tensor/tensor.js';
 import { ModelCache } from './model-cache.js';
-import { Session, type SessionOptions } from './session.js';
+import { Session, type Feeds, type SessionOptions } from './session.js';
 
 export interface SamModelOptions extends SessionOptions {
   /** Graph cache folder (default: the platform cache, or E4E_CACHE_DIR). */
@@ -74,6 +74,7 @@ export class SamModel {
   readonly target: BuildTarget;
   private readonly cache: ModelCache;
   private readonly sessions = new Map<string, Promise<Session>>();
+  private readonly entries = new Map<string, { name: string; key: string; modelPath: string }>();
 
   private constructor(
     private readonly weights: SamModelWeights,
@@ -111,6 +112,7 @@ export class SamModel {
             return { graph: build(WeightSet.fromSource(this.weights.source, this.weights.description)) };
           },
         });
+        this.entries.set(name, { name, key: entry.key, modelPath: entry.modelPath });
         this.options.onStatus?.(`loading ${name} (${entry.built ? `built in ${entry.buildSeconds.toFixed(1)} s` : 'cached'})`);
         const sessionOptions: SessionOptions & { name: string } = { name };
         for (const key of ['device', 'threads', 'memoryArena', 'optimization', 'logSeverity'] as const) {
@@ -137,6 +139,13 @@ export class SamModel {
     return this.session('sam_decoder', (w) => buildSamDecoder(w, this.shapes, this.target));
   }
 
+  /** The graph cache entry of a graph whose session was opened ('sam_vision_encoder', 'sam_decoder'). */
+  graphEntry(name: string): { name: string; key: string; modelPath: string } {
+    const e = this.entries.get(name);
+    if (e === undefined) throw new ModelBuildError(`SAM graph ${name} has not been opened (call prepare() first)`);
+    return e;
+  }
+
   /** Image encoder on the normalised, padded model input [1, 3, S, S]. */
   async encode(modelInput: Tensor<'float32'>): Promise<SamImageFeatures> {
     const s = this.imageSize;
@@ -147,22 +156,18 @@ export class SamModel {
     return { imageEmbeddings: out['image_embeddings'] as Tensor<'float32'>, intermEmbeddings: out['interm_embeddings'] as Tensor<'float32'> };
   }
 
-  /** Prompt encoder + HQ mask decoder + selection + postprocess for one prompt on encoded features. */
-  async decode(features: SamImageFeatures, prompt: SamDecoderPrompt): Promise<SamDecoderOutputs> {
+  /** The decoder graph's feeds for one prompt. */
+  decoderFeeds(features: SamImageFeatures, prompt: SamDecoderPrompt): Feeds {
     const n = prompt.labels.length;
     if (n === 0 || prompt.coords.length !== 2 * n) throw new ModelBuildError(`SAM decoder: ${n} labels for ${prompt.coords.length / 2} points`);
     const low = 4 * this.gridSize;
     const maskInput = prompt.maskInput ?? { dtype: 'float32' as const, dims: [1, 1, low, low], data: new Float32Array(low * low) };
     if (!sameDims(maskInput.dims, [1, 1, low, low])) {
-      throw new InvalidParameterError(`SAM mask input must be [1, 1, ${low}, ${low}] low-res logits, got ${formatDims(maskInput.dims)}`, {
-        parameter: 'maskInput',
-      });
+      throw new InvalidParameterError(`SAM mask input must be [1, 1, ${low}, ${low}] low-res logits, got ${formatDims(maskInput.dims)}`, { parameter: 'maskInput' });
     }
     const flag = (b: boolean): Tensor<'bool'> => ({ dtype: 'bool', dims: [1], data: Uint8Array.of(b ? 1 : 0) });
     const size = (hw: readonly [number, number]): Tensor<'int64'> => ({ dtype: 'int64', dims: [2], data: BigInt64Array.of(BigInt(hw[0]), BigInt(hw[1])) });
-    const out = await (
-      await this.decoderSession()
-    ).run({
+    return {
       image_embeddings: features.imageEmbeddings,
       interm_embeddings: features.intermEmbeddings,
       point_coords: { dtype: 'float32', dims: [1, n, 2], data: prompt.coords },
@@ -173,7 +178,12 @@ export class SamModel {
       hq_token_only: flag(prompt.hqTokenOnly),
       input_size: size(prompt.inputSize),
       original_size: size(prompt.originalSize),
-    });
+    };
+  }
+
+  /** Prompt encoder + HQ mask decoder + selection + postprocess for one prompt on encoded features. */
+  async decode(features: SamImageFeatures, prompt: SamDecoderPrompt): Promise<SamDecoderOutputs> {
+    const out = await (await this.decoderSession()).run(this.decoderFeeds(features, prompt));
     const f = (name: string): Tensor<'float32'> => out[name] as Tensor<'float32'>;
     return {
       densePe: f('dense_pe'),
