@@ -21,7 +21,7 @@ import { phaseE2E } from './e2e.js';
 import { phaseSam } from './sam.js';
 import { phaseText, phaseUNet, phaseUNetB6, phaseVae } from './phases.js';
 import { ensureRandomModel } from './random-model.js';
-import { phaseCount, phaseGemm, rateFigures } from './rates.js';
+import { countedFigures, phaseCount, phaseGemm, rateFigures } from './rates.js';
 import { report } from './report.js';
 import { selfCheck } from './self-check.js';
 
@@ -85,7 +85,8 @@ function parseArgs(argv: readonly string[]): Args {
       case '--only': {
         const v = value(i, a);
         i++;
-        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'sam') throw new Error(`--only takes unet, vae, text, e2e, sam or gemm, not ${v}`);
+        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'sam')
+          throw new Error(`--only takes unet, vae, text, e2e, sam or gemm, not ${v}`);
         args.only = v;
         break;
       }
@@ -134,7 +135,9 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function runPhase(args: Args): Promise<void> {
   const phase = args.phase!;
-  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, e2e: phaseE2E, sam: phaseSam, count: phaseCount }[phase];
+  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, e2e: phaseE2E, sam: phaseSam, count: phaseCount }[
+    phase
+  ];
   const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(figures)}\n`);
@@ -229,7 +232,8 @@ async function main(): Promise<void> {
   if (args.only === 'sam') measured = ['sam'];
   if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e' && p !== 'sam');
   args.countFor = measured;
-  const phases: Phase[] = ['gemm', ...measured, ...(measured.length > 0 ? (['count'] as const) : [])];
+  // The sam phase counts its own calls: no count phase (and no SD model) for --only sam.
+  const phases: Phase[] = ['gemm', ...measured, ...(countedFigures(measured).size > 0 ? (['count'] as const) : [])];
   for (const phase of phases) {
     log(`phase ${phase}`);
     Object.assign(all, await runChild(args, phase));

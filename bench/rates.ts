@@ -305,7 +305,10 @@ export const RATE_SPECS: readonly RateSpec[] = [
  */
 export function rateFigures(all: Figures): void {
   // The sam phase counts its own calls (bench/sam.ts).
-  const counts = { ...((all['flop_counts'] ?? {}) as object), ...((all['sam_flop_counts'] ?? {}) as object) } as Record<string, CountFigure | undefined>;
+  const counts: Record<string, CountFigure | undefined> = {
+    ...(all['flop_counts'] as Record<string, CountFigure> | undefined),
+    ...(all['sam_flop_counts'] as Record<string, CountFigure> | undefined),
+  };
   const gemm = typeof all['gemm_gflops'] === 'number' ? all['gemm_gflops'] : undefined;
   for (const spec of RATE_SPECS) {
     const gflop = counts[spec.count]?.gflop;

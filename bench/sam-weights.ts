@@ -197,7 +197,11 @@ export function samHqConfigJson(shapes: SamModelShapes): Record<string, unknown>
 const SENTINEL = '.bench-complete.json';
 
 /** A random SAM-HQ model folder of the shapes in `dir` (kept across runs; regenerated when incomplete). */
-export function ensureRandomSamModel(dir: string, shapes: SamModelShapes, log: (msg: string) => void = () => {}): { dir: string; parameters: number; generated: boolean } {
+export function ensureRandomSamModel(
+  dir: string,
+  shapes: SamModelShapes,
+  log: (msg: string) => void = () => {},
+): { dir: string; parameters: number; generated: boolean } {
   const specs = samWeightSpecs(shapes);
   const parameters = countParameters(specs);
   const config = JSON.stringify(samHqConfigJson(shapes), null, 2);

@@ -9,7 +9,8 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ORT_VERSION } from '../src/runtime/session.js';
 import { SamModel, type SamDecoderPrompt, type SamImageFeatures } from '../src/runtime/sam-model.js';
-import { openSamWeightsDraft } from '../src/runtime/sam-weights-draft.js';
+import { samModelShapes } from '../src/models/sam/sam-configs.js';
+import { openSamWeights } from '../src/models/sam/weights.js';
 import { allFinite, log, maxRssGb, randn, round, timeCalls, type Args, type Figures } from './common.js';
 import { PROFILE_OPTIMIZATION, profiledCounts, type FlopCount } from './flops.js';
 import { countFigure, COUNTS_FILE, type CountFigure } from './rates.js';
@@ -22,7 +23,14 @@ export function samModelDir(args: Args): string {
 
 /** run.py's prompt: the whole-image box of the 512x512 image, in the 1024 frame; postprocess back to 512x512. */
 function boxPrompt(): SamDecoderPrompt {
-  return { coords: Float32Array.of(0, 0, 1024, 1024), labels: Int32Array.of(2, 3), multimaskOutput: false, hqTokenOnly: true, inputSize: [1024, 1024], originalSize: [512, 512] };
+  return {
+    coords: Float32Array.of(0, 0, 1024, 1024),
+    labels: Int32Array.of(2, 3),
+    multimaskOutput: false,
+    hqTokenOnly: true,
+    inputSize: [1024, 1024],
+    originalSize: [512, 512],
+  };
 }
 
 function readCounts(file: string): Record<string, FlopCount> {
@@ -38,12 +46,16 @@ export async function phaseSam(args: Args): Promise<Figures> {
   const t0 = performance.now();
   const gen = ensureRandomSamModel(samModelDir(args), SAM_HQ_VIT_L, log);
   const generation = (performance.now() - t0) / 1000;
-  const model = SamModel.fromWeights(openSamWeightsDraft(gen.dir), {
-    cacheDir: args.graphDir,
-    device: args.device,
-    onStatus: (m) => log(m),
-    ...(args.threads === undefined ? {} : { threads: args.threads }),
-  });
+  const w = openSamWeights(gen.dir);
+  const model = SamModel.fromWeights(
+    { source: w.source, shapes: samModelShapes(w.config), description: w.description, identity: w.identity },
+    {
+      cacheDir: args.graphDir,
+      device: args.device,
+      onStatus: (m) => log(m),
+      ...(args.threads === undefined ? {} : { threads: args.threads }),
+    },
+  );
   const t1 = performance.now();
   await model.prepare();
   const graphs = (performance.now() - t1) / 1000;
@@ -51,7 +63,11 @@ export async function phaseSam(args: Args): Promise<Figures> {
   let features: SamImageFeatures | undefined;
   const encoder = await timeCalls('SAM-HQ ViT-L encoder 1024x1024', async () => (features = await model.encode(image)), Math.min(args.calls, 2), 60);
   let low: Float32Array | undefined;
-  const decoder = await timeCalls('SAM-HQ decoder (box, 512x512 mask)', async () => (low = (await model.decode(features!, boxPrompt())).lowResLogits.data), Math.max(args.calls, 3));
+  const decoder = await timeCalls(
+    'SAM-HQ decoder (box, 512x512 mask)',
+    async () => (low = (await model.decode(features!, boxPrompt())).lowResLogits.data),
+    Math.max(args.calls, 3),
+  );
   const figures: Figures = {
     sam_parameters: gen.parameters,
     sam_generated: gen.generated,
@@ -75,8 +91,18 @@ async function samCounts(args: Args, model: SamModel, features: SamImageFeatures
   const stored = readCounts(file);
   const counts: Record<string, CountFigure> = {};
   const jobs = [
-    { figure: 'sam_encoder', graph: model.graphEntry('sam_vision_encoder'), call: 'pixel_values [1, 3, 1024, 1024]', feeds: () => ({ pixel_values: randn([1, 3, 1024, 1024], 11) }) },
-    { figure: 'sam_decoder', graph: model.graphEntry('sam_decoder'), call: 'whole-image box, mask 512x512', feeds: () => model.decoderFeeds(features, boxPrompt()) },
+    {
+      figure: 'sam_encoder',
+      graph: model.graphEntry('sam_vision_encoder'),
+      call: 'pixel_values [1, 3, 1024, 1024]',
+      feeds: () => ({ pixel_values: randn([1, 3, 1024, 1024], 11) }),
+    },
+    {
+      figure: 'sam_decoder',
+      graph: model.graphEntry('sam_decoder'),
+      call: 'whole-image box, mask 512x512',
+      feeds: () => model.decoderFeeds(features, boxPrompt()),
+    },
   ];
   for (const j of jobs) {
     const key = `${j.graph.name}-${j.graph.key} | ${j.call} | onnxruntime ${ORT_VERSION}, optimization ${PROFILE_OPTIMIZATION}`;
@@ -86,9 +112,11 @@ async function samCounts(args: Args, model: SamModel, features: SamImageFeatures
       continue;
     }
     log(`count: profiling ${j.graph.name} (one call, optimization ${PROFILE_OPTIMIZATION})`);
-    const [c] = await profiledCounts(j.graph.modelPath, { name: `${j.graph.name} (profiled)`, memoryArena: false, ...(args.threads === undefined ? {} : { threads: args.threads }) }, [
-      (session) => session.run(j.feeds()),
-    ]);
+    const [c] = await profiledCounts(
+      j.graph.modelPath,
+      { name: `${j.graph.name} (profiled)`, memoryArena: false, ...(args.threads === undefined ? {} : { threads: args.threads }) },
+      [(session) => session.run(j.feeds())],
+    );
     stored[key] = c!;
     counts[j.figure] = countFigure(c!, j.call, false);
     log(`count: ${j.figure} = ${(c!.flops / 1e9).toFixed(1)} GFLOP`);

@@ -14,10 +14,10 @@
 import { createHash } from 'node:crypto';
 import { InvalidParameterError } from '../errors.js';
 import type { Raster } from '../io/resample/raster.js';
-import { SAM_MASK_THRESHOLD } from '../models/sam/sam-configs.js';
+import { SAM_MASK_THRESHOLD, samModelShapes } from '../models/sam/sam-configs.js';
 import { checkSamPrompt, prepareSamImage, samPromptLayout, type SamBox, type SamPoint } from '../models/sam/transforms.js';
 import { SamModel, type SamDecoderOutputs, type SamImageFeatures, type SamModelOptions } from '../runtime/sam-model.js';
-import { openSamWeightsDraft } from '../runtime/sam-weights-draft.js';
+import { openSamWeights } from '../models/sam/weights.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export type { SamBox, SamPoint };
@@ -87,9 +87,14 @@ export class SamSegmenter {
     this.cacheSize = options.embeddingCacheSize ?? 4;
   }
 
-  /** Open SAM-HQ weights; nothing is built until used. */
+  /**
+   * Open SAM-HQ weights (a transformers SamHQModel folder or its model.safetensors next to config.json, or an official
+   * sam_hq_vit_{b,l,h}.pth); the config is checked against every weight here, nothing is built until used.
+   */
   static open(weightsPath: string, options: SamSegmenterOptions = {}): SamSegmenter {
-    return new SamSegmenter(SamModel.fromWeights(openSamWeightsDraft(weightsPath), options), options);
+    const w = openSamWeights(weightsPath);
+    const weights = { source: w.source, shapes: samModelShapes(w.config), description: w.description, identity: w.identity };
+    return new SamSegmenter(SamModel.fromWeights(weights, options), options);
   }
 
   /** The image embedding (set_image), computed once per image content. */

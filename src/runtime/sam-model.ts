@@ -163,7 +163,9 @@ export class SamModel {
     const low = 4 * this.gridSize;
     const maskInput = prompt.maskInput ?? { dtype: 'float32' as const, dims: [1, 1, low, low], data: new Float32Array(low * low) };
     if (!sameDims(maskInput.dims, [1, 1, low, low])) {
-      throw new InvalidParameterError(`SAM mask input must be [1, 1, ${low}, ${low}] low-res logits, got ${formatDims(maskInput.dims)}`, { parameter: 'maskInput' });
+      throw new InvalidParameterError(`SAM mask input must be [1, 1, ${low}, ${low}] low-res logits, got ${formatDims(maskInput.dims)}`, {
+        parameter: 'maskInput',
+      });
     }
     const flag = (b: boolean): Tensor<'bool'> => ({ dtype: 'bool', dims: [1], data: Uint8Array.of(b ? 1 : 0) });
     const size = (hw: readonly [number, number]): Tensor<'int64'> => ({ dtype: 'int64', dims: [2], data: BigInt64Array.of(BigInt(hw[0]), BigInt(hw[1])) });

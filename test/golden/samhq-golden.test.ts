@@ -33,7 +33,9 @@ test('samhq-tiny: every samhq tensor within the case tolerances', async () => {
   assert.equal(group.comparisons.length, compared.length);
   // The stages run.py makes are all there: uint8 images exact, masks of every prompt.
   for (const stage of ['resized', 'model_input_uint8', 'model_input', 'image_embeddings', 'interm_embeddings']) {
-    assert.ok(group.comparisons.some((c) => c.label === `samhq.image0.${stage}` && c.ok && c.maxAbs <= (stage.endsWith('uint8') || stage === 'resized' ? 0 : 1e-4)));
+    assert.ok(
+      group.comparisons.some((c) => c.label === `samhq.image0.${stage}` && c.ok && c.maxAbs <= (stage.endsWith('uint8') || stage === 'resized' ? 0 : 1e-4)),
+    );
   }
   assert.equal(group.comparisons.filter((c) => c.label.endsWith('.masks')).length, 20);
   assert.ok(report.ok);

@@ -69,7 +69,7 @@ function decodedOf(ctx: GoldenContext, run: string, all: Record<string, RunSpec>
     const otherFile = (spec.source ?? images[other]?.file ?? '').replace(/^images\//, '');
     if (file !== undefined && otherFile === file && ctx.golden.has(name)) return ctx.golden.get(name);
   }
-  throw new GoldenError(`samhq.${run}: no decoded input (neither ${own} nor a run with the same source ${String(source)})`);
+  throw new GoldenError(`samhq.${run}: no decoded input (neither ${own} nor a run with the same source ${JSON.stringify(source)})`);
 }
 
 /** The set_image size (W, H) of a run: the `resized` tensor's dsize param, else runs.<run>.set_image_WH. */

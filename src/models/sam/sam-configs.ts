@@ -5,6 +5,7 @@
  * Official code: SysCV/sam-hq `segment_anything/` (build_sam.py, modeling/*.py); names of the weights: transformers'
  * `SamHQModel` (vision_encoder.*, prompt_encoder.*, mask_decoder.*, shared_image_embedding.*).
  */
+import type { SamHQConfig } from './config.js';
 
 /** `vision_config`: the ViT image encoder (ImageEncoderViT). */
 export interface SamVisionConfig {
@@ -57,6 +58,11 @@ export interface SamModelShapes {
   readonly vision: SamVisionConfig;
   readonly prompt: SamPromptEncoderConfig;
   readonly decoder: SamMaskDecoderConfig;
+}
+
+/** The builders' slices of a parsed SamHQConfig. */
+export function samModelShapes(config: SamHQConfig): SamModelShapes {
+  return { vision: config.vision, prompt: config.promptEncoder, decoder: config.maskDecoder };
 }
 
 /** `Sam.pixel_mean` / `Sam.pixel_std` (0..255 units, RGB): constructor defaults, not saved in checkpoints. */

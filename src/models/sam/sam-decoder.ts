@@ -22,7 +22,13 @@ import { buildDenseEmbeddings, buildDensePe, buildSparseEmbeddings } from './pro
 import type { SamModelShapes } from './sam-configs.js';
 
 /** Tensors of a SamHQModel checkpoint the decoder graph does not use (the image encoder graph does). */
-export const SAM_DECODER_IGNORED_WEIGHTS: readonly IgnoredWeight[] = [{ pattern: /^vision_encoder\./, reason: 'image encoder: used by the encoder graph' }];
+export const SAM_DECODER_IGNORED_WEIGHTS: readonly IgnoredWeight[] = [
+  { pattern: /^vision_encoder\./, reason: 'image encoder: used by the encoder graph' },
+  {
+    pattern: /^prompt_encoder\.shared_embedding\.positional_embedding$/,
+    reason: "transformers' tied alias of shared_image_embedding.positional_embedding (checked equal in shape when the weights are opened)",
+  },
+];
 
 function checkShapes(shapes: SamModelShapes): void {
   const { prompt: p, decoder: d, vision: v } = shapes;

@@ -42,7 +42,12 @@ test('a second prompt on the same image reuses the embedding; another image is e
   const image = raster('samhq.image0.resized');
   const before = sam.encoderRuns;
   const box = await sam.segment(image, { box: [20, 15, 47, 50] });
-  const points = await sam.segment(image, { points: [{ x: 34, y: 33, label: 1 }, { x: 9, y: 9, label: 0 }] });
+  const points = await sam.segment(image, {
+    points: [
+      { x: 34, y: 33, label: 1 },
+      { x: 9, y: 9, label: 0 },
+    ],
+  });
   assert.equal(sam.encoderRuns - before, 1);
   // A copy of the same pixels is the same content.
   await sam.segment({ ...image, data: Uint8Array.from(image.data) }, { box: [20, 15, 47, 50] });
@@ -71,11 +76,27 @@ test('no box and no points: the whole-image box, as run.py; maskInput refines; m
   expectClose({ dtype: 'float32', dims: [1, 64, 64], data: whole.logits }, golden.get('samhq.image2.box_full.upscaled_logits'), { ...TOL, label: 'box_full' });
   const user = await sam.segment(image, { box: [17, 15, 37, 59] });
   const refined = await sam.segment(image, { box: [17, 15, 37, 59], maskInput: user.lowResLogits });
-  expectClose({ dtype: 'float32', dims: [1, 64, 64], data: refined.logits }, golden.get('samhq.image2.box_refine.upscaled_logits'), { ...TOL, label: 'box_refine' });
-  const multi = await sam.segment(image, { points: [{ x: 27, y: 37, label: 1 }, { x: 51, y: 9, label: 0 }], multimaskOutput: true, hqTokenOnly: false });
-  expectClose({ dtype: 'float32', dims: [1, 64, 64], data: multi.logits }, golden.get('samhq.image2.points_multi.upscaled_logits'), { ...TOL, label: 'points_multi' });
+  expectClose({ dtype: 'float32', dims: [1, 64, 64], data: refined.logits }, golden.get('samhq.image2.box_refine.upscaled_logits'), {
+    ...TOL,
+    label: 'box_refine',
+  });
+  const multi = await sam.segment(image, {
+    points: [
+      { x: 27, y: 37, label: 1 },
+      { x: 51, y: 9, label: 0 },
+    ],
+    multimaskOutput: true,
+    hqTokenOnly: false,
+  });
+  expectClose({ dtype: 'float32', dims: [1, 64, 64], data: multi.logits }, golden.get('samhq.image2.points_multi.upscaled_logits'), {
+    ...TOL,
+    label: 'points_multi',
+  });
   const low = multi.lowResLogits;
-  expectClose({ dtype: 'float32', dims: low.dims.slice(1), data: low.data }, golden.get('samhq.image2.points_multi.low_res_logits'), { ...TOL, label: 'points_multi low' });
+  expectClose({ dtype: 'float32', dims: low.dims.slice(1), data: low.data }, golden.get('samhq.image2.points_multi.low_res_logits'), {
+    ...TOL,
+    label: 'points_multi low',
+  });
 });
 
 test('bad prompts: box outside or degenerate, points outside, labels, mask input', async () => {
@@ -86,14 +107,23 @@ test('bad prompts: box outside or degenerate, points outside, labels, mask input
   await assert.rejects(sam.segment(image, { box: [10, 40, 30, 20] }), /is degenerate/);
   await assert.rejects(sam.segment(image, { box: [0, 0, Number.NaN, 4] as unknown as [number, number, number, number] }), /Expected four finite numbers/);
   await assert.rejects(sam.segment(image, { points: [{ x: 70, y: 3, label: 1 }] }), /point 0 \(70, 3\) is outside the 64x64 image/);
-  await assert.rejects(sam.segment(image, { points: [{ x: 3, y: 3, label: 2 as 1 }] }), /Expected 1 \(foreground\) or 0 \(background\) for points\[0\]\.label but received 2/);
+  await assert.rejects(
+    sam.segment(image, { points: [{ x: 3, y: 3, label: 2 as 1 }] }),
+    /Expected 1 \(foreground\) or 0 \(background\) for points\[0\]\.label but received 2/,
+  );
   const wrong: Tensor<'float32'> = { dtype: 'float32', dims: [1, 1, 16, 16], data: new Float32Array(256) };
-  await assert.rejects(sam.segment(image, { maskInput: wrong }), /maskInput must be the 32x32 low-res logits of an earlier result, got float32\[1, 1, 16, 16\]/);
+  await assert.rejects(
+    sam.segment(image, { maskInput: wrong }),
+    /maskInput must be the 32x32 low-res logits of an earlier result, got float32\[1, 1, 16, 16\]/,
+  );
 });
 
 test('requireNonEmpty refuses an empty mask and names what it was for', () => {
   const empty = { mask: new Uint8Array(12), width: 4, height: 3 };
-  assert.throws(() => requireNonEmpty(empty, 'the structure image'), /the predicted mask of the structure image is empty \(no pixel of the 4x3 image selected\)/);
+  assert.throws(
+    () => requireNonEmpty(empty, 'the structure image'),
+    /the predicted mask of the structure image is empty \(no pixel of the 4x3 image selected\)/,
+  );
   const one = { mask: Uint8Array.from({ length: 12 }, (_, i) => (i === 5 ? 1 : 0)), width: 4, height: 3 };
   assert.doesNotThrow(() => requireNonEmpty(one, 'x'));
 });
@@ -108,22 +138,21 @@ function editedModel(name: string, edit: (config: Record<string, Record<string, 
   return dir;
 }
 
-test('a config that does not match the weights: the tensor and both shapes are named', async () => {
-  const image = raster('samhq.image0.resized');
+test('a config that does not match the weights: the tensor and both shapes are named when the weights are opened', () => {
   const cases: [string, (c: Record<string, Record<string, unknown>>) => void, RegExp][] = [
     [
       'vision-width',
       (c) => {
         c['vision_config']!['mlp_dim'] = 96;
       },
-      /vision_encoder\.layers\.0\.mlp\.lin1\.weight: expected \[96, 32\], got \[128, 32\]/,
+      /vision_encoder\.layers\.\d\.mlp\.lin1\.(weight|bias): expected \[96(, 32)?\], got \[128(, 32)?\]/,
     ],
     [
       'decoder-mlp',
       (c) => {
         c['mask_decoder_config']!['mlp_dim'] = 80;
       },
-      /mask_decoder\.transformer\.layers\.0\.mlp\.lin1\.weight: expected \[80, 32\], got \[64, 32\]/,
+      /mask_decoder\.transformer\.layers\.\d\.mlp\.lin1\.(weight|bias): expected \[80(, 32)?\], got \[64(, 32)?\]/,
     ],
     [
       'fewer-layers',
@@ -131,15 +160,8 @@ test('a config that does not match the weights: the tensor and both shapes are n
         c['vision_config']!['num_hidden_layers'] = 3;
         c['vision_config']!['global_attn_indexes'] = [1];
       },
-      /weight\(s\) not used by the model built from the config: vision_encoder\.layers\.3\./,
+      /weight vision_encoder\.layers\.3\.\S+ is not part of the SAM-HQ model the config describes/,
     ],
   ];
-  for (const [name, edit, message] of cases) {
-    const other = SamSegmenter.open(editedModel(name, edit), { cacheDir });
-    try {
-      await assert.rejects(other.segment(image, { box: [20, 15, 47, 50] }), message);
-    } finally {
-      await other.close();
-    }
-  }
+  for (const [name, edit, message] of cases) assert.throws(() => SamSegmenter.open(editedModel(name, edit), { cacheDir }), message);
 });
