@@ -9,6 +9,8 @@ import { SamSegmenter, type SamEmbedding, type SegmentPrompt } from '../pipeline
 import type { Tensor } from '../tensor/tensor.js';
 import type { EngineOptions } from './engine.js';
 
+export type { SegmentPrompt };
+
 /** An opened SAM-HQ model. Opaque to the groups: pass it to the functions below. */
 export interface SamGoldenEngine {
   readonly kind: 'sam';

@@ -14,8 +14,7 @@
 import { GoldenError } from '../../errors.js';
 import type { Raster } from '../../io/resample/raster.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { samPredict, samSetImage, samStretch, type SamGoldenEngine, type SamImageStages } from '../sam-engine.js';
-import type { SegmentPrompt } from '../../pipeline/sam-segmenter.js';
+import { samPredict, samSetImage, samStretch, type SamGoldenEngine, type SamImageStages, type SegmentPrompt } from '../sam-engine.js';
 import type { GoldenContext } from '../runner.js';
 
 /** |logit| under which a flipped fragile pixel is accepted: io.json's fragility bound 1e-4 plus the logits' atol 1e-4. */
