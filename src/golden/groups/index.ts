@@ -8,6 +8,7 @@ import { runInversionGroup } from './inversion.js';
 import { runTransferGroup } from './transfer.js';
 import { runNonsquareGroup } from './nonsquare.js';
 import { runImagesGroup } from './images.js';
+import { runSamhqGroup } from './samhq.js';
 
 export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   text: runTextGroup,
@@ -24,4 +25,5 @@ export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   transfer: runTransferGroup,
   nonsquare: runNonsquareGroup,
   images: runImagesGroup,
+  samhq: runSamhqGroup,
 };
