@@ -4,18 +4,22 @@
 import { E4EError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { runGoldenCommand, GOLDEN_HELP } from './golden-command.js';
+import { MASK_HELP, runMaskCommand } from './mask-command.js';
 import { runTransferCommand, TRANSFER_HELP } from './transfer-command.js';
 
 const HELP = `eye4eye ${VERSION} - Eye-for-an-eye appearance transfer on Stable Diffusion (ONNX Runtime)
 
 Usage:
   eye4eye transfer --structure FILE --appearance FILE --domain NAME [options]   appearance transfer
+  eye4eye mask --image FILE [--box x0,y0,x1,y1] [--point x,y,1|0 ...]            an object mask with SAM-HQ
   eye4eye golden <case-dir> [--only GROUPS] [--save FILE]   compare our implementation with a golden case
   eye4eye --help | -h                                     this help
   eye4eye --version | -v                                  the version
 
 Commands:
 ${TRANSFER_HELP}
+
+${MASK_HELP}
 
 ${GOLDEN_HELP}
 `;
@@ -40,6 +44,8 @@ export async function main(
         return 0;
       case 'transfer':
         return await runTransferCommand(rest, { out, err, isTTY: process.stderr.isTTY === true });
+      case 'mask':
+        return await runMaskCommand(rest, { out, err });
       case 'golden':
         return await runGoldenCommand(rest, out, err);
       default:

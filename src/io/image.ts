@@ -169,6 +169,15 @@ export async function loadSamInput(source: ImageSource, size: number | Size = 51
   return fitRaster(await decodeWith(source, 'oriented', label), target, fit);
 }
 
+/**
+ * The full-resolution picture the SAM input is made from: fit 'stretch' = cv2.imread's (EXIF orientation applied, as
+ * the official run reads it); the other fits = the oriented decode the Stable Diffusion path uses.
+ */
+export async function decodeSamSource(source: ImageSource, options?: LoadOptions | string): Promise<Raster> {
+  const { fit, label } = loadOptions(options);
+  return decodeWith(source, fit === 'stretch' ? 'cv2' : 'oriented', label);
+}
+
 /** An image as RGB float [1, 3, H, W] in [-1, 1] (x / 127.5 - 1) at `size`, loaded and resized by `fit` (header). */
 export async function loadImage(source: ImageSource, size: Size, options?: LoadOptions | string): Promise<Tensor<'float32'>> {
   const { fit, label } = loadOptions(options);
@@ -183,7 +192,6 @@ export async function loadImage(source: ImageSource, size: Size, options?: LoadO
 export async function loadMask(source: ImageSource, size: Size, options?: LoadOptions | string): Promise<Tensor<'float32'>> {
   const { fit, label } = loadOptions(options);
   const { buffer } = await decoded(source, 'mask', label);
-  const { width, height } = size;
   let gray: Raster;
   try {
     const pipeline = fit === 'stretch' ? sharp(buffer) : sharp(buffer).rotate();
@@ -192,10 +200,20 @@ export async function loadMask(source: ImageSource, size: Size, options?: LoadOp
   } catch (cause) {
     throw new ImageError(`${describeSource(source, label)}: cannot decode mask (${(cause as Error).message})`, { cause });
   }
-  const resized = fitRaster(gray, size, fit, 0);
+  return maskRasterToTensor(gray, size, fit, describeSource(source, label));
+}
+
+/**
+ * A one-channel mask raster (0..255, e.g. a SAM-HQ mask in its image's frame) as float 0/1 [H, W] at `size`, with the
+ * images' geometry (`fit`, Pillow BICUBIC, gray > 127). An all-zero result is an error naming `what`.
+ */
+export function maskRasterToTensor(mask: Raster, size: Size, fit: Fit, what: string): Tensor<'float32'> {
+  if (mask.channels !== 1) throw new ImageError(`${what}: expected a one-channel mask, got ${mask.channels} channels`);
+  const { width, height } = size;
+  const resized = fitRaster(mask, size, fit, 0);
   const data = Float32Array.from(resized.data, (v) => (v > 127 ? 1 : 0));
   if (!data.some((v) => v === 1)) {
-    throw new ImageError(`${describeSource(source, label)}: mask is empty (no pixel brighter than 127 at ${width}x${height})`, {
+    throw new ImageError(`${what}: mask is empty (no pixel brighter than 127 at ${width}x${height})`, {
       hint: 'a mask is white (or light) on the object and black elsewhere',
     });
   }
