@@ -9,6 +9,10 @@ import { e4eFeeds, injectionSlots, matchesOf, type Injection } from '../methods/
 import { e4eUNetVariant } from '../methods/eye-for-an-eye/index.js';
 import { runE4ELoop } from '../methods/eye-for-an-eye/loop.js';
 import { injectionMode, type StepRange } from '../methods/eye-for-an-eye/schedule.js';
+import { ciaFeeds, CIA_OUTPUT, floatOutput, NO_SWAP } from '../methods/cross-image-attention/controls.js';
+import { ciaUNetVariant, segmentationSitesOf, swapSitesOf } from '../methods/cross-image-attention/index.js';
+import { runCIALoop, type LatentMasks, type RecordedMaps } from '../methods/cross-image-attention/loop.js';
+import { kvSource, type SwapRanges } from '../methods/cross-image-attention/schedule.js';
 import { downMask } from '../methods/shared/masks.js';
 import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
@@ -257,4 +261,133 @@ export async function transferLoop(
 /** The reference's mask_down: an [H, W] mask resized bilinearly (align_corners=False) to h x w. */
 export function adainMask(mask: Tensor<'float32'>, h: number, w: number): Float32Array {
   return downMask(mask, h, w);
+}
+
+export type { SwapRanges, LatentMasks, RecordedMaps };
+
+/** Cross-Image Attention's UNet (FreeU, K/V-swap processors; recording sites and probes as asked). */
+function ciaUNet(engine: GoldenEngine, options: { record: boolean; probeSites?: readonly string[] | undefined }): Promise<UNetRunner> {
+  const model = impl(engine);
+  return model.unet(ciaUNetVariant(model.unetConfig, options));
+}
+
+/**
+ * One call of Cross-Image Attention's UNet on a batch [out, style, struct] at the reference's `model.step`: with
+ * `performSwap` the out row of each swap site attends to the row the schedule gives (ranges, refresh steps), with
+ * its map contrasted; `probeSites` return the out row's map before / after the contrast [H, S, S].
+ */
+export async function ciaForward(
+  engine: GoldenEngine,
+  call: {
+    modelStep: number;
+    ranges: SwapRanges;
+    contrastStrength: number;
+    performSwap: boolean;
+    sample: Tensor<'float32'>;
+    timestep: number;
+    encoderHiddenStates: Tensor<'float32'>;
+    probeSites?: readonly string[] | undefined;
+  },
+): Promise<{ noise: Tensor<'float32'>; swapped: string[]; probes: Record<string, { pre: Tensor<'float32'>; post: Tensor<'float32'> }> }> {
+  const unet = await ciaUNet(engine, { record: false, probeSites: call.probeSites });
+  const sites = swapSitesOf(unet);
+  const kv = Object.fromEntries(sites.map((s) => [s.modulePath, call.performSwap ? kvSource(s.level, call.modelStep, call.ranges) : NO_SWAP]));
+  const feeds = ciaFeeds(
+    { kv, contrast: call.contrastStrength, record: false },
+    sites.map((s) => s.modulePath),
+    call.sample.dims[0]!,
+  );
+  const result = await unet.call({ sample: call.sample, timestep: call.timestep, encoderHiddenStates: call.encoderHiddenStates, feeds });
+  const probes: Record<string, { pre: Tensor<'float32'>; post: Tensor<'float32'> }> = {};
+  for (const site of call.probeSites ?? []) {
+    probes[site] = { pre: floatOutput(result.outputs, CIA_OUTPUT.probePre(site)), post: floatOutput(result.outputs, CIA_OUTPUT.probePost(site)) };
+  }
+  return { noise: result.noise, swapped: Object.keys(kv).filter((k) => kv[k] !== NO_SWAP), probes };
+}
+
+export interface CIATransferRun {
+  latents: Float32Array[];
+  timesteps: number[];
+  modelSteps: number[];
+  swapStrengths: number[];
+  guidanceApplied: boolean[];
+  noisePredSwap: Float32Array[][];
+  noisePredNoSwap: Float32Array[][];
+  noisePred: Float32Array[][];
+  iterationLatents: Float32Array[][];
+  latent0BeforeAdain: Float32Array[];
+  masks: LatentMasks | undefined;
+  /** The segmentation sites by the reference's names (self64, self32, cross64, cross32), when recording. */
+  segmentationSites: Record<string, string> | undefined;
+}
+
+/**
+ * Cross-Image Attention's denoising loop from inverted latents (xts) and noise maps (zs) of both images. Masked
+ * AdaIN takes `masks` (latent size: the golden's forced masks), or `segment` computes them from the maps recorded
+ * at adain_range.start - 1; neither: plain AdaIN.
+ */
+export async function ciaTransferLoop(
+  engine: GoldenEngine,
+  options: {
+    app: { xts: readonly Float32Array[]; zs: readonly Float32Array[] };
+    struct: { xts: readonly Float32Array[]; zs: readonly Float32Array[] };
+    latentDims: readonly [number, number, number];
+    prompt: string;
+    numSteps: number;
+    skip: number;
+    ranges: SwapRanges;
+    adainRange: StepRange;
+    swapGuidanceScale: number;
+    contrastStrength: number;
+    masks?: LatentMasks | undefined;
+    segment?: ((maps: RecordedMaps, sites: Record<string, string>) => LatentMasks) | undefined;
+  },
+): Promise<CIATransferRun> {
+  const model = impl(engine);
+  const record = options.masks === undefined && options.segment !== undefined;
+  const unet = await ciaUNet(engine, { record });
+  const emb = await model.encodeText(['', options.prompt]); // [2, T, D]
+  const row = (i: number): Tensor<'float32'> => reshape(sliceFirst(emb, i), [1, ...emb.dims.slice(1)]);
+  const sites = record ? { ...segmentationSitesOf(unet.sites) } : undefined;
+  const segment = options.segment;
+  const { latents, trace } = await runCIALoop(
+    {
+      unet,
+      schedule: ddimSchedule(model.schedulerConfig),
+      app: options.app,
+      struct: options.struct,
+      latentDims: options.latentDims,
+      embeddings: { uncond: row(0), cond: row(1) },
+    },
+    {
+      numSteps: options.numSteps,
+      skip: options.skip,
+      ranges: options.ranges,
+      adainRange: options.adainRange,
+      swapGuidanceScale: options.swapGuidanceScale,
+      contrastStrength: options.contrastStrength,
+      swapSites: swapSitesOf(unet),
+      masks:
+        options.masks !== undefined
+          ? { kind: 'given', masks: options.masks }
+          : segment !== undefined && sites !== undefined
+            ? { kind: 'recorded', sites: Object.values(sites), segment: (maps) => segment(maps, sites) }
+            : { kind: 'none' },
+      alwaysNoSwapPass: true,
+    },
+  );
+  return {
+    latents,
+    timesteps: trace.timesteps,
+    modelSteps: trace.modelSteps,
+    swapStrengths: trace.swapStrengths,
+    guidanceApplied: trace.guidanceApplied,
+    noisePredSwap: trace.noisePredSwap,
+    noisePredNoSwap: trace.noisePredNoSwap,
+    noisePred: trace.noisePred,
+    iterationLatents: trace.latents,
+    latent0BeforeAdain: trace.latent0BeforeAdain,
+    masks: trace.masks,
+    segmentationSites: sites,
+  };
 }

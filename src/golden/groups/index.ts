@@ -7,6 +7,8 @@ import { runE4EGroup, runUNetGroup } from './unet.js';
 import { runInversionGroup } from './inversion.js';
 import { runTransferGroup } from './transfer.js';
 import { runNonsquareGroup } from './nonsquare.js';
+import { runCIAUNetGroup } from './cia-unet.js';
+import { runCIATransferGroup } from './cia-transfer.js';
 
 export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   text: runTextGroup,
@@ -22,4 +24,6 @@ export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   inversion: runInversionGroup,
   transfer: runTransferGroup,
   nonsquare: runNonsquareGroup,
+  cia_unet: runCIAUNetGroup,
+  cia_transfer: runCIATransferGroup,
 };
