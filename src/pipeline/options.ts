@@ -21,7 +21,7 @@ export { INJECTIONS, METHOD_NAMES };
 export type { ImageSource, Injection, MethodName };
 
 export interface TransferOptions {
-  /** The method (src/methods/): 'eye-for-an-eye', the only one so far. */
+  /** The method (src/methods/): 'eye-for-an-eye' or 'cia' (Cross-Image Attention). */
   method: MethodName;
   /** The object class, e.g. "bird": the prompt is built from it. */
   domain: string;
@@ -59,6 +59,19 @@ export interface TransferOptions {
    * highest-resolution up blocks with attention; SD: up_blocks.2 and up_blocks.3).
    */
   hookSites?: readonly string[];
+  /** Cross-Image Attention: steps [start, end) of the K/V swap in the SD 32x32 (level 1) up-block self-attention. */
+  crossAttn32Range: readonly [number, number];
+  /** Cross-Image Attention: steps [start, end) of the K/V swap in the SD 64x64 (level 0) up-block self-attention. */
+  crossAttn64Range: readonly [number, number];
+  /** Cross-Image Attention: swap guidance, from this scale down to max(scale / 2, 1) over the iterations; 1 = off. */
+  swapGuidanceScale: number;
+  /** Cross-Image Attention: contrast of the out row's attention map in the swapped layers (1 = none). */
+  contrastStrength: number;
+  /**
+   * Cross-Image Attention: masked AdaIN (masks from the given mask images, else self-segmentation); false = AdaIN
+   * over all pixels.
+   */
+  maskedAdain: boolean;
 }
 
 /** Every option that has a default (domain has none; masks and cacheDir are absent by default). */
@@ -75,7 +88,25 @@ export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   injection: 'match',
   device: 'cpu',
   precision: 'fp32',
+  crossAttn32Range: Object.freeze([10, 70] as const),
+  crossAttn64Range: Object.freeze([10, 90] as const),
+  swapGuidanceScale: 3.5,
+  contrastStrength: 1.67,
+  maskedAdain: true,
 });
+
+/**
+ * Defaults that differ by method (the rest of DEFAULT_TRANSFER_OPTIONS applies to every method): Cross-Image
+ * Attention's official RunConfig has AdaIN over [20, 100) and runs without classifier-free guidance.
+ */
+export type MethodDefaults = Partial<Pick<TransferOptions, 'adainRange' | 'guidanceScale'>>;
+
+export const METHOD_DEFAULTS: Readonly<Record<MethodName, Readonly<MethodDefaults>>> = Object.freeze({
+  'eye-for-an-eye': Object.freeze({}),
+  cia: Object.freeze({ adainRange: Object.freeze([20, 100] as const), guidanceScale: 1 }),
+});
+
+export const MAX_CONTRAST = 10;
 
 export const SIZE_MULTIPLE = 64;
 export const MIN_SIZE = 64;
@@ -103,6 +134,11 @@ export const TRANSFER_OPTION_KEYS = [
   'precision',
   'cacheDir',
   'hookSites',
+  'crossAttn32Range',
+  'crossAttn64Range',
+  'swapGuidanceScale',
+  'contrastStrength',
+  'maskedAdain',
 ] as const satisfies readonly (keyof TransferOptions)[];
 
 type Missing = Exclude<keyof TransferOptions, (typeof TRANSFER_OPTION_KEYS)[number]>;
@@ -131,6 +167,11 @@ function oneOf<T extends string>(name: string, value: unknown, allowed: readonly
     throw invalidParameterError(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
   }
   return value as T;
+}
+
+function boolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalidParameterError(name, 'boolean', value);
+  return value;
 }
 
 function nonEmptyString(name: string, value: unknown): string {
@@ -181,11 +222,13 @@ export function validateTransferOptions(input: unknown): TransferOptions {
       `Unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known options: ${TRANSFER_OPTION_KEYS.join(', ')})`,
     );
   }
-  const pick = <K extends keyof typeof DEFAULT_TRANSFER_OPTIONS>(key: K): unknown => given[key] ?? DEFAULT_TRANSFER_OPTIONS[key];
+  const method = oneOf('method', given['method'] ?? DEFAULT_TRANSFER_OPTIONS.method, METHOD_NAMES);
+  const methodDefaults: Readonly<Record<string, unknown>> = METHOD_DEFAULTS[method];
+  const pick = <K extends keyof typeof DEFAULT_TRANSFER_OPTIONS>(key: K): unknown => given[key] ?? methodDefaults[key] ?? DEFAULT_TRANSFER_OPTIONS[key];
   const domain = nonEmptyString('domain', given['domain']);
   const numSteps = integerBetween('numSteps', pick('numSteps'), 1, MAX_STEPS);
   const options: TransferOptions = {
-    method: oneOf('method', pick('method'), METHOD_NAMES),
+    method,
     domain,
     prompt: given['prompt'] === undefined ? `A photo of a ${domain}` : nonEmptyString('prompt', given['prompt']),
     numSteps,
@@ -199,7 +242,19 @@ export function validateTransferOptions(input: unknown): TransferOptions {
     injection: oneOf('injection', pick('injection'), INJECTIONS),
     device: oneOf('device', pick('device'), DEVICES),
     precision: oneOf('precision', pick('precision'), PRECISIONS),
+    crossAttn32Range: stepRange('crossAttn32Range', pick('crossAttn32Range')),
+    crossAttn64Range: stepRange('crossAttn64Range', pick('crossAttn64Range')),
+    swapGuidanceScale: numberBetween('swapGuidanceScale', pick('swapGuidanceScale'), 1, MAX_GUIDANCE),
+    contrastStrength: numberBetween('contrastStrength', pick('contrastStrength'), 0, MAX_CONTRAST),
+    maskedAdain: boolean('maskedAdain', pick('maskedAdain')),
   };
+  if (method === 'cia' && options.guidanceScale !== 1) {
+    throw invalidParameterError(
+      'guidanceScale',
+      '1 for Cross-Image Attention (its transfer runs without classifier-free guidance; see swapGuidanceScale)',
+      options.guidanceScale,
+    );
+  }
   const size = options.size;
   if (typeof size !== 'number' || !Number.isInteger(size) || size < MIN_SIZE || size > MAX_SIZE || size % SIZE_MULTIPLE !== 0) {
     throw invalidParameterError('size', `multiple of ${SIZE_MULTIPLE} between ${MIN_SIZE} and ${MAX_SIZE}`, size);

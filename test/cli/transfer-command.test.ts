@@ -102,6 +102,11 @@ test('end to end on the tiny model: PNGs of the right sizes and a complete run.j
     injection: 'match',
     device: 'cpu',
     precision: 'fp32',
+    crossAttn32Range: [10, 70],
+    crossAttn64Range: [10, 90],
+    swapGuidanceScale: 3.5,
+    contrastStrength: 1.67,
+    maskedAdain: true,
     structureMask: join(examples, 'bird-blue-mask.png'),
     appearanceMask: join(examples, 'bird-red-mask.png'),
   });
