@@ -14,26 +14,32 @@ const PAIRWISE_BLOCK = 128;
  * tail in order; longer runs split at n/2 rounded down to a multiple of 8. Checked against NumPy for n = 1..5000.
  */
 export function pairwiseSumF32(a: ArrayLike<number>, start = 0, n = a.length - start): number {
-  return f32(0 + pairwise(a, start, n));
+  return f32(0 + pairwise(a, start, n, f32));
 }
 
-function pairwise(a: ArrayLike<number>, start: number, n: number): number {
+/** The same pairwise summation in float64 (NumPy's `sum` of a float64 array). */
+export function pairwiseSumF64(a: ArrayLike<number>, start = 0, n = a.length - start): number {
+  return 0 + pairwise(a, start, n, (v) => v);
+}
+
+function pairwise(a: ArrayLike<number>, start: number, n: number, round: (v: number) => number): number {
   if (n < 8) {
     let res = 0;
-    for (let i = 0; i < n; i++) res = f32(res + a[start + i]!);
+    for (let i = 0; i < n; i++) res = round(res + a[start + i]!);
     return res;
   }
   if (n <= PAIRWISE_BLOCK) {
-    const r = [0, 0, 0, 0, 0, 0, 0, 0].map((_, j) => a[start + j]!);
+    const r = [0, 1, 2, 3, 4, 5, 6, 7].map((j) => a[start + j]!);
     let i = 8;
-    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] = f32(r[j]! + a[start + i + j]!);
-    let res = f32(f32(f32(r[0]! + r[1]!) + f32(r[2]! + r[3]!)) + f32(f32(r[4]! + r[5]!) + f32(r[6]! + r[7]!)));
-    for (; i < n; i++) res = f32(res + a[start + i]!);
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] = round(r[j]! + a[start + i + j]!);
+    const sum2 = (p: number, q: number): number => round(r[p]! + r[q]!);
+    let res = round(round(sum2(0, 1) + sum2(2, 3)) + round(sum2(4, 5) + sum2(6, 7)));
+    for (; i < n; i++) res = round(res + a[start + i]!);
     return res;
   }
   let n2 = Math.floor(n / 2);
   n2 -= n2 % 8;
-  return f32(pairwise(a, start, n2) + pairwise(a, start + n2, n - n2));
+  return round(pairwise(a, start, n2, round) + pairwise(a, start + n2, n - n2, round));
 }
 
 /**
