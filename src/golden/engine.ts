@@ -14,6 +14,7 @@ import { ciaUNetVariant, segmentationSitesOf, swapSitesOf } from '../methods/cro
 import { runCIALoop, type LatentMasks, type RecordedMaps } from '../methods/cross-image-attention/loop.js';
 import { kvSource, type SwapRanges } from '../methods/cross-image-attention/schedule.js';
 import { downMask } from '../methods/shared/masks.js';
+import { segmentationFeeds, segmentationOutput, SEGMENTATION_MAP_NAMES, withSegmentationMaps, type SegmentationMapName } from '../methods/shared/self-segmentation/index.js';
 import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
@@ -390,4 +391,20 @@ export async function ciaTransferLoop(
     masks: trace.masks,
     segmentationSites: sites,
   };
+}
+
+/**
+ * One call of the stock FreeU UNet with the self-segmentation's map recording (methods/shared/self-segmentation):
+ * the head-averaged maps [rows, queries, keys] of the four modules it records, for the batch rows `rows`.
+ */
+export async function unetSegmentationMaps(
+  engine: GoldenEngine,
+  call: { sample: Tensor<'float32'>; timestep: number; encoderHiddenStates: Tensor<'float32'>; rows: readonly number[] },
+): Promise<Record<SegmentationMapName, Tensor<'float32'>>> {
+  const model = impl(engine);
+  const unet = await model.unet({ freeu: true, processors: { name: 'segmentation', key: { segmentation: true }, plan: withSegmentationMaps(undefined, model.unetConfig) } });
+  const result = await unet.call({ sample: call.sample, timestep: call.timestep, encoderHiddenStates: call.encoderHiddenStates, feeds: segmentationFeeds(call.rows) });
+  const out = {} as Record<SegmentationMapName, Tensor<'float32'>>;
+  for (const name of SEGMENTATION_MAP_NAMES) out[name] = result.outputs[segmentationOutput(name)] as Tensor<'float32'>;
+  return out;
 }

@@ -350,6 +350,8 @@ export class TransferPipeline {
     const sharedSeconds = since(t0);
     const outputs: TransferOutput[] = [];
     for (const methodOptions of optionsList) {
+      // progress events name the method when several run
+      const tag = optionsList.length > 1 ? methodOptions.method : undefined;
       const own: Record<string, number> = { ...shared };
       const t1 = performance.now();
       const unet = await this.unet(methodOptions);
@@ -370,7 +372,7 @@ export class TransferPipeline {
               },
               structureMask,
               appearanceMask,
-              onStep: progressReporter('transfer', controls.onProgress, methodOptions.method),
+              onStep: progressReporter('transfer', controls.onProgress, tag),
               signal: controls.signal,
             },
             { ...methodOptions, forcedMatches: inputs.forcedMatches },
@@ -380,12 +382,12 @@ export class TransferPipeline {
       const { image, png } = await timed(
         'decode',
         async () => {
-          controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined, method: methodOptions.method });
+          controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined, ...(tag === undefined ? {} : { method: tag }) });
           const decoded = await this.model.decodeLatent({ dtype: 'float32', dims: [1, c, lh, lw], data: run.latents[0]! });
           if (!this.keepSessions) await this.model.release('vae_decoder');
           const clamped: Tensor<'float32'> = { dtype: 'float32', dims: decoded.dims, data: decoded.data.map((v) => Math.min(Math.max(v, -1), 1)) };
           const encoded = await tensorToPng(clamped);
-          controls.onProgress?.({ phase: 'decode', step: 1, total: 1, etaSeconds: 0, method: methodOptions.method });
+          controls.onProgress?.({ phase: 'decode', step: 1, total: 1, etaSeconds: 0, ...(tag === undefined ? {} : { method: tag }) });
           return { image: clamped, png: encoded };
         },
         own,

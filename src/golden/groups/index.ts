@@ -9,6 +9,7 @@ import { runTransferGroup } from './transfer.js';
 import { runNonsquareGroup } from './nonsquare.js';
 import { runCIAUNetGroup } from './cia-unet.js';
 import { runCIATransferGroup } from './cia-transfer.js';
+import { runSegmentGroup } from './segment.js';
 
 export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   text: runTextGroup,
@@ -26,4 +27,5 @@ export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   nonsquare: runNonsquareGroup,
   cia_unet: runCIAUNetGroup,
   cia_transfer: runCIATransferGroup,
+  segment: runSegmentGroup,
 };
