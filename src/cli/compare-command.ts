@@ -17,7 +17,16 @@ import { DEFAULT_MODEL_ID } from '../pipeline/model-source.js';
 import { validateTransferOptions } from '../pipeline/options.js';
 import { loadPipeline, type CompareOptionsInput } from '../pipeline/pipeline.js';
 import { flagHelp, flagOf, optionsFromFlags, REQUIRED_FLAGS, UsageError } from './options-table.js';
-import { DEFAULT_OUT_DIR, downloadPrinter, parseCommandLine, progressPrinter, resultFiles, runRecord, writeOutputs, type CommandIo } from './transfer-command.js';
+import {
+  DEFAULT_OUT_DIR,
+  downloadPrinter,
+  parseCommandLine,
+  progressPrinter,
+  resultFiles,
+  runRecord,
+  writeOutputs,
+  type CommandIo,
+} from './transfer-command.js';
 
 export const COMPARE_PICTURE = 'compare.png';
 

@@ -10,11 +10,17 @@ import { e4eUNetVariant } from '../methods/eye-for-an-eye/index.js';
 import { runE4ELoop } from '../methods/eye-for-an-eye/loop.js';
 import { injectionMode, type StepRange } from '../methods/eye-for-an-eye/schedule.js';
 import { ciaFeeds, CIA_OUTPUT, floatOutput, NO_SWAP } from '../methods/cross-image-attention/controls.js';
-import { ciaUNetVariant, segmentationSitesOf, swapSitesOf } from '../methods/cross-image-attention/index.js';
-import { runCIALoop, type LatentMasks, type RecordedMaps } from '../methods/cross-image-attention/loop.js';
+import { ciaUNetVariant, RECORDING_FEEDS, segmentFromOutputs, swapSitesOf } from '../methods/cross-image-attention/index.js';
+import { runCIALoop, type LatentMasks } from '../methods/cross-image-attention/loop.js';
 import { kvSource, type SwapRanges } from '../methods/cross-image-attention/schedule.js';
 import { downMask } from '../methods/shared/masks.js';
-import { segmentationFeeds, segmentationOutput, SEGMENTATION_MAP_NAMES, withSegmentationMaps, type SegmentationMapName } from '../methods/shared/self-segmentation/index.js';
+import {
+  segmentationFeeds,
+  segmentationOutput,
+  SEGMENTATION_MAP_NAMES,
+  withSegmentationMaps,
+  type SegmentationMapName,
+} from '../methods/shared/self-segmentation/index.js';
 import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
@@ -264,7 +270,7 @@ export function adainMask(mask: Tensor<'float32'>, h: number, w: number): Float3
   return downMask(mask, h, w);
 }
 
-export type { SwapRanges, LatentMasks, RecordedMaps };
+export type { SwapRanges, LatentMasks };
 
 /** Cross-Image Attention's UNet (FreeU, K/V-swap processors; recording sites and probes as asked). */
 function ciaUNet(engine: GoldenEngine, options: { record: boolean; probeSites?: readonly string[] | undefined }): Promise<UNetRunner> {
@@ -294,7 +300,7 @@ export async function ciaForward(
   const sites = swapSitesOf(unet);
   const kv = Object.fromEntries(sites.map((s) => [s.modulePath, call.performSwap ? kvSource(s.level, call.modelStep, call.ranges) : NO_SWAP]));
   const feeds = ciaFeeds(
-    { kv, contrast: call.contrastStrength, record: false },
+    { kv, contrast: call.contrastStrength },
     sites.map((s) => s.modulePath),
     call.sample.dims[0]!,
   );
@@ -318,14 +324,12 @@ export interface CIATransferRun {
   iterationLatents: Float32Array[][];
   latent0BeforeAdain: Float32Array[];
   masks: LatentMasks | undefined;
-  /** The segmentation sites by the reference's names (self64, self32, cross64, cross32), when recording. */
-  segmentationSites: Record<string, string> | undefined;
 }
 
 /**
  * Cross-Image Attention's denoising loop from inverted latents (xts) and noise maps (zs) of both images. Masked
- * AdaIN takes `masks` (latent size: the golden's forced masks), or `segment` computes them from the maps recorded
- * at adain_range.start - 1; neither: plain AdaIN.
+ * AdaIN takes `masks` (latent size: the golden's forced masks), or with `selfSegmentation` computes them from the
+ * maps recorded at adain_range.start - 1 (the prompt's `objectNoun`); neither: plain AdaIN.
  */
 export async function ciaTransferLoop(
   engine: GoldenEngine,
@@ -341,16 +345,15 @@ export async function ciaTransferLoop(
     swapGuidanceScale: number;
     contrastStrength: number;
     masks?: LatentMasks | undefined;
-    segment?: ((maps: RecordedMaps, sites: Record<string, string>) => LatentMasks) | undefined;
+    selfSegmentation?: { objectNoun: string } | undefined;
   },
 ): Promise<CIATransferRun> {
   const model = impl(engine);
-  const record = options.masks === undefined && options.segment !== undefined;
-  const unet = await ciaUNet(engine, { record });
+  const seg = options.masks === undefined ? options.selfSegmentation : undefined;
+  const unet = await ciaUNet(engine, { record: seg !== undefined });
   const emb = await model.encodeText(['', options.prompt]); // [2, T, D]
   const row = (i: number): Tensor<'float32'> => reshape(sliceFirst(emb, i), [1, ...emb.dims.slice(1)]);
-  const sites = record ? { ...segmentationSitesOf(unet.sites) } : undefined;
-  const segment = options.segment;
+  const latent = { height: options.latentDims[1], width: options.latentDims[2] };
   const { latents, trace } = await runCIALoop(
     {
       unet,
@@ -371,8 +374,12 @@ export async function ciaTransferLoop(
       masks:
         options.masks !== undefined
           ? { kind: 'given', masks: options.masks }
-          : segment !== undefined && sites !== undefined
-            ? { kind: 'recorded', sites: Object.values(sites), segment: (maps) => segment(maps, sites) }
+          : seg !== undefined
+            ? {
+                kind: 'recorded',
+                feeds: RECORDING_FEEDS,
+                segment: (outputs) => segmentFromOutputs(outputs, unet, { latent, prompt: options.prompt, objectNoun: seg.objectNoun }).masks,
+              }
             : { kind: 'none' },
       alwaysNoSwapPass: true,
     },
@@ -389,7 +396,6 @@ export async function ciaTransferLoop(
     iterationLatents: trace.latents,
     latent0BeforeAdain: trace.latent0BeforeAdain,
     masks: trace.masks,
-    segmentationSites: sites,
   };
 }
 
@@ -402,8 +408,16 @@ export async function unetSegmentationMaps(
   call: { sample: Tensor<'float32'>; timestep: number; encoderHiddenStates: Tensor<'float32'>; rows: readonly number[] },
 ): Promise<Record<SegmentationMapName, Tensor<'float32'>>> {
   const model = impl(engine);
-  const unet = await model.unet({ freeu: true, processors: { name: 'segmentation', key: { segmentation: true }, plan: withSegmentationMaps(undefined, model.unetConfig) } });
-  const result = await unet.call({ sample: call.sample, timestep: call.timestep, encoderHiddenStates: call.encoderHiddenStates, feeds: segmentationFeeds(call.rows) });
+  const unet = await model.unet({
+    freeu: true,
+    processors: { name: 'segmentation', key: { segmentation: true }, plan: withSegmentationMaps(undefined, model.unetConfig) },
+  });
+  const result = await unet.call({
+    sample: call.sample,
+    timestep: call.timestep,
+    encoderHiddenStates: call.encoderHiddenStates,
+    feeds: segmentationFeeds(call.rows),
+  });
   const out = {} as Record<SegmentationMapName, Tensor<'float32'>>;
   for (const name of SEGMENTATION_MAP_NAMES) out[name] = result.outputs[segmentationOutput(name)] as Tensor<'float32'>;
   return out;

@@ -3,11 +3,15 @@
  * (the inversion is checked by its own group), then decoded. Masked AdaIN runs with the case's self-segmentation
  * masks FORCED (the README's test mode: `segment.mask_struct_64` / `segment.mask_style_64` as the content / style
  * masks), so this group checks the transfer independently of the segmentation (group `segment`).
+ *
+ * A second run with our own self-segmentation (natural mode: maps recorded by our UNet, our k-means) is a diagnostic:
+ * its masks must equal the case's and its latents agree within cia_transfer.latents' tolerance (ctx.check lines).
  */
 import { GoldenError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { maskToFloat } from '../../methods/shared/masks.js';
-import { ciaTransferLoop, decodeLatent, type LatentMasks } from '../engine.js';
+import { compareTensors, type CompareResult } from '../compare.js';
+import { ciaTransferLoop, decodeLatent, type CIATransferRun, type LatentMasks } from '../engine.js';
 import { latentRowsRole, resolveInput } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
 import { noteInputs, runConfigNumber, runConfigRange, runConfigString, stacked } from './common.js';
@@ -76,17 +80,13 @@ export async function decodedImages(ctx: GoldenContext, latents: Tensor<'float32
 
 const int64 = (values: readonly number[]): Tensor<'int64'> => ({ dtype: 'int64', dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) });
 
-export async function runCIATransferGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
-  const anchor = [`${group}.init_latents`, `${group}.final_latents`].find((n) => ctx.golden.has(n)) ?? `${group}.final_latents`;
-  const inv = inversions(ctx, anchor);
-  const latentDims = inv.latentDims;
-  const masked = ctx.golden.runConfig['use_masked_adain'] !== false;
-  const masks = masked ? forcedMasks(ctx, latentDims) : undefined;
-  if (masked) ctx.note(`masked AdaIN with the forced masks ${FORCED_MASKS.structure} (content) and ${FORCED_MASKS.appearance} (style)`);
-  const run = await ciaTransferLoop(ctx.model(), {
+function runLoop(ctx: GoldenContext, inv: Inversions, masks: LatentMasks | undefined, natural: boolean): Promise<CIATransferRun> {
+  const objectNoun = ctx.golden.runConfig['object_noun'] ?? ctx.golden.runConfig['domain_name'];
+  if (natural && typeof objectNoun !== 'string') throw new GoldenError(`${ctx.golden.dir}: io.json run_config has no object_noun / domain_name string`);
+  return ciaTransferLoop(ctx.model(), {
     app: inv.app,
     struct: inv.struct,
-    latentDims,
+    latentDims: inv.latentDims,
     prompt: runConfigString(ctx, 'prompt'),
     numSteps: runConfigNumber(ctx, 'num_timesteps'),
     skip: runConfigNumber(ctx, 'skip_steps'),
@@ -95,7 +95,45 @@ export async function runCIATransferGroup(ctx: GoldenContext, group: string): Pr
     swapGuidanceScale: runConfigNumber(ctx, 'swap_guidance_scale'),
     contrastStrength: runConfigNumber(ctx, 'contrast_strength'),
     masks,
+    selfSegmentation: natural ? { objectNoun: objectNoun as string } : undefined,
   });
+}
+
+/** The label of the natural-mode check lines. */
+export const NATURAL_CHECK = 'self-segmentation (natural mode)';
+
+function failed(label: string, message: string): CompareResult {
+  return { label, ok: false, maxAbs: NaN, maxRel: NaN, worstIndex: [], mismatches: 0, count: 0, pairs: [], shapeError: message };
+}
+
+/** Natural mode: our self-segmentation's masks against the case's, and the latents of that run. Never throws. */
+async function checkNatural(ctx: GoldenContext, group: string, inv: Inversions): Promise<void> {
+  try {
+    const run = await runLoop(ctx, inv, undefined, true);
+    const [, h, w] = inv.latentDims;
+    for (const [which, name] of Object.entries(FORCED_MASKS) as ['structure' | 'appearance', string][]) {
+      const ours: Tensor<'float32'> = { dtype: 'float32', dims: [h, w], data: run.masks?.[which] ?? new Float32Array(h * w) };
+      const theirs: Tensor<'float32'> = { dtype: 'float32', dims: [h, w], data: forcedMasks(ctx, inv.latentDims)[which] };
+      ctx.check(compareTensors(ours, theirs, { rtol: 0, atol: 0, label: `${NATURAL_CHECK}: ${which} mask = ${name}` }));
+    }
+    const name = `${group}.latents`;
+    if (ctx.golden.has(name)) {
+      const ours = { ...stacked(run.iterationLatents.flat(), inv.latentDims), dims: [run.iterationLatents.length, 3, ...inv.latentDims] };
+      ctx.check(compareTensors(ours, ctx.golden.get(name), { ...ctx.golden.tolerance(name), label: `${NATURAL_CHECK}: ${name}` }));
+    }
+  } catch (err) {
+    ctx.check(failed(NATURAL_CHECK, `natural-mode run failed: ${err instanceof Error ? err.message : String(err)}`));
+  }
+}
+
+export async function runCIATransferGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
+  const anchor = [`${group}.init_latents`, `${group}.final_latents`].find((n) => ctx.golden.has(n)) ?? `${group}.final_latents`;
+  const inv = inversions(ctx, anchor);
+  const latentDims = inv.latentDims;
+  const masked = ctx.golden.runConfig['use_masked_adain'] !== false;
+  const masks = masked ? forcedMasks(ctx, latentDims) : undefined;
+  if (masked) ctx.note(`masked AdaIN with the forced masks ${FORCED_MASKS.structure} (content) and ${FORCED_MASKS.appearance} (style)`);
+  const run = await runLoop(ctx, inv, masks, false);
   const perIteration = (rows: Float32Array[][]): Tensor<'float32'> => ({ ...stacked(rows.flat(), latentDims), dims: [rows.length, 3, ...latentDims] });
   const skip = runConfigNumber(ctx, 'skip_steps');
   const [, h, w] = latentDims;
@@ -120,5 +158,8 @@ export async function runCIATransferGroup(ctx: GoldenContext, group: string): Pr
   const images = await decodedImages(ctx, out[`${group}.final_latents`] as Tensor<'float32'>);
   out[`${group}.image_float`] = images.float;
   out[`${group}.image_uint8`] = images.uint8;
+  if (!masked) ctx.note('plain AdaIN (use_masked_adain false): no self-segmentation to check');
+  else if (ctx.checks) await checkNatural(ctx, group, inv);
+  else ctx.note('natural-mode self-segmentation check skipped (--no-checks)');
   return out;
 }

@@ -10,7 +10,14 @@
  * the recording iteration, i.e. the stock FreeU UNet on the latents entering it) against the recorded inputs.
  */
 import { GoldenError } from '../../errors.js';
-import { SEGMENTATION_FITS, selfSegment, type AttentionMap, type ImageSegmentationMaps, type SegmentationFit, type SegmentationMapName } from '../../methods/shared/self-segmentation/index.js';
+import {
+  SEGMENTATION_FITS,
+  selfSegment,
+  type AttentionMap,
+  type ImageSegmentationMaps,
+  type SegmentationFit,
+  type SegmentationMapName,
+} from '../../methods/shared/self-segmentation/index.js';
 import { reshape, sliceFirst, type Tensor } from '../../tensor/tensor.js';
 import { compareTensors } from '../compare.js';
 import { unetSegmentationMaps } from '../engine.js';
@@ -19,7 +26,11 @@ import type { GoldenContext } from '../runner.js';
 /** The reference's batch rows (constants.py: OUT_INDEX 0, STYLE_INDEX 1, STRUCT_INDEX 2). */
 const ROWS = { style: 1, struct: 2 } as const;
 
-const int64 = (dims: number[], values: ArrayLike<number>): Tensor<'int64'> => ({ dtype: 'int64', dims, data: BigInt64Array.from(Array.from(values), (v) => BigInt(v)) });
+const int64 = (dims: number[], values: ArrayLike<number>): Tensor<'int64'> => ({
+  dtype: 'int64',
+  dims,
+  data: BigInt64Array.from(Array.from(values), (v) => BigInt(v)),
+});
 const float64 = (dims: number[], values: ArrayLike<number>): Tensor<'float64'> => ({ dtype: 'float64', dims, data: Float64Array.from(values) });
 const float32 = (dims: number[], values: ArrayLike<number>): Tensor<'float32'> => ({ dtype: 'float32', dims, data: Float32Array.from(values) });
 
@@ -40,7 +51,8 @@ function nounsOf(ctx: GoldenContext): { nouns: { index: number; word: string }[]
   if (!Array.isArray(nouns) || !nouns.every((n) => Array.isArray(n) && typeof n[0] === 'number' && typeof n[1] === 'string')) {
     throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.nouns must be [[word index, word], ...]`);
   }
-  if (!Array.isArray(objects) || !objects.every((o) => typeof o === 'string')) throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.object_nouns must be a list of words`);
+  if (!Array.isArray(objects) || !objects.every((o) => typeof o === 'string'))
+    throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.object_nouns must be a list of words`);
   return { nouns: nouns.map((n) => ({ index: n[0] as number, word: n[1] as string })), objectNouns: objects as string[] };
 }
 
@@ -53,10 +65,15 @@ function kmeansParams(ctx: GoldenContext): { numSegments: number; nInit: number;
       ctx.note(`io.json gives no ${what}: the reference's ${fallback}`);
       return fallback;
     }
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.kmeans_style_32 ${what} must be a positive integer`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+      throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.kmeans_style_32 ${what} must be a positive integer`);
     return v;
   };
-  return { numSegments: num(params?.['n_clusters'], 5, 'n_clusters'), nInit: num(params?.['n_init'], 10, 'n_init'), nThreads: num(fit?.['n_threads'], 2, 'n_threads') };
+  return {
+    numSegments: num(params?.['n_clusters'], 5, 'n_clusters'),
+    nInit: num(params?.['n_init'], 10, 'n_init'),
+    nThreads: num(fit?.['n_threads'], 2, 'n_threads'),
+  };
 }
 
 /** torch's `maps[row].mean(dim=0)` of [B, heads, N, T]: heads added in order in float32, then divided. */
@@ -120,16 +137,43 @@ function fitTensors(name: string, fit: SegmentationFit, k: number): Record<strin
     [`${p}best_init`]: int64([1], [km.bestInit]),
     [`${p}x_mean`]: float32([f], km.xMean),
     [`${p}tol`]: float64([1], [km.tol]),
-    [`${p}init.first_center`]: int64([inits.length], inits.map((i) => i.firstCenter)),
-    [`${p}init.uniforms`]: float64([inits.length, k - 1, trials], flat((i) => i.uniforms)),
-    [`${p}init.candidate_ids`]: int64([inits.length, k - 1, trials], flat((i) => i.candidateIds)),
-    [`${p}init.candidates_pot`]: float32([inits.length, k - 1, trials], flat((i) => i.candidatesPot)),
-    [`${p}init.current_pot`]: float32([inits.length, k], flat((i) => i.currentPot)),
-    [`${p}init.indices`]: int64([inits.length, k], flat((i) => i.indices)),
-    [`${p}init.n_iter`]: int64([inits.length], inits.map((i) => i.nIter)),
-    [`${p}init.inertia`]: float64([inits.length], inits.map((i) => i.inertia)),
+    [`${p}init.first_center`]: int64(
+      [inits.length],
+      inits.map((i) => i.firstCenter),
+    ),
+    [`${p}init.uniforms`]: float64(
+      [inits.length, k - 1, trials],
+      flat((i) => i.uniforms),
+    ),
+    [`${p}init.candidate_ids`]: int64(
+      [inits.length, k - 1, trials],
+      flat((i) => i.candidateIds),
+    ),
+    [`${p}init.candidates_pot`]: float32(
+      [inits.length, k - 1, trials],
+      flat((i) => i.candidatesPot),
+    ),
+    [`${p}init.current_pot`]: float32(
+      [inits.length, k],
+      flat((i) => i.currentPot),
+    ),
+    [`${p}init.indices`]: int64(
+      [inits.length, k],
+      flat((i) => i.indices),
+    ),
+    [`${p}init.n_iter`]: int64(
+      [inits.length],
+      inits.map((i) => i.nIter),
+    ),
+    [`${p}init.inertia`]: float64(
+      [inits.length],
+      inits.map((i) => i.inertia),
+    ),
     [`${p}init.labels`]: { dtype: 'int32', dims: [inits.length, n], data: Int32Array.from(flat((i) => i.labels)) },
-    [`${p}init.centers`]: float32([inits.length, k, f], flat((i) => i.centers)),
+    [`${p}init.centers`]: float32(
+      [inits.length, k, f],
+      flat((i) => i.centers),
+    ),
     [`${p}init.iter_labels`]: { dtype: 'uint8', dims: [inits.length, steps, n], data: iterLabels },
     [`${p}init.center_shift_tot`]: float64([inits.length, steps], shifts),
     [`${c}noun_maps`]: float32([cross, cross, m], fit.nouns.nounMaps),

@@ -4,8 +4,6 @@
  *
  *   cia_kv.<site>       int64 [1]          batch row whose keys / values the OUT row (row 0) attends to; -1 = no swap
  *   cia_contrast        float32 [1]        contrast strength of the out row's attention map (swapped sites only)
- *   cia_record          int64 [1]          1: the recording sites write their head-averaged attention maps
- *   cia_maps.<site>     float32 [B, S, T]  output: head-averaged probabilities ([0, 0, 0] unless recording)
  *   cia_probe_pre.<site> / cia_probe_post.<site>
  *                       float32 [H, S, S]  output of probed sites only: the out row's map before / after the contrast
  *                                          ([0, 0, 0] unless the site swaps)
@@ -20,11 +18,9 @@ import type { Tensor } from '../../tensor/tensor.js';
 export const CIA_INPUT = {
   kv: (site: string): string => `cia_kv.${site}`,
   contrast: 'cia_contrast',
-  record: 'cia_record',
 } as const;
 
 export const CIA_OUTPUT = {
-  maps: (site: string): string => `cia_maps.${site}`,
   probePre: (site: string): string => `cia_probe_pre.${site}`,
   probePost: (site: string): string => `cia_probe_post.${site}`,
 } as const;
@@ -37,27 +33,22 @@ export const NO_SWAP = -1;
 const int64 = (v: number): Tensor<'int64'> => ({ dtype: 'int64', dims: [1], data: BigInt64Array.of(BigInt(v)) });
 const float = (v: number): Tensor<'float32'> => ({ dtype: 'float32', dims: [1], data: Float32Array.of(v) });
 
-/** Neutral values: no swap, contrast 1, no recording (the processor is plain attention). */
+/** Neutral values: no swap, contrast 1 (the processor is plain attention). */
 export const NEUTRAL = {
   kv: int64(NO_SWAP),
   contrast: float(1),
-  record: int64(0),
 } as const;
 
 export interface CIAControls {
   /** Per swap site: the batch row whose K/V the out row takes, or NO_SWAP. Sites absent: NO_SWAP. */
   readonly kv: Readonly<Record<string, number>>;
   readonly contrast: number;
-  readonly record: boolean;
 }
 
 /** The graph feeds of one UNet call of `batch` rows; `swapSites` are the sites with a `cia_kv` input. */
 export function ciaFeeds(controls: CIAControls, swapSites: readonly string[], batch: number): Feeds {
   if (!Number.isFinite(controls.contrast)) throw new InvalidParameterError(`cia contrast must be a finite number, got ${controls.contrast}`);
-  const feeds: Record<string, Tensor> = {
-    [CIA_INPUT.contrast]: float(controls.contrast),
-    [CIA_INPUT.record]: int64(controls.record ? 1 : 0),
-  };
+  const feeds: Record<string, Tensor> = { [CIA_INPUT.contrast]: float(controls.contrast) };
   for (const [site, row] of Object.entries(controls.kv)) {
     if (!swapSites.includes(site)) throw new InvalidParameterError(`cia: '${site}' is no swap site of this UNet (swap sites: ${swapSites.join(', ')})`);
     if (row !== NO_SWAP && !(Number.isInteger(row) && row > OUT_ROW && row < batch)) {

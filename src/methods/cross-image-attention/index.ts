@@ -7,11 +7,24 @@ import type { UNetConfig } from '../../config/unet-config.js';
 import { InvalidParameterError } from '../../errors.js';
 import type { AttentionSite, ProcessorPlan } from '../../models/unet/attention-processor.js';
 import type { UNetVariant } from '../../runtime/stable-diffusion.js';
+import type { UNetRunner } from '../../runtime/unet-runner.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { MethodInputs, MethodOutput, TransferMethod } from '../method.js';
+import { Branch } from '../shared/branches.js';
 import { downMask } from '../shared/masks.js';
-import { runCIALoop, type AdainMaskSource, type LatentMasks, type RecordedMaps } from './loop.js';
-import { crossImageAttentionProcessor, type CIASiteRoles } from './processor.js';
+import {
+  mapsFromOutputs,
+  promptNouns,
+  SEGMENTATION_MAP_NAMES,
+  SEGMENTATION_MAPS,
+  segmentationFeeds,
+  selfSegment,
+  withSegmentationMaps,
+  type SegmentationMapName,
+  type SelfSegmentation,
+} from '../shared/self-segmentation/index.js';
+import { runCIALoop, type AdainMaskSource, type LatentMasks, type RecordedOutputs } from './loop.js';
+import { crossImageAttentionProcessor } from './processor.js';
 
 export interface CIAOptions {
   readonly numSteps: number;
@@ -32,73 +45,25 @@ export interface CIAOptions {
   readonly domain: string;
 }
 
-/**
- * The self-segmentation maps the reference's Segmentor keeps (CIA quirk 7), by its names, as module paths: the LAST
- * self-attention at levels 0 and 1 and the LAST cross-attention at levels 1 and 2 of the UNet (in the up blocks).
- */
-export interface SegmentationSites {
-  readonly self64: string;
-  readonly self32: string;
-  readonly cross64: string;
-  readonly cross32: string;
-}
-
-/** Up-block index of a level, if that up block has attention. */
-function upBlockOfLevel(config: UNetConfig, level: number): number | undefined {
-  const i = config.upBlockTypes.length - 1 - level;
-  return config.upBlockTypes[i] === 'CrossAttnUpBlock2D' ? i : undefined;
-}
-
-function lastAttention(config: UNetConfig, level: number, kind: 'attn1' | 'attn2'): string {
-  const i = upBlockOfLevel(config, level);
-  if (i === undefined)
-    throw new InvalidParameterError(`cia: the UNet has no cross-attention up block at resolution level ${level} (self-segmentation needs one)`);
-  const transformers = config.transformerLayersPerBlock[level] ?? 1;
-  return `up_blocks.${i}.attentions.${config.layersPerBlock}.transformer_blocks.${transformers - 1}.${kind}`;
-}
-
-export function segmentationSites(config: UNetConfig): SegmentationSites {
-  return {
-    self64: lastAttention(config, 0, 'attn1'),
-    self32: lastAttention(config, 1, 'attn1'),
-    cross64: lastAttention(config, 1, 'attn2'),
-    cross32: lastAttention(config, 2, 'attn2'),
-  };
-}
-
 /** Swap sites: every up-block self-attention at level 0 or 1 (the reference's 64**2 / 32**2 token maps). */
 export function isSwapSite(site: Pick<AttentionSite, 'kind' | 'block' | 'level'>): boolean {
   return site.kind === 'self' && site.block === 'up' && site.level <= 1;
 }
 
-/** The segmentation sites of a built UNet: the last site of each kind and level in execution order. */
-export function segmentationSitesOf(sites: readonly AttentionSite[]): SegmentationSites {
-  const last = (kind: 'self' | 'cross', level: number): string => {
-    const found = sites.filter((s) => s.kind === kind && s.level === level).at(-1);
-    if (found === undefined)
-      throw new InvalidParameterError(`cia: the UNet has no ${kind}-attention at resolution level ${level} (self-segmentation needs one)`);
-    return found.modulePath;
-  };
-  return { self64: last('self', 0), self32: last('self', 1), cross64: last('cross', 1), cross32: last('cross', 2) };
-}
-
 export interface CIAVariantOptions {
-  /** Record the self-segmentation maps (masked AdaIN with self-segmentation). */
+  /** Record the self-segmentation maps (masked AdaIN with self-segmentation; methods/shared/self-segmentation). */
   readonly record: boolean;
   /** Swap sites whose out-row attention maps (before / after the contrast) become graph outputs (golden parity). */
   readonly probeSites?: readonly string[] | undefined;
 }
 
 export function ciaProcessorPlan(config: UNetConfig, options: CIAVariantOptions): ProcessorPlan {
-  const recording = options.record ? Object.values(segmentationSites(config)) : [];
   const probes = options.probeSites ?? [];
-  return {
-    choose: (site) => {
-      const roles: CIASiteRoles = { swap: isSwapSite(site), record: recording.includes(site.modulePath), probe: probes.includes(site.modulePath) };
-      return roles.swap || roles.record ? crossImageAttentionProcessor(site, roles) : undefined;
-    },
-    required: [...recording, ...probes],
+  const plan: ProcessorPlan = {
+    choose: (site) => (isSwapSite(site) ? crossImageAttentionProcessor(site, { probe: probes.includes(site.modulePath) }) : undefined),
+    required: probes,
   };
+  return options.record ? withSegmentationMaps(plan, config) : plan;
 }
 
 export function ciaUNetVariant(config: UNetConfig, options: CIAVariantOptions): UNetVariant {
@@ -113,22 +78,36 @@ export function ciaUNetVariant(config: UNetConfig, options: CIAVariantOptions): 
 }
 
 /** The swap sites of a built UNet, with their levels. */
-export function swapSitesOf(unet: MethodInputs['unet']): { modulePath: string; level: number }[] {
+export function swapSitesOf(unet: UNetRunner): { modulePath: string; level: number }[] {
   return unet.info.processed.map((p) => unet.site(p)).filter(isSwapSite);
 }
 
 /**
- * Self-segmentation: from the recorded maps, the structure and appearance masks at latent size. Provided by
- * methods/shared/self-segmentation (set by `useSelfSegmentation`); absent until then.
+ * Self-segmentation of the style and struct rows from the outputs of the recording call: the *_64 masks (latent
+ * size) as float 0/1.
  */
-export type SelfSegmenter = (maps: RecordedMaps, sites: SegmentationSites, options: { prompt: string; objectNoun: string }) => LatentMasks;
-
-let selfSegmenter: SelfSegmenter | undefined;
-
-/** Installs the self-segmentation the method uses for its masks. */
-export function useSelfSegmentation(segmenter: SelfSegmenter): void {
-  selfSegmenter = segmenter;
+export function segmentFromOutputs(
+  outputs: RecordedOutputs,
+  unet: UNetRunner,
+  options: { latent: { height: number; width: number }; prompt: string; objectNoun: string },
+): { masks: LatentMasks; segmentation: SelfSegmentation } {
+  const sites = Object.fromEntries(SEGMENTATION_MAP_NAMES.map((name) => [name, segmentationSiteOf(unet, name)])) as Record<SegmentationMapName, string>;
+  const maps = mapsFromOutputs(outputs, unet, { sites, rows: { style: 0, struct: 1 }, latent: options.latent });
+  const segmentation = selfSegment(maps, { nouns: promptNouns(options.prompt, [options.objectNoun]), objectNouns: [options.objectNoun] });
+  const toFloat = (m: { data: Uint8Array }): Float32Array => Float32Array.from(m.data, (v) => (v === 1 ? 1 : 0));
+  return { masks: { structure: toFloat(segmentation.masks.structure), appearance: toFloat(segmentation.masks.appearance) }, segmentation };
 }
+
+/** The module a segmentation map comes from in a built UNet: the last of its kind at its level (execution order). */
+function segmentationSiteOf(unet: UNetRunner, name: SegmentationMapName): string {
+  const { kind, level } = SEGMENTATION_MAPS[name];
+  const site = unet.sites.filter((s) => s.kind === kind && s.level === level).at(-1);
+  if (site === undefined) throw new InvalidParameterError(`cia: the UNet has no ${kind}-attention at resolution level ${level} (self-segmentation's ${name})`);
+  return site.modulePath;
+}
+
+/** The feeds of the recording call: the style and struct rows (in that order). */
+export const RECORDING_FEEDS = segmentationFeeds([Branch.Style, Branch.Struct]);
 
 function checkMasks(masks: LatentMasks, origin: string): LatentMasks {
   for (const [name, m] of [
@@ -147,7 +126,7 @@ function checkMasks(masks: LatentMasks, origin: string): LatentMasks {
   return masks;
 }
 
-/** Where masked AdaIN's masks come from: the user's masks, else self-segmentation, or none (plain AdaIN). */
+/** Where masked AdaIN's masks come from: the user's masks, else self-segmentation; none with maskedAdain false. */
 export function maskSource(inputs: MethodInputs, options: CIAOptions): AdainMaskSource {
   if (!options.maskedAdain) return { kind: 'none' };
   const [, h, w] = inputs.latentDims;
@@ -158,17 +137,16 @@ export function maskSource(inputs: MethodInputs, options: CIAOptions): AdainMask
       downMask(m ?? { dtype: 'float32', dims: like.dims, data: new Float32Array(like.data.length).fill(1) }, h, w);
     return { kind: 'given', masks: checkMasks({ structure: down(structureMask), appearance: down(appearanceMask) }, 'the given mask images') };
   }
-  const segment = selfSegmenter;
-  if (segment === undefined) {
-    throw new InvalidParameterError('cia: masked AdaIN needs masks and no self-segmentation is available', {
-      hint: 'give --structure-mask / --appearance-mask, or run with plain AdaIN (--no-masked-adain)',
-    });
-  }
-  const sites = segmentationSitesOf(inputs.unet.sites);
+  // checked before the loop: a prompt without the object word cannot be segmented
+  promptNouns(options.prompt, [options.domain]);
   return {
     kind: 'recorded',
-    sites: Object.values(sites),
-    segment: (maps) => checkMasks(segment(maps, sites, { prompt: options.prompt, objectNoun: options.domain }), 'self-segmentation'),
+    feeds: RECORDING_FEEDS,
+    segment: (outputs) =>
+      checkMasks(
+        segmentFromOutputs(outputs, inputs.unet, { latent: { height: h, width: w }, prompt: options.prompt, objectNoun: options.domain }).masks,
+        'self-segmentation',
+      ),
   };
 }
 

@@ -10,12 +10,13 @@
  * discarded (no guidance, no recording).
  */
 import { AbortError, InvalidParameterError, invalidParameterError } from '../../errors.js';
+import type { Feeds } from '../../runtime/session.js';
 import type { UNetRunner } from '../../runtime/unet-runner.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { MethodInputs } from '../method.js';
 import { adain, maskedAdain } from '../shared/adain.js';
 import { Branch, branchBatch, branchContext, branchNoise, initialBranches, stepBranches } from '../shared/branches.js';
-import { CIA_OUTPUT, ciaFeeds, floatOutput, NO_SWAP } from './controls.js';
+import { ciaFeeds, NO_SWAP } from './controls.js';
 import {
   adainAfterIteration,
   computesMasks,
@@ -36,14 +37,18 @@ export interface LatentMasks {
   readonly appearance: Float32Array;
 }
 
-/** Head-averaged attention maps [B, S, T] of the recording sites, by module path, from one no-swap UNet pass. */
-export type RecordedMaps = Readonly<Record<string, Tensor<'float32'>>>;
+/** The outputs of the UNet call that recorded the self-segmentation maps (the no-swap pass, quirk 7). */
+export type RecordedOutputs = Readonly<Record<string, Tensor>>;
 
-/** Where masked AdaIN's masks come from. */
+/**
+ * Where masked AdaIN's masks come from: none (plain AdaIN), given (latent size), or recorded: `feeds` are added to
+ * the recording call (the no-swap pass of the iteration that sees model.step == adain.start - 1) and `segment`
+ * turns its outputs into the masks in the callback of iteration adain.start.
+ */
 export type AdainMaskSource =
   | { readonly kind: 'none' }
   | { readonly kind: 'given'; readonly masks: LatentMasks }
-  | { readonly kind: 'recorded'; readonly sites: readonly string[]; readonly segment: (maps: RecordedMaps) => LatentMasks };
+  | { readonly kind: 'recorded'; readonly feeds: Feeds; readonly segment: (outputs: RecordedOutputs) => LatentMasks };
 
 export interface CIALoopOptions {
   numSteps: number;
@@ -104,10 +109,6 @@ function kvOf(options: CIALoopOptions, step: number): Record<string, number> {
   return Object.fromEntries(options.swapSites.map((s) => [s.modulePath, kvSource(s.level, step, options.ranges)]));
 }
 
-function recorded(outputs: Readonly<Record<string, Tensor>>, sites: readonly string[]): RecordedMaps {
-  return Object.fromEntries(sites.map((site) => [site, floatOutput(outputs, CIA_OUTPUT.maps(site))]));
-}
-
 export async function runCIALoop(inputs: LoopInputs, options: CIALoopOptions): Promise<CIALoopResult> {
   checkOptions(options);
   const { numSteps, skip } = options;
@@ -132,7 +133,7 @@ export async function runCIALoop(inputs: LoopInputs, options: CIALoopOptions): P
     adainIterations: [],
     masks: options.masks.kind === 'given' ? options.masks.masks : undefined,
   };
-  let maps: RecordedMaps | undefined;
+  let maps: RecordedOutputs | undefined;
   for (let i = 0; i < timesteps.length; i++) {
     if (inputs.signal?.aborted === true) throw new AbortError('transfer aborted');
     const t = timesteps[i]!;
@@ -140,7 +141,8 @@ export async function runCIALoop(inputs: LoopInputs, options: CIALoopOptions): P
     const sample: Tensor<'float32'> = branchBatch(latents, inputs.latentDims, false);
     const batch = sample.dims[0]!;
     const call = async (kv: Record<string, number>, record: boolean): Promise<{ eps: Float32Array[]; outputs: Readonly<Record<string, Tensor>> }> => {
-      const feeds = ciaFeeds({ kv, contrast: options.contrastStrength, record }, swapPaths, batch);
+      const extra = record && options.masks.kind === 'recorded' ? options.masks.feeds : {};
+      const feeds = { ...ciaFeeds({ kv, contrast: options.contrastStrength }, swapPaths, batch), ...extra };
       const result = await unet.call({ sample, timestep: t, encoderHiddenStates: context, feeds });
       return { eps: branchNoise(result.noise.data, size, false, 1), outputs: result.outputs };
     };
@@ -151,7 +153,7 @@ export async function runCIALoop(inputs: LoopInputs, options: CIALoopOptions): P
     // The recording of the reference keeps the maps of the LAST call: the no-swap pass.
     const swap = await call(kv, record && !anySwap);
     const noSwap = anySwap ? (guided || record || options.alwaysNoSwapPass === true ? await call({}, record) : undefined) : swap;
-    if (record && options.masks.kind === 'recorded') maps = recorded(noSwap!.outputs, options.masks.sites);
+    if (record) maps = noSwap!.outputs;
     const eps = guided ? swap.eps.map((s, b) => swapGuidance(noSwap!.eps[b]!, s, strengths[i]!)) : swap.eps;
     latents = stepBranches(latents, eps, init.branches, { schedule: inputs.schedule, timestep: t, numSteps, zIndex: skip + i });
     if (options.masks.kind === 'recorded' && computesMasks(i, options.adainRange)) {

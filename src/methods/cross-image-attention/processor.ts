@@ -8,9 +8,9 @@
  *   A' = clip((A - m[None, :]) * contrast + m[None, :], 0, 1)   no renormalisation
  *   out_0 = A' V_r;  rows >= 1: plain attention
  *
- * A recording site writes its head-averaged probabilities on calls with `cia_record` = 1 (self-segmentation's
- * inputs); a probed site writes row 0's A and A' (golden parity). Everything else is plain attention
- * (com.microsoft.MultiHeadAttention on the fused target).
+ * A probed site also writes row 0's A and A' (golden parity). Without the swap the site is plain attention
+ * (com.microsoft.MultiHeadAttention on the fused target). The self-segmentation maps are recorded by
+ * methods/shared/self-segmentation's plan wrapper (withSegmentationMaps), not here.
  */
 import { ModelBuildError } from '../../errors.js';
 import { Scope, type GraphBuilder, type Value } from '../../onnx/graph-builder.js';
@@ -21,7 +21,6 @@ import {
   constFloat,
   constInt64,
   div,
-  equal,
   gather,
   greater,
   identity,
@@ -42,13 +41,9 @@ import { activationType } from '../../onnx/target.js';
 import type { AttentionProcessor, AttentionSite, ProcessorContext, ProcessorInput, QKV } from '../../models/unet/attention-processor.js';
 import { CIA_INPUT, CIA_OUTPUT, NEUTRAL, OUT_ROW } from './controls.js';
 
-/** What the processor does at one site. */
+/** What the processor does at its (swap) site besides the swap. */
 export interface CIASiteRoles {
-  /** Up-block self-attention whose out row may attend to another row's K/V. */
-  readonly swap: boolean;
-  /** Writes head-averaged maps when recording (self-segmentation). */
-  readonly record: boolean;
-  /** Writes the out row's map before / after the contrast (golden parity; swap sites only). */
+  /** Writes the out row's map before / after the contrast (golden parity). */
   readonly probe: boolean;
 }
 
@@ -129,11 +124,6 @@ function swapBranch(s: Scope, ctx: ProcessorContext, qkv: QKV, kv: Value): Branc
   };
 }
 
-function recordBranch(s: Scope, qkv: QKV, site: AttentionSite): Branch {
-  const probs = probabilities(s, qkv, site); // [B, H, S, T]
-  return { out: attendValues(s, probs, qkv.v, site), maps: reduceMean(s, probs, [1], false, { name: 'ReduceMean_heads' }) }; // [B, S, T]
-}
-
 /** A subgraph of `parent`'s graph returning a branch's values (out, maps[, pre, post]). */
 function branchGraph(parent: Scope, ctx: ProcessorContext, name: string, probe: boolean, build: (s: Scope) => Branch): GraphBuilder {
   const path = `${parent.path}/${name}`;
@@ -156,67 +146,36 @@ function branchGraph(parent: Scope, ctx: ProcessorContext, name: string, probe: 
   return sub;
 }
 
-const flag = (s: Scope, input: Value, name: string): Value =>
-  reshape(s, equal(s, input, constInt64(s.g, [1]), { name: `Equal_${name}` }), [], { name: `Reshape_${name}` }); // [] bool
-
-/** Attention without the swap: recording sites compute it explicitly while `cia_record` is 1. */
-function unswapped(s: Scope, ctx: ProcessorContext, qkv: QKV, record: boolean): Branch {
-  const site = ctx.site;
-  if (!record) return { out: plainAttention(s, qkv, site), maps: emptyMap(s) };
-  const [out, maps] = ifElse(
-    s,
-    flag(s, ctx.input(CIA_INPUT.record), 'record'),
-    branchGraph(s, ctx, 'record', false, (rs) => recordBranch(rs, qkv, site)),
-    branchGraph(s, ctx, 'plain', false, (ps) => ({ out: plainAttention(ps, qkv, site), maps: emptyMap(ps) })),
-    2,
-    { name: 'If_record' },
-  );
-  return { out: out!, maps: maps! };
-}
-
-/** cia_kv >= 0 ? swap : unswapped (recording or plain). */
+/** cia_kv >= 0 ? swap : plain attention. */
 function attend(ctx: ProcessorContext, qkv: QKV, roles: CIASiteRoles): Value {
   const s: Scope = ctx.scope.sub('cia');
   const site = ctx.site;
-  let result: Branch;
-  if (roles.swap) {
-    const kv = ctx.input(CIA_INPUT.kv(site.modulePath));
-    const swapping = reshape(s, greater(s, kv, constInt64(s.g, [-1]), { name: 'Greater_kv' }), [], { name: 'Reshape_kv' }); // [] bool
-    const [out, maps, pre, post] = ifElse(
-      s,
-      swapping,
-      branchGraph(s, ctx, 'swap', roles.probe, (ss) => swapBranch(ss, ctx, qkv, kv)),
-      branchGraph(s, ctx, 'unswapped', roles.probe, (us) => unswapped(us, ctx, qkv, roles.record)),
-      roles.probe ? 4 : 2,
-      { name: 'If_swap' },
-    );
-    result = { out: out!, maps: maps!, ...(roles.probe ? { pre: pre!, post: post! } : {}) };
-  } else {
-    result = unswapped(s, ctx, qkv, roles.record);
-  }
-  if (roles.record) ctx.output(CIA_OUTPUT.maps(site.modulePath), result.maps);
+  const kv = ctx.input(CIA_INPUT.kv(site.modulePath));
+  const swapping = reshape(s, greater(s, kv, constInt64(s.g, [-1]), { name: 'Greater_kv' }), [], { name: 'Reshape_kv' }); // [] bool
+  const [out, , pre, post] = ifElse(
+    s,
+    swapping,
+    branchGraph(s, ctx, 'swap', roles.probe, (ss) => swapBranch(ss, ctx, qkv, kv)),
+    branchGraph(s, ctx, 'plain', roles.probe, (ps) => ({ out: plainAttention(ps, qkv, site), maps: emptyMap(ps) })),
+    roles.probe ? 4 : 2,
+    { name: 'If_swap' },
+  );
   if (roles.probe) {
-    ctx.output(CIA_OUTPUT.probePre(site.modulePath), result.pre!);
-    ctx.output(CIA_OUTPUT.probePost(site.modulePath), result.post!);
+    ctx.output(CIA_OUTPUT.probePre(site.modulePath), pre!);
+    ctx.output(CIA_OUTPUT.probePost(site.modulePath), post!);
   }
-  return result.out;
+  return out!;
 }
 
 const mapIO = (name: string): { name: string; dtype: 'float32'; dims: string[] } => ({ name, dtype: 'float32', dims: [`${name}_0`, `${name}_1`, `${name}_2`] });
 
-/** The processor of one site. */
+/** The processor of one swap site (an up-block self-attention). */
 export function crossImageAttentionProcessor(site: AttentionSite, roles: CIASiteRoles): AttentionProcessor {
-  if (roles.swap && site.kind !== 'self') throw new ModelBuildError(`${site.modulePath}: Cross-Image Attention swaps keys and values in self-attention only`);
-  if (roles.probe && !roles.swap) throw new ModelBuildError(`${site.modulePath}: only a swap site can be probed`);
-  if (!roles.swap && !roles.record) throw new ModelBuildError(`${site.modulePath}: a Cross-Image Attention site swaps or records (or both)`);
-  const inputs: ProcessorInput[] = [{ name: CIA_INPUT.record, dtype: 'int64', dims: [1], neutral: NEUTRAL.record }];
-  if (roles.swap) {
-    inputs.push({ name: CIA_INPUT.contrast, dtype: 'float32', dims: [1], neutral: NEUTRAL.contrast });
-    inputs.push({ name: CIA_INPUT.kv(site.modulePath), dtype: 'int64', dims: [1], neutral: NEUTRAL.kv });
-  }
-  const outputs = [
-    ...(roles.record ? [mapIO(CIA_OUTPUT.maps(site.modulePath))] : []),
-    ...(roles.probe ? [mapIO(CIA_OUTPUT.probePre(site.modulePath)), mapIO(CIA_OUTPUT.probePost(site.modulePath))] : []),
+  if (site.kind !== 'self') throw new ModelBuildError(`${site.modulePath}: Cross-Image Attention swaps keys and values in self-attention only`);
+  const inputs: ProcessorInput[] = [
+    { name: CIA_INPUT.contrast, dtype: 'float32', dims: [1], neutral: NEUTRAL.contrast },
+    { name: CIA_INPUT.kv(site.modulePath), dtype: 'int64', dims: [1], neutral: NEUTRAL.kv },
   ];
+  const outputs = roles.probe ? [mapIO(CIA_OUTPUT.probePre(site.modulePath)), mapIO(CIA_OUTPUT.probePost(site.modulePath))] : [];
   return { inputs, outputs, attend: (ctx, qkv) => attend(ctx, qkv, roles) };
 }
