@@ -9,7 +9,6 @@
  */
 import { GoldenError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { maskToFloat } from '../../methods/shared/masks.js';
 import { compareTensors, type CompareResult } from '../compare.js';
 import { ciaTransferLoop, decodeLatent, type CIATransferRun, type LatentMasks } from '../engine.js';
 import { latentRowsRole, resolveInput } from '../inputs.js';
@@ -27,7 +26,7 @@ function forcedMasks(ctx: GoldenContext, latent: readonly [number, number, numbe
     if (t.dims.length !== 2 || t.dims[0] !== latent[1] || t.dims[1] !== latent[2]) {
       throw new GoldenError(`${name}: shape [${t.dims.join(', ')}] is not the latent size [${latent[1]}, ${latent[2]}]`);
     }
-    return maskToFloat(Uint8Array.from(t.data as ArrayLike<number>, Number));
+    return Float32Array.from(t.data as ArrayLike<number>, (v) => (Number(v) !== 0 ? 1 : 0));
   };
   return { structure: read(FORCED_MASKS.structure), appearance: read(FORCED_MASKS.appearance) };
 }
