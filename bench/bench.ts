@@ -19,6 +19,7 @@ import { PRECISIONS, type Precision } from '../src/onnx/target.js';
 import { CONFIG_DIR, GIB, log, maxRssGb, PHASES, round, started, TOKENIZER_DIR, type Args, type Figures, type Phase } from './common.js';
 import { phaseE2E } from './e2e.js';
 import { phaseText, phaseUNet, phaseUNetB6, phaseVae } from './phases.js';
+import { phaseCIA } from './cia.js';
 import { ensureRandomModel } from './random-model.js';
 import { phaseCount, phaseGemm, rateFigures } from './rates.js';
 import { report } from './report.js';
@@ -39,6 +40,7 @@ function parseArgs(argv: readonly string[]): Args {
     calls: 2,
     phase: undefined,
     b6Arena: false,
+    ciaLatent: 64,
     countFor: [],
     recount: false,
     device: 'cpu',
@@ -84,7 +86,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--only': {
         const v = value(i, a);
         i++;
-        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm') throw new Error(`--only takes unet, vae, text, e2e or gemm, not ${v}`);
+        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'cia') throw new Error(`--only takes unet, vae, text, e2e, cia or gemm, not ${v}`);
         args.only = v;
         break;
       }
@@ -102,6 +104,11 @@ function parseArgs(argv: readonly string[]): Args {
         args.precision = v as Precision;
         break;
       }
+      case '--cia-latent':
+        args.ciaLatent = Number(value(i, a));
+        if (!Number.isInteger(args.ciaLatent) || args.ciaLatent < 8 || args.ciaLatent % 8 !== 0) throw new Error('--cia-latent takes a multiple of 8');
+        i++;
+        break;
       case '--threads':
         args.threads = Number(value(i, a));
         i++;
@@ -120,7 +127,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|gemm] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
+          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|cia|gemm] [--cia-latent N] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
         );
         process.exit(0);
         break;
@@ -133,7 +140,7 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function runPhase(args: Args): Promise<void> {
   const phase = args.phase!;
-  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, e2e: phaseE2E, count: phaseCount }[phase];
+  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, cia: phaseCIA, e2e: phaseE2E, count: phaseCount }[phase];
   const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(figures)}\n`);
@@ -158,6 +165,7 @@ function runChild(args: Args, phase: Phase): Promise<Figures> {
   ];
   if (args.threads !== undefined) argv.push('--threads', String(args.threads));
   if (args.b6Arena) argv.push('--b6-arena');
+  argv.push('--cia-latent', String(args.ciaLatent));
   if (phase === 'count') argv.push('--count-for', args.countFor.join(','));
   if (args.recount) argv.push('--recount');
   return new Promise((resolvePromise) => {
@@ -217,13 +225,14 @@ async function main(): Promise<void> {
     parameters: gen.parameters,
   };
   // The measured phases; the GEMM rate comes first and the FLOP counts of the measured calls last.
-  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'e2e'];
+  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'cia', 'e2e'];
   if (args.only === 'text') measured = ['text'];
   if (args.only === 'vae') measured = ['vae'];
   if (args.only === 'unet') measured = ['unet', 'unet_b6'];
   if (args.only === 'e2e') measured = ['e2e'];
+  if (args.only === 'cia') measured = ['cia'];
   if (args.only === 'gemm') measured = [];
-  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e');
+  if (args.quick && args.only !== 'e2e' && args.only !== 'cia') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'cia' && p !== 'e2e');
   args.countFor = measured;
   const phases: Phase[] = ['gemm', ...measured, ...(measured.length > 0 ? (['count'] as const) : [])];
   for (const phase of phases) {

@@ -61,6 +61,11 @@ export function report(all: Figures, args: Args): void {
   rows.push(['UNet 512x512 batch 2', meanMin('unet_b2_s', 'unet_b2_min_s')]);
   rows.push([`UNet 512x512 batch 6 (arena ${all['unet_b6_arena'] === true ? 'ON' : 'off'})`, meanMin('unet_b6_s', 'unet_b6_min_s')]);
   rows.push(['UNet batch 6, e4e match ON', meanMin('unet_b6_match_s', 'unet_b6_match_min_s')]);
+  if (g('cia_step_s') !== undefined) {
+    const side = Number(g('cia_latent')) * 8;
+    const ratio = g('cia_step_gemm_ratio') === undefined ? '' : `; ${fmt(g('cia_step_gflop'), ' GFLOP')} = ${fmt(g('cia_step_gemm_ratio'))} x GEMM (ideal ${fmt(g('cia_step_ideal_s'), ' s')})`;
+    rows.push([`CIA step ${side}x${side} (2 UNet calls, batch 3)`, `${meanMin('cia_step_s', 'cia_step_min_s')}${ratio}`]);
+  }
   rows.push([
     'matching overhead',
     `wall ${fmt(g('match_overhead_pct'), ' %')} fastest vs fastest (${fmt(g('match_overhead_mean_pct'), ' %')} of means), CPU time ${fmt(g('match_overhead_cpu_pct'), ' %')}; counted FLOPs ${fmt(g('match_flop_overhead_pct'), ' %')}`,
