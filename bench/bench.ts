@@ -86,7 +86,8 @@ function parseArgs(argv: readonly string[]): Args {
       case '--only': {
         const v = value(i, a);
         i++;
-        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'cia') throw new Error(`--only takes unet, vae, text, e2e, cia or gemm, not ${v}`);
+        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'cia')
+          throw new Error(`--only takes unet, vae, text, e2e, cia or gemm, not ${v}`);
         args.only = v;
         break;
       }
@@ -140,7 +141,9 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function runPhase(args: Args): Promise<void> {
   const phase = args.phase!;
-  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, cia: phaseCIA, e2e: phaseE2E, count: phaseCount }[phase];
+  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, cia: phaseCIA, e2e: phaseE2E, count: phaseCount }[
+    phase
+  ];
   const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(figures)}\n`);

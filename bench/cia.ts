@@ -32,7 +32,11 @@ export function ciaInputs(latent: number): { sample: Tensor<'float32'>; encoderH
 export function ciaCall(runner: UNetRunner, latent: number, swap: boolean): ReturnType<UNetRunner['call']> {
   const sites = swapSitesOf(runner);
   const kv = swap ? Object.fromEntries(sites.map((s) => [s.modulePath, Branch.Style])) : {};
-  const feeds = ciaFeeds({ kv, contrast: 1.67 }, sites.map((s) => s.modulePath), CIA_BATCH);
+  const feeds = ciaFeeds(
+    { kv, contrast: 1.67 },
+    sites.map((s) => s.modulePath),
+    CIA_BATCH,
+  );
   return runner.call({ ...ciaInputs(latent), timestep: 501, feeds });
 }
 
@@ -63,11 +67,13 @@ export async function phaseCIA(args: Args): Promise<Figures> {
   figures['cia_step_s'] = timing.mean_s;
   figures['cia_step_min_s'] = timing.min_s;
   figures['cia_step_timing'] = timing;
-  figures['cia_swap_min_s'] = min(parts.swap);
-  figures['cia_noswap_min_s'] = min(parts.noSwap);
+  const swapMin = min(parts.swap);
+  const noSwapMin = min(parts.noSwap);
+  figures['cia_swap_min_s'] = swapMin;
+  figures['cia_noswap_min_s'] = noSwapMin;
   figures['cia_finite'] = finite;
   figures['peak_rss_cia_gb'] = round(maxRssGb(), 2);
-  log(`CIA step: swap pass ${figures['cia_swap_min_s']} s, no-swap pass ${figures['cia_noswap_min_s']} s (fastest)`);
+  log(`CIA step: swap pass ${swapMin} s, no-swap pass ${noSwapMin} s (fastest)`);
   await model.dispose();
   return figures;
 }

@@ -63,7 +63,10 @@ export function report(all: Figures, args: Args): void {
   rows.push(['UNet batch 6, e4e match ON', meanMin('unet_b6_match_s', 'unet_b6_match_min_s')]);
   if (g('cia_step_s') !== undefined) {
     const side = Number(g('cia_latent')) * 8;
-    const ratio = g('cia_step_gemm_ratio') === undefined ? '' : `; ${fmt(g('cia_step_gflop'), ' GFLOP')} = ${fmt(g('cia_step_gemm_ratio'))} x GEMM (ideal ${fmt(g('cia_step_ideal_s'), ' s')})`;
+    const ratio =
+      g('cia_step_gemm_ratio') === undefined
+        ? ''
+        : `; ${fmt(g('cia_step_gflop'), ' GFLOP')} = ${fmt(g('cia_step_gemm_ratio'))} x GEMM (ideal ${fmt(g('cia_step_ideal_s'), ' s')})`;
     rows.push([`CIA step ${side}x${side} (2 UNet calls, batch 3)`, `${meanMin('cia_step_s', 'cia_step_min_s')}${ratio}`]);
   }
   rows.push([

@@ -6,7 +6,17 @@
  *   const { png } = await pipeline.transfer({ structure: 'a.png', appearance: 'b.png' }, { domain: 'bird' });
  */
 export { loadPipeline, TransferPipeline } from './pipeline/pipeline.js';
-export type { LoadPipelineOptions, Phase, ProgressEvent, RunControls, TransferInputs, TransferMetadata, TransferOutput } from './pipeline/pipeline.js';
+export type {
+  CompareOptionsInput,
+  CompareOutput,
+  LoadPipelineOptions,
+  Phase,
+  ProgressEvent,
+  RunControls,
+  TransferInputs,
+  TransferMetadata,
+  TransferOutput,
+} from './pipeline/pipeline.js';
 export { DEFAULT_TRANSFER_OPTIONS, validateTransferOptions, workingSize } from './pipeline/options.js';
 export type { Device, Injection, TransferOptions, TransferOptionsInput } from './pipeline/options.js';
 export { DEFAULT_MODEL_ID, obtainModelSource, resolveModelSource } from './pipeline/model-source.js';
