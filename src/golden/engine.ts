@@ -10,7 +10,13 @@ import { e4eUNetVariant } from '../methods/eye-for-an-eye/index.js';
 import { runE4ELoop } from '../methods/eye-for-an-eye/loop.js';
 import { injectionMode, type StepRange } from '../methods/eye-for-an-eye/schedule.js';
 import { downMask } from '../methods/shared/masks.js';
-import { segmentationFeeds, segmentationOutput, SEGMENTATION_MAP_NAMES, withSegmentationMaps, type SegmentationMapName } from '../methods/shared/self-segmentation/index.js';
+import {
+  segmentationFeeds,
+  segmentationOutput,
+  SEGMENTATION_MAP_NAMES,
+  withSegmentationMaps,
+  type SegmentationMapName,
+} from '../methods/shared/self-segmentation/index.js';
 import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
@@ -269,8 +275,16 @@ export async function unetSegmentationMaps(
   call: { sample: Tensor<'float32'>; timestep: number; encoderHiddenStates: Tensor<'float32'>; rows: readonly number[] },
 ): Promise<Record<SegmentationMapName, Tensor<'float32'>>> {
   const model = impl(engine);
-  const unet = await model.unet({ freeu: true, processors: { name: 'segmentation', key: { segmentation: true }, plan: withSegmentationMaps(undefined, model.unetConfig) } });
-  const result = await unet.call({ sample: call.sample, timestep: call.timestep, encoderHiddenStates: call.encoderHiddenStates, feeds: segmentationFeeds(call.rows) });
+  const unet = await model.unet({
+    freeu: true,
+    processors: { name: 'segmentation', key: { segmentation: true }, plan: withSegmentationMaps(undefined, model.unetConfig) },
+  });
+  const result = await unet.call({
+    sample: call.sample,
+    timestep: call.timestep,
+    encoderHiddenStates: call.encoderHiddenStates,
+    feeds: segmentationFeeds(call.rows),
+  });
   const out = {} as Record<SegmentationMapName, Tensor<'float32'>>;
   for (const name of SEGMENTATION_MAP_NAMES) out[name] = result.outputs[segmentationOutput(name)] as Tensor<'float32'>;
   return out;

@@ -46,6 +46,12 @@ export interface TransferOptions {
   /** Object masks (any image; gray > 127 = object) for the masked matching and masked AdaIN. */
   structureMask?: ImageSource;
   appearanceMask?: ImageSource;
+  /**
+   * Where object masks come from: 'given' (the mask files above, or none) or 'self-segmentation' (k-means of the
+   * UNet's own attention maps, src/methods/shared/self-segmentation/; for Eye-for-an-eye an extension: masked AdaIN
+   * with masks computed at the first AdaIN iteration, docs/method.md §7a).
+   */
+  masks: MaskSource;
   /** 'match' = the method; 'vInjection' = the ablation that rearranges only the values. */
   injection: Injection;
   /** Execution provider used when the pipeline is loaded from these options. */
@@ -72,10 +78,15 @@ export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   adainRange: Object.freeze([50, 100] as const),
   seed: 0,
   size: 512,
+  masks: 'given',
   injection: 'match',
   device: 'cpu',
   precision: 'fp32',
 });
+
+/** Sources of the object masks (TransferOptions.masks). */
+export const MASK_SOURCES = ['given', 'self-segmentation'] as const;
+export type MaskSource = (typeof MASK_SOURCES)[number];
 
 export const SIZE_MULTIPLE = 64;
 export const MIN_SIZE = 64;
@@ -98,6 +109,7 @@ export const TRANSFER_OPTION_KEYS = [
   'size',
   'structureMask',
   'appearanceMask',
+  'masks',
   'injection',
   'device',
   'precision',
@@ -196,6 +208,7 @@ export function validateTransferOptions(input: unknown): TransferOptions {
     adainRange: stepRange('adainRange', pick('adainRange')),
     seed: integerBetween('seed', pick('seed'), 0, Number.MAX_SAFE_INTEGER),
     size: pick('size') as number,
+    masks: oneOf('masks', pick('masks'), MASK_SOURCES),
     injection: oneOf('injection', pick('injection'), INJECTIONS),
     device: oneOf('device', pick('device'), DEVICES),
     precision: oneOf('precision', pick('precision'), PRECISIONS),
@@ -206,6 +219,9 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   }
   const structureMask = imageSource('structureMask', given['structureMask']);
   const appearanceMask = imageSource('appearanceMask', given['appearanceMask']);
+  if (options.masks === 'self-segmentation' && (structureMask !== undefined || appearanceMask !== undefined)) {
+    throw invalidParameterError('masks', "'given' when mask files are given (self-segmentation computes its own masks)", options.masks);
+  }
   if (structureMask !== undefined) options.structureMask = structureMask;
   if (appearanceMask !== undefined) options.appearanceMask = appearanceMask;
   if (given['cacheDir'] !== undefined) options.cacheDir = nonEmptyString('cacheDir', given['cacheDir']);

@@ -10,7 +10,15 @@
  * the recording iteration, i.e. the stock FreeU UNet on the latents entering it) against the recorded inputs.
  */
 import { GoldenError } from '../../errors.js';
-import { SEGMENTATION_FITS, selfSegment, type AttentionMap, type ImageSegmentationMaps, type SegmentationFit, type SegmentationMapName } from '../../methods/shared/self-segmentation/index.js';
+import {
+  SEGMENTATION_FITS,
+  selfSegment,
+  type AttentionMap,
+  type ImageSegmentationMaps,
+  type SegmentationFit,
+  type SegmentationMapName,
+  type SelfSegmentationOptions,
+} from '../../methods/shared/self-segmentation/index.js';
 import { reshape, sliceFirst, type Tensor } from '../../tensor/tensor.js';
 import { compareTensors } from '../compare.js';
 import { unetSegmentationMaps } from '../engine.js';
@@ -19,7 +27,11 @@ import type { GoldenContext } from '../runner.js';
 /** The reference's batch rows (constants.py: OUT_INDEX 0, STYLE_INDEX 1, STRUCT_INDEX 2). */
 const ROWS = { style: 1, struct: 2 } as const;
 
-const int64 = (dims: number[], values: ArrayLike<number>): Tensor<'int64'> => ({ dtype: 'int64', dims, data: BigInt64Array.from(Array.from(values), (v) => BigInt(v)) });
+const int64 = (dims: number[], values: ArrayLike<number>): Tensor<'int64'> => ({
+  dtype: 'int64',
+  dims,
+  data: BigInt64Array.from(Array.from(values), (v) => BigInt(v)),
+});
 const float64 = (dims: number[], values: ArrayLike<number>): Tensor<'float64'> => ({ dtype: 'float64', dims, data: Float64Array.from(values) });
 const float32 = (dims: number[], values: ArrayLike<number>): Tensor<'float32'> => ({ dtype: 'float32', dims, data: Float32Array.from(values) });
 
@@ -40,7 +52,8 @@ function nounsOf(ctx: GoldenContext): { nouns: { index: number; word: string }[]
   if (!Array.isArray(nouns) || !nouns.every((n) => Array.isArray(n) && typeof n[0] === 'number' && typeof n[1] === 'string')) {
     throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.nouns must be [[word index, word], ...]`);
   }
-  if (!Array.isArray(objects) || !objects.every((o) => typeof o === 'string')) throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.object_nouns must be a list of words`);
+  if (!Array.isArray(objects) || !objects.every((o) => typeof o === 'string'))
+    throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.object_nouns must be a list of words`);
   return { nouns: nouns.map((n) => ({ index: n[0] as number, word: n[1] as string })), objectNouns: objects as string[] };
 }
 
@@ -53,10 +66,15 @@ function kmeansParams(ctx: GoldenContext): { numSegments: number; nInit: number;
       ctx.note(`io.json gives no ${what}: the reference's ${fallback}`);
       return fallback;
     }
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.kmeans_style_32 ${what} must be a positive integer`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+      throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.kmeans_style_32 ${what} must be a positive integer`);
     return v;
   };
-  return { numSegments: num(params?.['n_clusters'], 5, 'n_clusters'), nInit: num(params?.['n_init'], 10, 'n_init'), nThreads: num(fit?.['n_threads'], 2, 'n_threads') };
+  return {
+    numSegments: num(params?.['n_clusters'], 5, 'n_clusters'),
+    nInit: num(params?.['n_init'], 10, 'n_init'),
+    nThreads: num(fit?.['n_threads'], 2, 'n_threads'),
+  };
 }
 
 /** torch's `maps[row].mean(dim=0)` of [B, heads, N, T]: heads added in order in float32, then divided. */
@@ -105,7 +123,6 @@ function fitTensors(name: string, fit: SegmentationFit, k: number): Record<strin
   const p = `segment.kmeans.${name}.`;
   const c = `segment.cluster2noun.${name}.`;
   const m = fit.nouns.scores.length / k;
-  const cross = Math.sqrt(fit.nouns.nounMaps.length / m);
   const iterLabels = new Uint8Array(inits.length * steps * n).fill(255);
   const shifts = new Float64Array(inits.length * steps).fill(-1);
   inits.forEach((init, i) => {
@@ -120,19 +137,46 @@ function fitTensors(name: string, fit: SegmentationFit, k: number): Record<strin
     [`${p}best_init`]: int64([1], [km.bestInit]),
     [`${p}x_mean`]: float32([f], km.xMean),
     [`${p}tol`]: float64([1], [km.tol]),
-    [`${p}init.first_center`]: int64([inits.length], inits.map((i) => i.firstCenter)),
-    [`${p}init.uniforms`]: float64([inits.length, k - 1, trials], flat((i) => i.uniforms)),
-    [`${p}init.candidate_ids`]: int64([inits.length, k - 1, trials], flat((i) => i.candidateIds)),
-    [`${p}init.candidates_pot`]: float32([inits.length, k - 1, trials], flat((i) => i.candidatesPot)),
-    [`${p}init.current_pot`]: float32([inits.length, k], flat((i) => i.currentPot)),
-    [`${p}init.indices`]: int64([inits.length, k], flat((i) => i.indices)),
-    [`${p}init.n_iter`]: int64([inits.length], inits.map((i) => i.nIter)),
-    [`${p}init.inertia`]: float64([inits.length], inits.map((i) => i.inertia)),
+    [`${p}init.first_center`]: int64(
+      [inits.length],
+      inits.map((i) => i.firstCenter),
+    ),
+    [`${p}init.uniforms`]: float64(
+      [inits.length, k - 1, trials],
+      flat((i) => i.uniforms),
+    ),
+    [`${p}init.candidate_ids`]: int64(
+      [inits.length, k - 1, trials],
+      flat((i) => i.candidateIds),
+    ),
+    [`${p}init.candidates_pot`]: float32(
+      [inits.length, k - 1, trials],
+      flat((i) => i.candidatesPot),
+    ),
+    [`${p}init.current_pot`]: float32(
+      [inits.length, k],
+      flat((i) => i.currentPot),
+    ),
+    [`${p}init.indices`]: int64(
+      [inits.length, k],
+      flat((i) => i.indices),
+    ),
+    [`${p}init.n_iter`]: int64(
+      [inits.length],
+      inits.map((i) => i.nIter),
+    ),
+    [`${p}init.inertia`]: float64(
+      [inits.length],
+      inits.map((i) => i.inertia),
+    ),
     [`${p}init.labels`]: { dtype: 'int32', dims: [inits.length, n], data: Int32Array.from(flat((i) => i.labels)) },
-    [`${p}init.centers`]: float32([inits.length, k, f], flat((i) => i.centers)),
+    [`${p}init.centers`]: float32(
+      [inits.length, k, f],
+      flat((i) => i.centers),
+    ),
     [`${p}init.iter_labels`]: { dtype: 'uint8', dims: [inits.length, steps, n], data: iterLabels },
     [`${p}init.center_shift_tot`]: float64([inits.length, steps], shifts),
-    [`${c}noun_maps`]: float32([cross, cross, m], fit.nouns.nounMaps),
+    [`${c}noun_maps`]: float32([fit.nouns.nounMapSize.height, fit.nouns.nounMapSize.width, m], fit.nouns.nounMaps),
     [`${c}normalized_noun_maps`]: float32([fit.mask.height, fit.mask.width, m], fit.nouns.normalizedNounMaps),
     [`${c}scores`]: float64([k, m], fit.nouns.scores),
     [`${c}threshold`]: float64([1], [fit.nouns.threshold]),
@@ -142,7 +186,7 @@ function fitTensors(name: string, fit: SegmentationFit, k: number): Record<strin
 }
 
 /** Diagnostic: our UNet's maps at the recording call against the recorded inputs. */
-async function checkRecordedMaps(ctx: GoldenContext): Promise<void> {
+async function checkRecordedMaps(ctx: GoldenContext, options: SelfSegmentationOptions): Promise<void> {
   const { golden } = ctx;
   const iteration = segmentationMeta(ctx)['maps_recorded_at_iteration'];
   const needed = ['cia_transfer.latents', 'cia_transfer.init_latents', 'cia_transfer.timesteps', 'text.last_hidden_state'];
@@ -179,16 +223,33 @@ async function checkRecordedMaps(ctx: GoldenContext): Promise<void> {
       ctx.check(compareTensors(mine, want, { ...golden.tolerance(name), label: `${name}[${ROWS[image]}].mean(heads) from our UNet` }));
     }
   }
+  // The whole path users run: masks from the maps our UNet recorded (the k-means decisions see our rounding).
+  const image = (row: number): ImageSegmentationMaps => {
+    const out = {} as Record<SegmentationMapName, AttentionMap>;
+    for (const [name, t] of Object.entries(maps) as [SegmentationMapName, Tensor<'float32'>][]) {
+      const [, s, keys] = t.dims as [number, number, number];
+      out[name] = squareMap(name, sliceFirst(t, rows.indexOf(row)).data, s, keys);
+    }
+    return out;
+  };
+  const natural = selfSegment({ style: image(ROWS.style), struct: image(ROWS.struct) }, options);
+  for (const fit of SEGMENTATION_FITS) {
+    const name = `segment.mask_${fit.name}`;
+    const mask = natural.fits[fit.name].mask;
+    const ours: Tensor = { dtype: 'uint8', dims: [mask.height, mask.width], data: mask.data };
+    ctx.check(compareTensors(ours, golden.get(name), { rtol: 0, atol: 0, label: `${name} from our UNet's maps` }));
+  }
 }
 
 export async function runSegmentGroup(ctx: GoldenContext): Promise<Record<string, Tensor>> {
-  const params = kmeansParams(ctx);
+  const options: SelfSegmentationOptions = { ...nounsOf(ctx), ...kmeansParams(ctx) };
+  const params = { numSegments: options.numSegments ?? 5, nInit: options.nInit ?? 10 };
   const started = performance.now();
-  const result = selfSegment({ style: goldenMaps(ctx, 'style'), struct: goldenMaps(ctx, 'struct') }, { ...nounsOf(ctx), ...params });
+  const result = selfSegment({ style: goldenMaps(ctx, 'style'), struct: goldenMaps(ctx, 'struct') }, options);
   ctx.note(`self-segmentation (4 KMeans fits of ${params.nInit} inits, cluster2noun, masks): ${((performance.now() - started) / 1000).toFixed(2)} s`);
   const out: Record<string, Tensor> = {};
   for (const fit of SEGMENTATION_FITS) Object.assign(out, fitTensors(fit.name, result.fits[fit.name], params.numSegments));
-  if (ctx.checks) await checkRecordedMaps(ctx);
+  if (ctx.checks) await checkRecordedMaps(ctx, options);
   else ctx.note('diagnostic checks skipped: maps from our UNet not compared');
   return out;
 }

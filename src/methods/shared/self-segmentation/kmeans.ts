@@ -116,7 +116,13 @@ function searchLeft(cumsum: Float64Array, value: number): number {
   return Math.min(lo, cumsum.length - 1);
 }
 
-function kmeansPlusPlus(d: Data, k: number, trials: number, rng: LegacyRandomState, norms64: Float64Array): Omit<KMeansInitTrace, 'iterLabels' | 'centerShiftTot' | 'nIter' | 'strictConvergence' | 'labels' | 'centers' | 'inertia'> {
+function kmeansPlusPlus(
+  d: Data,
+  k: number,
+  trials: number,
+  rng: LegacyRandomState,
+  norms64: Float64Array,
+): Omit<KMeansInitTrace, 'iterLabels' | 'centerShiftTot' | 'nIter' | 'strictConvergence' | 'labels' | 'centers' | 'inertia'> {
   const firstCenter = rng.randint(d.n);
   const trace = {
     firstCenter,
@@ -272,7 +278,13 @@ function inertiaOf(d: Data, centers: Float32Array, labels: Int32Array, nThreads:
   return total;
 }
 
-function lloyd(d: Data, init: Float32Array, k: number, options: KMeansOptions, tol: number): Pick<KMeansInitTrace, 'iterLabels' | 'centerShiftTot' | 'nIter' | 'strictConvergence' | 'labels' | 'centers' | 'inertia'> {
+function lloyd(
+  d: Data,
+  init: Float32Array,
+  k: number,
+  options: KMeansOptions,
+  tol: number,
+): Pick<KMeansInitTrace, 'iterLabels' | 'centerShiftTot' | 'nIter' | 'strictConvergence' | 'labels' | 'centers' | 'inertia'> {
   let centers = init;
   const labels = new Int32Array(d.n).fill(-1);
   let labelsOld = Int32Array.from(labels);
