@@ -47,14 +47,13 @@ function segmentationMeta(ctx: GoldenContext): Record<string, unknown> {
 
 function nounsOf(ctx: GoldenContext): { nouns: { index: number; word: string }[]; objectNouns: string[] } {
   const meta = segmentationMeta(ctx);
-  const nouns = meta['nouns'];
-  const objects = meta['object_nouns'];
-  if (!Array.isArray(nouns) || !nouns.every((n) => Array.isArray(n) && typeof n[0] === 'number' && typeof n[1] === 'string')) {
-    throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.nouns must be [[word index, word], ...]`);
-  }
-  if (!Array.isArray(objects) || !objects.every((o) => typeof o === 'string'))
+  const nouns: unknown = meta['nouns'];
+  const objects: unknown = meta['object_nouns'];
+  const isNoun = (n: unknown): n is [number, string] => Array.isArray(n) && n.length === 2 && Number.isInteger(n[0]) && typeof n[1] === 'string';
+  if (!Array.isArray(nouns) || !nouns.every(isNoun)) throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.nouns must be [[word index, word], ...]`);
+  if (!Array.isArray(objects) || !objects.every((o): o is string => typeof o === 'string'))
     throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.object_nouns must be a list of words`);
-  return { nouns: nouns.map((n) => ({ index: n[0] as number, word: n[1] as string })), objectNouns: objects as string[] };
+  return { nouns: nouns.map(([index, word]) => ({ index, word })), objectNouns: objects };
 }
 
 /** n_clusters, n_init and the OpenMP threads of a fit (the reference's values where io.json leaves them out: 5, 10, 2). */
