@@ -116,8 +116,8 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     flag: 'masks',
     type: 'string',
     valueName: MASK_SOURCES.join('|'),
-    description: `object masks: the mask files (given) or self-segmentation of the attention maps (default ${d.masks})`,
-    parse: (raw) => String(raw) as TransferOptions['masks'],
+    description: 'object masks: the mask files (given, the default) or self-segmentation of the attention maps',
+    parse: (raw) => String(raw) as NonNullable<TransferOptions['masks']>,
   },
   injection: {
     flag: 'v-injection',

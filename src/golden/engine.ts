@@ -11,11 +11,16 @@ import { runE4ELoop } from '../methods/eye-for-an-eye/loop.js';
 import { injectionMode, type StepRange } from '../methods/eye-for-an-eye/schedule.js';
 import { downMask } from '../methods/shared/masks.js';
 import {
+  SEGMENTATION_FITS,
+  SEGMENTATION_MAP_NAMES,
   segmentationFeeds,
   segmentationOutput,
-  SEGMENTATION_MAP_NAMES,
+  selfSegment,
   withSegmentationMaps,
+  type ImageSegmentationMaps,
   type SegmentationMapName,
+  type SelfSegmentation,
+  type SelfSegmentationOptions,
 } from '../methods/shared/self-segmentation/index.js';
 import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
@@ -288,4 +293,21 @@ export async function unetSegmentationMaps(
   const out = {} as Record<SegmentationMapName, Tensor<'float32'>>;
   for (const name of SEGMENTATION_MAP_NAMES) out[name] = result.outputs[segmentationOutput(name)] as Tensor<'float32'>;
   return out;
+}
+
+export type {
+  AttentionMap,
+  ImageSegmentationMaps,
+  SegmentationFit,
+  SegmentationFitName,
+  SegmentationMapName,
+  SelfSegmentationOptions,
+} from '../methods/shared/self-segmentation/index.js';
+
+/** The self-segmentation's four fits, in the reference's order (and RandomState use). */
+export const SEGMENTATION_FIT_ORDER = SEGMENTATION_FITS;
+
+/** The self-segmentation (k-means of both images' maps, cluster-to-noun scoring, masks) from recorded maps. */
+export function selfSegmentation(maps: { style: ImageSegmentationMaps; struct: ImageSegmentationMaps }, options: SelfSegmentationOptions): SelfSegmentation {
+  return selfSegment(maps, options);
 }

@@ -49,9 +49,9 @@ export interface TransferOptions {
   /**
    * Where object masks come from: 'given' (the mask files above, or none) or 'self-segmentation' (k-means of the
    * UNet's own attention maps, src/methods/shared/self-segmentation/; for Eye-for-an-eye an extension: masked AdaIN
-   * with masks computed at the first AdaIN iteration, docs/method.md §7a).
+   * with masks computed at the first AdaIN iteration, docs/method.md §7a). Absent: 'given'.
    */
-  masks: MaskSource;
+  masks?: MaskSource;
   /** 'match' = the method; 'vInjection' = the ablation that rearranges only the values. */
   injection: Injection;
   /** Execution provider used when the pipeline is loaded from these options. */
@@ -78,7 +78,6 @@ export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   adainRange: Object.freeze([50, 100] as const),
   seed: 0,
   size: 512,
-  masks: 'given',
   injection: 'match',
   device: 'cpu',
   precision: 'fp32',
@@ -208,7 +207,6 @@ export function validateTransferOptions(input: unknown): TransferOptions {
     adainRange: stepRange('adainRange', pick('adainRange')),
     seed: integerBetween('seed', pick('seed'), 0, Number.MAX_SAFE_INTEGER),
     size: pick('size') as number,
-    masks: oneOf('masks', pick('masks'), MASK_SOURCES),
     injection: oneOf('injection', pick('injection'), INJECTIONS),
     device: oneOf('device', pick('device'), DEVICES),
     precision: oneOf('precision', pick('precision'), PRECISIONS),
@@ -219,6 +217,7 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   }
   const structureMask = imageSource('structureMask', given['structureMask']);
   const appearanceMask = imageSource('appearanceMask', given['appearanceMask']);
+  if (given['masks'] !== undefined) options.masks = oneOf('masks', given['masks'], MASK_SOURCES);
   if (options.masks === 'self-segmentation' && (structureMask !== undefined || appearanceMask !== undefined)) {
     throw invalidParameterError('masks', "'given' when mask files are given (self-segmentation computes its own masks)", options.masks);
   }

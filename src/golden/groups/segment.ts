@@ -10,18 +10,18 @@
  * the recording iteration, i.e. the stock FreeU UNet on the latents entering it) against the recorded inputs.
  */
 import { GoldenError } from '../../errors.js';
+import { reshape, sliceFirst, type Tensor } from '../../tensor/tensor.js';
+import { compareTensors } from '../compare.js';
 import {
-  SEGMENTATION_FITS,
-  selfSegment,
+  SEGMENTATION_FIT_ORDER,
+  selfSegmentation,
+  unetSegmentationMaps,
   type AttentionMap,
   type ImageSegmentationMaps,
   type SegmentationFit,
   type SegmentationMapName,
   type SelfSegmentationOptions,
-} from '../../methods/shared/self-segmentation/index.js';
-import { reshape, sliceFirst, type Tensor } from '../../tensor/tensor.js';
-import { compareTensors } from '../compare.js';
-import { unetSegmentationMaps } from '../engine.js';
+} from '../engine.js';
 import type { GoldenContext } from '../runner.js';
 
 /** The reference's batch rows (constants.py: OUT_INDEX 0, STYLE_INDEX 1, STRUCT_INDEX 2). */
@@ -231,8 +231,8 @@ async function checkRecordedMaps(ctx: GoldenContext, options: SelfSegmentationOp
     }
     return out;
   };
-  const natural = selfSegment({ style: image(ROWS.style), struct: image(ROWS.struct) }, options);
-  for (const fit of SEGMENTATION_FITS) {
+  const natural = selfSegmentation({ style: image(ROWS.style), struct: image(ROWS.struct) }, options);
+  for (const fit of SEGMENTATION_FIT_ORDER) {
     const name = `segment.mask_${fit.name}`;
     const mask = natural.fits[fit.name].mask;
     const ours: Tensor = { dtype: 'uint8', dims: [mask.height, mask.width], data: mask.data };
@@ -244,10 +244,10 @@ export async function runSegmentGroup(ctx: GoldenContext): Promise<Record<string
   const options: SelfSegmentationOptions = { ...nounsOf(ctx), ...kmeansParams(ctx) };
   const params = { numSegments: options.numSegments ?? 5, nInit: options.nInit ?? 10 };
   const started = performance.now();
-  const result = selfSegment({ style: goldenMaps(ctx, 'style'), struct: goldenMaps(ctx, 'struct') }, options);
+  const result = selfSegmentation({ style: goldenMaps(ctx, 'style'), struct: goldenMaps(ctx, 'struct') }, options);
   ctx.note(`self-segmentation (4 KMeans fits of ${params.nInit} inits, cluster2noun, masks): ${((performance.now() - started) / 1000).toFixed(2)} s`);
   const out: Record<string, Tensor> = {};
-  for (const fit of SEGMENTATION_FITS) Object.assign(out, fitTensors(fit.name, result.fits[fit.name], params.numSegments));
+  for (const fit of SEGMENTATION_FIT_ORDER) Object.assign(out, fitTensors(fit.name, result.fits[fit.name], params.numSegments));
   if (ctx.checks) await checkRecordedMaps(ctx, options);
   else ctx.note('diagnostic checks skipped: maps from our UNet not compared');
   return out;

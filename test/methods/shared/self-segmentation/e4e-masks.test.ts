@@ -84,5 +84,6 @@ test('an empty self-segmentation mask is an error naming the image; mask files a
     () => validateTransferOptions({ domain: 'bird', masks: 'sam' }),
     (e: unknown) => e instanceof InvalidParameterError && /'given', 'self-segmentation' for masks/.test(e.message),
   );
-  assert.equal(validateTransferOptions({ domain: 'bird' }).masks, 'given');
+  assert.equal(validateTransferOptions({ domain: 'bird' }).masks, undefined, "absent means 'given'");
+  assert.equal(validateTransferOptions({ domain: 'bird', masks: 'given' }).masks, 'given');
 });
