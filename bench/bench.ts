@@ -18,6 +18,7 @@ import { EXECUTION_PROVIDERS, ORT_VERSION, type ExecutionProvider } from '../src
 import { PRECISIONS, type Precision } from '../src/onnx/target.js';
 import { CONFIG_DIR, GIB, log, maxRssGb, PHASES, round, started, TOKENIZER_DIR, type Args, type Figures, type Phase } from './common.js';
 import { phaseE2E } from './e2e.js';
+import { phaseSegment } from './segment.js';
 import { phaseText, phaseUNet, phaseUNetB6, phaseVae } from './phases.js';
 import { phaseCIA } from './cia.js';
 import { ensureRandomModel } from './random-model.js';
@@ -86,8 +87,8 @@ function parseArgs(argv: readonly string[]): Args {
       case '--only': {
         const v = value(i, a);
         i++;
-        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'cia')
-          throw new Error(`--only takes unet, vae, text, e2e, cia or gemm, not ${v}`);
+        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'cia' && v !== 'segment')
+          throw new Error(`--only takes unet, vae, text, e2e, cia, gemm or segment, not ${v}`);
         args.only = v;
         break;
       }
@@ -128,7 +129,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|cia|gemm] [--cia-latent N] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
+          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|cia|gemm|segment] [--cia-latent N] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
         );
         process.exit(0);
         break;
@@ -141,9 +142,17 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function runPhase(args: Args): Promise<void> {
   const phase = args.phase!;
-  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, cia: phaseCIA, e2e: phaseE2E, count: phaseCount }[
-    phase
-  ];
+  const run = {
+    gemm: phaseGemm,
+    text: phaseText,
+    vae: phaseVae,
+    unet: phaseUNet,
+    unet_b6: phaseUNetB6,
+    cia: phaseCIA,
+    e2e: phaseE2E,
+    segment: phaseSegment,
+    count: phaseCount,
+  }[phase];
   const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(figures)}\n`);
@@ -194,16 +203,7 @@ function runChild(args: Args, phase: Phase): Promise<Figures> {
 
 // ------------------------------------------------------------------------------------------------ main
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  if (args.phase !== undefined) return runPhase(args);
-  if (args.selfCheck) return selfCheck();
-
-  log(`model folder ${args.modelDir}; graph cache ${args.graphDir}`);
-  if (args.rebuild && existsSync(args.graphDir)) {
-    log('--rebuild: clearing the bench graph cache');
-    rmSync(args.graphDir, { recursive: true, force: true });
-  }
+function randomModel(args: Args): ReturnType<typeof ensureRandomModel> {
   const sentinelExists = existsSync(join(args.modelDir, '.bench-complete.json'));
   if (!sentinelExists) {
     let probe = args.modelDir;
@@ -215,7 +215,21 @@ async function main(): Promise<void> {
         `generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`,
       );
   }
-  const gen = ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
+  return ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.phase !== undefined) return runPhase(args);
+  if (args.selfCheck) return selfCheck();
+
+  log(`model folder ${args.modelDir}; graph cache ${args.graphDir}`);
+  if (args.rebuild && existsSync(args.graphDir)) {
+    log('--rebuild: clearing the bench graph cache');
+    rmSync(args.graphDir, { recursive: true, force: true });
+  }
+  // The segment phase needs no model (synthetic attention maps).
+  const gen = args.only === 'segment' ? { generated: false, seconds: 0, parameters: null } : randomModel(args);
   const all: Figures = {
     loadavg_1m_start: round(loadavg()[0]!, 2),
     cpus: availableParallelism(),
@@ -228,16 +242,17 @@ async function main(): Promise<void> {
     parameters: gen.parameters,
   };
   // The measured phases; the GEMM rate comes first and the FLOP counts of the measured calls last.
-  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'cia', 'e2e'];
+  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'cia', 'e2e', 'segment'];
   if (args.only === 'text') measured = ['text'];
   if (args.only === 'vae') measured = ['vae'];
   if (args.only === 'unet') measured = ['unet', 'unet_b6'];
   if (args.only === 'e2e') measured = ['e2e'];
   if (args.only === 'cia') measured = ['cia'];
   if (args.only === 'gemm') measured = [];
+  if (args.only === 'segment') measured = ['segment'];
   if (args.quick && args.only !== 'e2e' && args.only !== 'cia') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'cia' && p !== 'e2e');
   args.countFor = measured;
-  const phases: Phase[] = ['gemm', ...measured, ...(measured.length > 0 ? (['count'] as const) : [])];
+  const phases: Phase[] = ['gemm', ...measured, ...(measured.some((p) => p !== 'segment') ? (['count'] as const) : [])];
   for (const phase of phases) {
     log(`phase ${phase}`);
     Object.assign(all, await runChild(args, phase));

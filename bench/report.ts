@@ -94,6 +94,9 @@ export function report(all: Figures, args: Args): void {
     ]);
     rows.push(['peak RSS, e2e phase', fmt(g('e2e_peak_rss_gb'), ' GB')]);
   }
+  if (g('segment_s') !== undefined) {
+    rows.push([`self-segmentation ${String(g('segment_image_px'))}px (4 KMeans fits x 10 inits, masks)`, fmt(g('segment_s'), ' s')]);
+  }
   if (g('gemm_gflops') !== undefined) {
     const calls = (g('gemm_timing') as { runs_s?: unknown[] } | undefined)?.runs_s?.length;
     rows.push([

@@ -3,7 +3,7 @@
  * a flag or an explicit `null`, so an option cannot be added to the library without deciding its CLI form.
  * Parsers only turn text into values; the ranges and rules are checked once, by validateTransferOptions.
  */
-import { DEFAULT_TRANSFER_OPTIONS, DEVICES, METHOD_DEFAULTS, METHOD_NAMES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
+import { DEFAULT_TRANSFER_OPTIONS, DEVICES, MASK_SOURCES, METHOD_DEFAULTS, METHOD_NAMES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
 
 /** A command-line mistake (unknown or missing option, malformed value): exit code 2. */
 export class UsageError extends Error {
@@ -111,6 +111,13 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     valueName: 'FILE',
     description: 'object mask of the appearance image (white = object)',
     parse: text,
+  },
+  masks: {
+    flag: 'masks',
+    type: 'string',
+    valueName: MASK_SOURCES.join('|'),
+    description: 'object masks: the mask files (given, the default) or self-segmentation of the attention maps',
+    parse: (raw) => String(raw) as NonNullable<TransferOptions['masks']>,
   },
   injection: {
     flag: 'v-injection',

@@ -10,16 +10,21 @@ import { e4eUNetVariant } from '../methods/eye-for-an-eye/index.js';
 import { runE4ELoop } from '../methods/eye-for-an-eye/loop.js';
 import { injectionMode, type StepRange } from '../methods/eye-for-an-eye/schedule.js';
 import { ciaFeeds, CIA_OUTPUT, floatOutput, NO_SWAP } from '../methods/cross-image-attention/controls.js';
-import { ciaUNetVariant, RECORDING_FEEDS, segmentFromOutputs, swapSitesOf } from '../methods/cross-image-attention/index.js';
+import { ciaUNetVariant, segmentationSource, swapSitesOf } from '../methods/cross-image-attention/index.js';
 import { runCIALoop, type LatentMasks } from '../methods/cross-image-attention/loop.js';
 import { kvSource, type SwapRanges } from '../methods/cross-image-attention/schedule.js';
 import { downMask } from '../methods/shared/masks.js';
 import {
+  SEGMENTATION_FITS,
+  SEGMENTATION_MAP_NAMES,
   segmentationFeeds,
   segmentationOutput,
-  SEGMENTATION_MAP_NAMES,
+  selfSegment,
   withSegmentationMaps,
+  type ImageSegmentationMaps,
   type SegmentationMapName,
+  type SelfSegmentation,
+  type SelfSegmentationOptions,
 } from '../methods/shared/self-segmentation/index.js';
 import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
@@ -375,11 +380,7 @@ export async function ciaTransferLoop(
         options.masks !== undefined
           ? { kind: 'given', masks: options.masks }
           : seg !== undefined
-            ? {
-                kind: 'recorded',
-                feeds: RECORDING_FEEDS,
-                segment: (outputs) => segmentFromOutputs(outputs, unet, { latent, prompt: options.prompt, objectNoun: seg.objectNoun }).masks,
-              }
+            ? segmentationSource(latent, { prompt: options.prompt, objectNoun: seg.objectNoun })
             : { kind: 'none' },
       alwaysNoSwapPass: true,
     },
@@ -421,4 +422,21 @@ export async function unetSegmentationMaps(
   const out = {} as Record<SegmentationMapName, Tensor<'float32'>>;
   for (const name of SEGMENTATION_MAP_NAMES) out[name] = result.outputs[segmentationOutput(name)] as Tensor<'float32'>;
   return out;
+}
+
+export type {
+  AttentionMap,
+  ImageSegmentationMaps,
+  SegmentationFit,
+  SegmentationFitName,
+  SegmentationMapName,
+  SelfSegmentationOptions,
+} from '../methods/shared/self-segmentation/index.js';
+
+/** The self-segmentation's four fits, in the reference's order (and RandomState use). */
+export const SEGMENTATION_FIT_ORDER = SEGMENTATION_FITS;
+
+/** The self-segmentation (k-means of both images' maps, cluster-to-noun scoring, masks) from recorded maps. */
+export function selfSegmentation(maps: { style: ImageSegmentationMaps; struct: ImageSegmentationMaps }, options: SelfSegmentationOptions): SelfSegmentation {
+  return selfSegment(maps, options);
 }

@@ -46,6 +46,12 @@ export interface TransferOptions {
   /** Object masks (any image; gray > 127 = object) for the masked matching and masked AdaIN. */
   structureMask?: ImageSource;
   appearanceMask?: ImageSource;
+  /**
+   * Where object masks come from: 'given' (the mask files above, or none) or 'self-segmentation' (k-means of the
+   * UNet's own attention maps, src/methods/shared/self-segmentation/; for Eye-for-an-eye an extension: masked AdaIN
+   * with masks computed at the first AdaIN iteration, docs/method.md §7a). Absent: 'given'.
+   */
+  masks?: MaskSource;
   /** 'match' = the method; 'vInjection' = the ablation that rearranges only the values. */
   injection: Injection;
   /** Execution provider used when the pipeline is loaded from these options. */
@@ -108,6 +114,10 @@ export const METHOD_DEFAULTS: Readonly<Record<MethodName, Readonly<MethodDefault
 
 export const MAX_CONTRAST = 10;
 
+/** Sources of the object masks (TransferOptions.masks). */
+export const MASK_SOURCES = ['given', 'self-segmentation'] as const;
+export type MaskSource = (typeof MASK_SOURCES)[number];
+
 export const SIZE_MULTIPLE = 64;
 export const MIN_SIZE = 64;
 export const MAX_SIZE = 2048;
@@ -129,6 +139,7 @@ export const TRANSFER_OPTION_KEYS = [
   'size',
   'structureMask',
   'appearanceMask',
+  'masks',
   'injection',
   'device',
   'precision',
@@ -261,6 +272,10 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   }
   const structureMask = imageSource('structureMask', given['structureMask']);
   const appearanceMask = imageSource('appearanceMask', given['appearanceMask']);
+  if (given['masks'] !== undefined) options.masks = oneOf('masks', given['masks'], MASK_SOURCES);
+  if (options.masks === 'self-segmentation' && (structureMask !== undefined || appearanceMask !== undefined)) {
+    throw invalidParameterError('masks', "'given' when mask files are given (self-segmentation computes its own masks)", options.masks);
+  }
   if (structureMask !== undefined) options.structureMask = structureMask;
   if (appearanceMask !== undefined) options.appearanceMask = appearanceMask;
   if (given['cacheDir'] !== undefined) options.cacheDir = nonEmptyString('cacheDir', given['cacheDir']);

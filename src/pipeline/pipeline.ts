@@ -13,7 +13,7 @@ import { AbortError, invalidParameterError } from '../errors.js';
 import { drawInversionNoise, guidedUNetNoise, invert, toInversionLatent, type GuidedNoise } from '../diffusion/inversion.js';
 import { gridPng, imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size } from '../io/image.js';
 import { METHODS, type MethodName } from '../methods/index.js';
-import type { BranchInversion, Correspondence } from '../methods/method.js';
+import type { BranchInversion, Correspondence, LatentMask } from '../methods/method.js';
 import type { LatentDims } from '../methods/shared/adain.js';
 import { builderFingerprint, weightsIdentity } from '../runtime/model-cache.js';
 import { StableDiffusionModel } from '../runtime/stable-diffusion.js';
@@ -76,7 +76,7 @@ export interface TransferOutput {
   image: Tensor<'float32'>;
   /** `image` as PNG (working size, the structure image's aspect). */
   png: Buffer;
-  /** The inputs as the model saw them (resized). */
+  /** The inputs as the model saw them (resized); the masks are self-segmentation's (nearest-upscaled) with masks 'self-segmentation'. */
   structure: Tensor<'float32'>;
   appearance: Tensor<'float32'>;
   structureMask: Tensor<'float32'> | undefined;
@@ -134,6 +134,17 @@ export interface TransferMetadata {
   structureSize: Size;
   appearanceSize: Size;
   inversionCache: { app: 'hit' | 'miss'; struct: 'hit' | 'miss'; dir: string };
+}
+
+/** A latent-size 0/1 mask, nearest-upscaled to the working size (each latent pixel covers a block of pixels). */
+function upscaleMask(mask: LatentMask, size: Size): Tensor<'float32'> {
+  const data = new Float32Array(size.width * size.height);
+  for (let y = 0; y < size.height; y++) {
+    const my = Math.min(mask.height - 1, Math.floor((y * mask.height) / size.height));
+    for (let x = 0; x < size.width; x++)
+      data[y * size.width + x] = mask.data[my * mask.width + Math.min(mask.width - 1, Math.floor((x * mask.width) / size.width))]!;
+  }
+  return { dtype: 'float32', dims: [size.height, size.width], data };
 }
 
 /** Seconds since `start` (performance.now()). */
@@ -379,6 +390,10 @@ export class TransferPipeline {
           ),
         own,
       );
+      Object.assign(own, run.timings ?? {});
+      // Masks the method computed (self-segmentation) are reported like given ones: 0/1 at the working size.
+      const computed =
+        run.masks === undefined ? undefined : { structure: upscaleMask(run.masks.structure, size), appearance: upscaleMask(run.masks.appearance, size) };
       const { image, png } = await timed(
         'decode',
         async () => {
@@ -399,8 +414,8 @@ export class TransferPipeline {
         png,
         structure,
         appearance,
-        structureMask,
-        appearanceMask,
+        structureMask: structureMask ?? computed?.structure,
+        appearanceMask: appearanceMask ?? computed?.appearance,
         matches: run.correspondence,
         timings: own,
         metadata: {

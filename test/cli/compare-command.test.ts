@@ -151,7 +151,10 @@ test('transfer --method cia: empty self-segmentation masks are an error with a h
     ...['--cross-attn-32-range', '1,5', '--cross-attn-64-range', '1,6', '--out', outDir],
   ]);
   assert.equal(run.code, 1, run.err);
-  assert.match(run.err, /mask from self-segmentation has [01] pixel\(s\) equal to 1; masked AdaIN needs at least 2/);
+  assert.match(
+    run.err,
+    /Expected at least 2 pixels of 'bird' \(clusters: [^)]*\) for self-segmentation mask of the (structure|appearance) image but received [01] of 256 pixels/,
+  );
   assert.match(run.err, /hint: .*--no-masked-adain/);
   assert.equal(existsSync(outDir), false);
   const plain = await cli(runTransferCommand, [

@@ -10,17 +10,18 @@
  * the recording iteration, i.e. the stock FreeU UNet on the latents entering it) against the recorded inputs.
  */
 import { GoldenError } from '../../errors.js';
+import { reshape, sliceFirst, type Tensor } from '../../tensor/tensor.js';
+import { compareTensors } from '../compare.js';
 import {
-  SEGMENTATION_FITS,
-  selfSegment,
+  SEGMENTATION_FIT_ORDER,
+  selfSegmentation,
+  unetSegmentationMaps,
   type AttentionMap,
   type ImageSegmentationMaps,
   type SegmentationFit,
   type SegmentationMapName,
-} from '../../methods/shared/self-segmentation/index.js';
-import { reshape, sliceFirst, type Tensor } from '../../tensor/tensor.js';
-import { compareTensors } from '../compare.js';
-import { unetSegmentationMaps } from '../engine.js';
+  type SelfSegmentationOptions,
+} from '../engine.js';
 import type { GoldenContext } from '../runner.js';
 
 /** The reference's batch rows (constants.py: OUT_INDEX 0, STYLE_INDEX 1, STRUCT_INDEX 2). */
@@ -46,14 +47,13 @@ function segmentationMeta(ctx: GoldenContext): Record<string, unknown> {
 
 function nounsOf(ctx: GoldenContext): { nouns: { index: number; word: string }[]; objectNouns: string[] } {
   const meta = segmentationMeta(ctx);
-  const nouns = meta['nouns'];
-  const objects = meta['object_nouns'];
-  if (!Array.isArray(nouns) || !nouns.every((n) => Array.isArray(n) && typeof n[0] === 'number' && typeof n[1] === 'string')) {
-    throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.nouns must be [[word index, word], ...]`);
-  }
-  if (!Array.isArray(objects) || !objects.every((o) => typeof o === 'string'))
+  const nouns: unknown = meta['nouns'];
+  const objects: unknown = meta['object_nouns'];
+  const isNoun = (n: unknown): n is [number, string] => Array.isArray(n) && n.length === 2 && Number.isInteger(n[0]) && typeof n[1] === 'string';
+  if (!Array.isArray(nouns) || !nouns.every(isNoun)) throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.nouns must be [[word index, word], ...]`);
+  if (!Array.isArray(objects) || !objects.every((o): o is string => typeof o === 'string'))
     throw new GoldenError(`${ctx.golden.dir}: io.json segmentation.object_nouns must be a list of words`);
-  return { nouns: nouns.map((n) => ({ index: n[0] as number, word: n[1] as string })), objectNouns: objects as string[] };
+  return { nouns: nouns.map(([index, word]) => ({ index, word })), objectNouns: objects };
 }
 
 /** n_clusters, n_init and the OpenMP threads of a fit (the reference's values where io.json leaves them out: 5, 10, 2). */
@@ -122,7 +122,6 @@ function fitTensors(name: string, fit: SegmentationFit, k: number): Record<strin
   const p = `segment.kmeans.${name}.`;
   const c = `segment.cluster2noun.${name}.`;
   const m = fit.nouns.scores.length / k;
-  const cross = Math.sqrt(fit.nouns.nounMaps.length / m);
   const iterLabels = new Uint8Array(inits.length * steps * n).fill(255);
   const shifts = new Float64Array(inits.length * steps).fill(-1);
   inits.forEach((init, i) => {
@@ -176,7 +175,7 @@ function fitTensors(name: string, fit: SegmentationFit, k: number): Record<strin
     ),
     [`${p}init.iter_labels`]: { dtype: 'uint8', dims: [inits.length, steps, n], data: iterLabels },
     [`${p}init.center_shift_tot`]: float64([inits.length, steps], shifts),
-    [`${c}noun_maps`]: float32([cross, cross, m], fit.nouns.nounMaps),
+    [`${c}noun_maps`]: float32([fit.nouns.nounMapSize.height, fit.nouns.nounMapSize.width, m], fit.nouns.nounMaps),
     [`${c}normalized_noun_maps`]: float32([fit.mask.height, fit.mask.width, m], fit.nouns.normalizedNounMaps),
     [`${c}scores`]: float64([k, m], fit.nouns.scores),
     [`${c}threshold`]: float64([1], [fit.nouns.threshold]),
@@ -186,7 +185,7 @@ function fitTensors(name: string, fit: SegmentationFit, k: number): Record<strin
 }
 
 /** Diagnostic: our UNet's maps at the recording call against the recorded inputs. */
-async function checkRecordedMaps(ctx: GoldenContext): Promise<void> {
+async function checkRecordedMaps(ctx: GoldenContext, options: SelfSegmentationOptions): Promise<void> {
   const { golden } = ctx;
   const iteration = segmentationMeta(ctx)['maps_recorded_at_iteration'];
   const needed = ['cia_transfer.latents', 'cia_transfer.init_latents', 'cia_transfer.timesteps', 'text.last_hidden_state'];
@@ -223,16 +222,33 @@ async function checkRecordedMaps(ctx: GoldenContext): Promise<void> {
       ctx.check(compareTensors(mine, want, { ...golden.tolerance(name), label: `${name}[${ROWS[image]}].mean(heads) from our UNet` }));
     }
   }
+  // The whole path users run: masks from the maps our UNet recorded (the k-means decisions see our rounding).
+  const image = (row: number): ImageSegmentationMaps => {
+    const out = {} as Record<SegmentationMapName, AttentionMap>;
+    for (const [name, t] of Object.entries(maps) as [SegmentationMapName, Tensor<'float32'>][]) {
+      const [, s, keys] = t.dims as [number, number, number];
+      out[name] = squareMap(name, sliceFirst(t, rows.indexOf(row)).data, s, keys);
+    }
+    return out;
+  };
+  const natural = selfSegmentation({ style: image(ROWS.style), struct: image(ROWS.struct) }, options);
+  for (const fit of SEGMENTATION_FIT_ORDER) {
+    const name = `segment.mask_${fit.name}`;
+    const mask = natural.fits[fit.name].mask;
+    const ours: Tensor = { dtype: 'uint8', dims: [mask.height, mask.width], data: mask.data };
+    ctx.check(compareTensors(ours, golden.get(name), { rtol: 0, atol: 0, label: `${name} from our UNet's maps` }));
+  }
 }
 
 export async function runSegmentGroup(ctx: GoldenContext): Promise<Record<string, Tensor>> {
-  const params = kmeansParams(ctx);
+  const options: SelfSegmentationOptions = { ...nounsOf(ctx), ...kmeansParams(ctx) };
+  const params = { numSegments: options.numSegments ?? 5, nInit: options.nInit ?? 10 };
   const started = performance.now();
-  const result = selfSegment({ style: goldenMaps(ctx, 'style'), struct: goldenMaps(ctx, 'struct') }, { ...nounsOf(ctx), ...params });
+  const result = selfSegmentation({ style: goldenMaps(ctx, 'style'), struct: goldenMaps(ctx, 'struct') }, options);
   ctx.note(`self-segmentation (4 KMeans fits of ${params.nInit} inits, cluster2noun, masks): ${((performance.now() - started) / 1000).toFixed(2)} s`);
   const out: Record<string, Tensor> = {};
-  for (const fit of SEGMENTATION_FITS) Object.assign(out, fitTensors(fit.name, result.fits[fit.name], params.numSegments));
-  if (ctx.checks) await checkRecordedMaps(ctx);
+  for (const fit of SEGMENTATION_FIT_ORDER) Object.assign(out, fitTensors(fit.name, result.fits[fit.name], params.numSegments));
+  if (ctx.checks) await checkRecordedMaps(ctx, options);
   else ctx.note('diagnostic checks skipped: maps from our UNet not compared');
   return out;
 }

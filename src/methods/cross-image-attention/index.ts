@@ -9,21 +9,11 @@ import type { AttentionSite, ProcessorPlan } from '../../models/unet/attention-p
 import type { UNetVariant } from '../../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../../runtime/unet-runner.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import type { MethodInputs, MethodOutput, TransferMethod } from '../method.js';
+import type { LatentMask, MethodInputs, MethodOutput, TransferMethod } from '../method.js';
 import { Branch } from '../shared/branches.js';
 import { downMask } from '../shared/masks.js';
-import {
-  mapsFromOutputs,
-  promptNouns,
-  SEGMENTATION_MAP_NAMES,
-  SEGMENTATION_MAPS,
-  segmentationFeeds,
-  selfSegment,
-  withSegmentationMaps,
-  type SegmentationMapName,
-  type SelfSegmentation,
-} from '../shared/self-segmentation/index.js';
-import { runCIALoop, type AdainMaskSource, type LatentMasks, type RecordedOutputs } from './loop.js';
+import { segmentationCall, withSegmentationMaps, type SegmentationMasks } from '../shared/self-segmentation/index.js';
+import { runCIALoop, type AdainMaskSource, type LatentMasks } from './loop.js';
 import { crossImageAttentionProcessor } from './processor.js';
 
 export interface CIAOptions {
@@ -83,31 +73,34 @@ export function swapSitesOf(unet: UNetRunner): { modulePath: string; level: numb
 }
 
 /**
- * Self-segmentation of the style and struct rows from the outputs of the recording call: the *_64 masks (latent
- * size) as float 0/1.
+ * Self-segmentation on the recording call: the style and struct rows (conditioned on the prompt: the transfer has
+ * no unconditional rows); the *_64 masks at latent size; `onMasks` sees them with the time clustering took.
  */
-export function segmentFromOutputs(
-  outputs: RecordedOutputs,
-  unet: UNetRunner,
-  options: { latent: { height: number; width: number }; prompt: string; objectNoun: string },
-): { masks: LatentMasks; segmentation: SelfSegmentation } {
-  const sites = Object.fromEntries(SEGMENTATION_MAP_NAMES.map((name) => [name, segmentationSiteOf(unet, name)])) as Record<SegmentationMapName, string>;
-  const maps = mapsFromOutputs(outputs, unet, { sites, rows: { style: 0, struct: 1 }, latent: options.latent });
-  const segmentation = selfSegment(maps, { nouns: promptNouns(options.prompt, [options.objectNoun]), objectNouns: [options.objectNoun] });
-  const toFloat = (m: { data: Uint8Array }): Float32Array => Float32Array.from(m.data, (v) => (v === 1 ? 1 : 0));
-  return { masks: { structure: toFloat(segmentation.masks.structure), appearance: toFloat(segmentation.masks.appearance) }, segmentation };
+export function segmentationSource(
+  latent: { height: number; width: number },
+  options: { prompt: string; objectNoun: string },
+  onMasks: (m: SegmentationMasks) => void = () => {},
+): AdainMaskSource {
+  const call = segmentationCall({ rows: { style: Branch.Style, struct: Branch.Struct }, latent, prompt: options.prompt, objectNouns: [options.objectNoun] });
+  return {
+    kind: 'recorded',
+    feeds: call.feeds,
+    segment: (outputs) => {
+      let masks: SegmentationMasks;
+      try {
+        masks = call.masks(outputs);
+      } catch (e) {
+        if (!(e instanceof InvalidParameterError)) throw e;
+        // the reference's masked AdaIN turns an empty mask into NaN (CIA quirk 10): say how to get out
+        throw new InvalidParameterError(e.message, { hint: EMPTY_MASK_HINT, ...(e.parameter === undefined ? {} : { parameter: e.parameter }) });
+      }
+      onMasks(masks);
+      return masks;
+    },
+  };
 }
 
-/** The module a segmentation map comes from in a built UNet: the last of its kind at its level (execution order). */
-function segmentationSiteOf(unet: UNetRunner, name: SegmentationMapName): string {
-  const { kind, level } = SEGMENTATION_MAPS[name];
-  const site = unet.sites.filter((s) => s.kind === kind && s.level === level).at(-1);
-  if (site === undefined) throw new InvalidParameterError(`cia: the UNet has no ${kind}-attention at resolution level ${level} (self-segmentation's ${name})`);
-  return site.modulePath;
-}
-
-/** The feeds of the recording call: the style and struct rows (in that order). */
-export const RECORDING_FEEDS = segmentationFeeds([Branch.Style, Branch.Struct]);
+const EMPTY_MASK_HINT = 'give --structure-mask / --appearance-mask, check that the domain word is in the prompt, or run with plain AdaIN (--no-masked-adain)';
 
 function checkMasks(masks: LatentMasks, origin: string): LatentMasks {
   for (const [name, m] of [
@@ -119,7 +112,7 @@ function checkMasks(masks: LatentMasks, origin: string): LatentMasks {
     if (ones < 2) {
       throw new InvalidParameterError(
         `cia: the ${name} mask from ${origin} has ${ones} pixel(s) equal to 1; masked AdaIN needs at least 2 (the reference turns the result into NaN here, CIA quirk 10)`,
-        { hint: 'give --structure-mask / --appearance-mask, check that the domain word is in the prompt, or run with plain AdaIN (--no-masked-adain)' },
+        { hint: EMPTY_MASK_HINT },
       );
     }
   }
@@ -127,7 +120,7 @@ function checkMasks(masks: LatentMasks, origin: string): LatentMasks {
 }
 
 /** Where masked AdaIN's masks come from: the user's masks, else self-segmentation; none with maskedAdain false. */
-export function maskSource(inputs: MethodInputs, options: CIAOptions): AdainMaskSource {
+export function maskSource(inputs: MethodInputs, options: CIAOptions, onMasks?: (m: SegmentationMasks) => void): AdainMaskSource {
   if (!options.maskedAdain) return { kind: 'none' };
   const [, h, w] = inputs.latentDims;
   const { structureMask, appearanceMask } = inputs;
@@ -137,17 +130,7 @@ export function maskSource(inputs: MethodInputs, options: CIAOptions): AdainMask
       downMask(m ?? { dtype: 'float32', dims: like.dims, data: new Float32Array(like.data.length).fill(1) }, h, w);
     return { kind: 'given', masks: checkMasks({ structure: down(structureMask), appearance: down(appearanceMask) }, 'the given mask images') };
   }
-  // checked before the loop: a prompt without the object word cannot be segmented
-  promptNouns(options.prompt, [options.domain]);
-  return {
-    kind: 'recorded',
-    feeds: RECORDING_FEEDS,
-    segment: (outputs) =>
-      checkMasks(
-        segmentFromOutputs(outputs, inputs.unet, { latent: { height: h, width: w }, prompt: options.prompt, objectNoun: options.domain }).masks,
-        'self-segmentation',
-      ),
-  };
+  return segmentationSource({ height: h, width: w }, { prompt: options.prompt, objectNoun: options.domain }, onMasks);
 }
 
 function checkGuidance(options: CIAOptions): void {
@@ -163,6 +146,8 @@ export const crossImageAttention: TransferMethod<CIAOptions> = {
   unet: (config, options) => ciaUNetVariant(config, { record: options.maskedAdain }),
   async run(inputs: MethodInputs, options: CIAOptions): Promise<MethodOutput> {
     checkGuidance(options);
+    let segmented: SegmentationMasks | undefined;
+    const masks = maskSource(inputs, options, (m) => (segmented = m));
     const range = (r: readonly [number, number]): { start: number; end: number } => ({ start: r[0], end: r[1] });
     const { latents } = await runCIALoop(inputs, {
       numSteps: options.numSteps,
@@ -172,8 +157,16 @@ export const crossImageAttention: TransferMethod<CIAOptions> = {
       swapGuidanceScale: options.swapGuidanceScale,
       contrastStrength: options.contrastStrength,
       swapSites: swapSitesOf(inputs.unet),
-      masks: maskSource(inputs, options),
+      masks,
     });
-    return { latents, correspondence: undefined };
+    if (segmented === undefined) return { latents, correspondence: undefined };
+    const [, height, width] = inputs.latentDims;
+    const latentMask = (m: Float32Array): LatentMask => ({ data: Uint8Array.from(m, (v) => (v === 1 ? 1 : 0)), height, width });
+    return {
+      latents,
+      correspondence: undefined,
+      masks: { structure: latentMask(segmented.structure), appearance: latentMask(segmented.appearance) },
+      timings: { 'self-segmentation': segmented.seconds },
+    };
   },
 };

@@ -35,8 +35,9 @@ export interface AttentionMap {
 }
 
 export interface ClusterNouns {
-  /** [hc, wc, nouns] noun maps (float32). */
+  /** [hc, wc, nouns] noun maps (float32), hc x wc the cross-attention map. */
   nounMaps: Float32Array;
+  nounMapSize: { height: number; width: number };
   /** [h, w, nouns] normalised, upsampled noun maps (float32). */
   normalizedNounMaps: Float32Array;
   /** [k, nouns] scores (float64). */
@@ -67,7 +68,12 @@ function npArgmax(values: ArrayLike<number>): number {
   return best;
 }
 
-function normalizedMaps(cross: AttentionMap, nouns: readonly PromptNoun[], height: number, width: number): { nounMaps: Float32Array; normalized: Float32Array } {
+function normalizedMaps(
+  cross: AttentionMap,
+  nouns: readonly PromptNoun[],
+  height: number,
+  width: number,
+): { nounMaps: Float32Array; normalized: Float32Array } {
   const { height: hc, width: wc, keys } = cross;
   const m = nouns.length;
   const nounMaps = new Float32Array(hc * wc * m);
@@ -110,7 +116,11 @@ export function clusterToNoun(
   if (k < 2) throw invalidParameterError('clusters', 'at least 2 (the threshold averages the other clusters)', k);
   if (labels.length !== height * width) throw invalidParameterError('labels.length', `${height * width} (${height}x${width})`, labels.length);
   if (Math.ceil(height / 2) !== cross.height || Math.ceil(width / 2) !== cross.width) {
-    throw invalidParameterError('cross-attention map size', `${Math.ceil(height / 2)}x${Math.ceil(width / 2)} (half the ${height}x${width} cluster map)`, `${cross.height}x${cross.width}`);
+    throw invalidParameterError(
+      'cross-attention map size',
+      `${Math.ceil(height / 2)}x${Math.ceil(width / 2)} (half the ${height}x${width} cluster map)`,
+      `${cross.height}x${cross.width}`,
+    );
   }
   const { nounMaps, normalized } = normalizedMaps(cross, nouns.nouns, height, width);
   const scores = new Float64Array(k * m);
@@ -146,5 +156,5 @@ export function clusterToNoun(
     inMask[c] = objects.has(assigned === undefined ? 'G' : assigned.word) ? 1 : 0;
   }
   const mask = Uint8Array.from(labels, (c) => inMask[c]!);
-  return { nounMaps, normalizedNounMaps: normalized, scores, threshold, assignment, margin, mask };
+  return { nounMaps, nounMapSize: { height: cross.height, width: cross.width }, normalizedNounMaps: normalized, scores, threshold, assignment, margin, mask };
 }

@@ -8,7 +8,9 @@
  *   2. On the ONE UNet call where the reference records (Cross-Image Attention: the no-swap pass of the iteration
  *      whose callback computes the masks, i.e. the iteration that sees model.step == adain_range.start - 1), feed
  *      the batch rows of the appearance (style) and structure images, conditioned on the prompt.
- *   3. `mapsFromOutputs(result.outputs, unet, rows, latent)` -> `selfSegment(maps, { nouns, objectNouns })`.
+ *   3. `mapsFromOutputs(result.outputs, { rows, latent })` -> `selfSegment(maps, { nouns, objectNouns })`; or
+ *      all of 2-3 at once: `segmentationCall({ rows, latent, prompt, objectNouns })` gives the feeds and a
+ *      `masks(outputs)` with the latent-size masks for masked AdaIN (refusing masks of fewer than 2 pixels).
  *
  *   selfSegment({ style, struct }, options): SelfSegmentation
  *     fits.<style|struct>_<32|64>: the k-means fit (with its trace) and the cluster-to-noun scoring
@@ -27,11 +29,19 @@ import type { Tensor } from '../../../tensor/tensor.js';
 import { clusterToNoun, type AttentionMap, type ClusterNouns, type PromptNoun } from './cluster2noun.js';
 import { kmeansFit, type KMeansFit } from './kmeans.js';
 import { LegacyRandomState } from './mt19937.js';
-import { SEGMENTATION_MAP_NAMES, SEGMENTATION_ROWS_INPUT, segmentationOutput, segmentationSites, type SegmentationMapName } from './recording.js';
+import {
+  SEGMENTATION_MAP_NAMES,
+  SEGMENTATION_MAPS,
+  SEGMENTATION_ROWS_INPUT,
+  segmentationOutput,
+  segmentationSites,
+  withSegmentationMaps,
+  type SegmentationMapName,
+} from './recording.js';
 
 export { clusterToNoun, kmeansFit, LegacyRandomState, segmentationSites, SEGMENTATION_MAP_NAMES, SEGMENTATION_ROWS_INPUT, segmentationOutput };
 export type { AttentionMap, ClusterNouns, KMeansFit, PromptNoun, SegmentationMapName };
-export { SEGMENTATION_MAPS, withSegmentationMaps } from './recording.js';
+export { SEGMENTATION_MAPS, withSegmentationMaps };
 
 /** The four maps of one image, head-averaged, [tokens, keys] each. */
 export type ImageSegmentationMaps = Readonly<Record<SegmentationMapName, AttentionMap>>;
@@ -82,12 +92,18 @@ export interface SelfSegmentation {
 function checkSelfMap(name: string, map: AttentionMap): void {
   const n = map.height * map.width;
   if (map.keys !== n || map.data.length !== n * n) {
-    throw invalidParameterError(`${name} self-attention map`, `[${n}, ${n}] (${map.height}x${map.width} tokens attending to themselves)`, [map.data.length / map.keys, map.keys]);
+    throw invalidParameterError(`${name} self-attention map`, `[${n}, ${n}] (${map.height}x${map.width} tokens attending to themselves)`, [
+      map.data.length / map.keys,
+      map.keys,
+    ]);
   }
 }
 
 /** Cluster both images' maps and score the clusters against the nouns; the masks the reference computes. */
-export function selfSegment(maps: { readonly style: ImageSegmentationMaps; readonly struct: ImageSegmentationMaps }, options: SelfSegmentationOptions): SelfSegmentation {
+export function selfSegment(
+  maps: { readonly style: ImageSegmentationMaps; readonly struct: ImageSegmentationMaps },
+  options: SelfSegmentationOptions,
+): SelfSegmentation {
   const k = options.numSegments ?? 5;
   const rng = new LegacyRandomState(options.seed ?? 1);
   const fits = {} as Record<SegmentationFitName, SegmentationFit>;
@@ -121,7 +137,11 @@ export function promptNouns(prompt: string, objectNouns: readonly string[]): Pro
   const wanted = new Set(objectNouns);
   const nouns = words.flatMap((word, index) => (wanted.has(word) ? [{ index, word }] : []));
   if (nouns.length === 0) {
-    throw invalidParameterError('prompt', `a prompt containing the object word(s) ${objectNouns.map((w) => `'${w}'`).join(', ')} (self-segmentation scores clusters against them)`, prompt);
+    throw invalidParameterError(
+      'prompt',
+      `a prompt containing the object word(s) ${objectNouns.map((w) => `'${w}'`).join(', ')} (self-segmentation scores clusters against them)`,
+      prompt,
+    );
   }
   return nouns;
 }
@@ -131,28 +151,26 @@ export function segmentationFeeds(rows: readonly number[]): Record<string, Tenso
   return { [SEGMENTATION_ROWS_INPUT]: { dtype: 'int64', dims: [rows.length], data: BigInt64Array.from(rows, (r) => BigInt(r)) } };
 }
 
-/** What the maps of a UNet call look like to mapsFromOutputs: a site lookup like UNetRunner's. */
-export interface SegmentationUNet {
-  site(modulePath: string): { readonly level: number };
-}
-
 /**
  * The two images' maps from a recording call's outputs: `rows` are the positions of the style and struct rows in
- * the fed `segmentation_rows` list; `sites` the module of each map (segmentationSites of the UNet's config).
+ * the fed `segmentation_rows` list; each map's token grid follows from its resolution level (SEGMENTATION_MAPS).
  */
 export function mapsFromOutputs(
   outputs: Readonly<Record<string, Tensor>>,
-  unet: SegmentationUNet,
-  layout: { readonly sites: Readonly<Record<SegmentationMapName, string>>; readonly rows: { readonly style: number; readonly struct: number }; readonly latent: { height: number; width: number } },
+  layout: { readonly rows: { readonly style: number; readonly struct: number }; readonly latent: { readonly height: number; readonly width: number } },
 ): { style: ImageSegmentationMaps; struct: ImageSegmentationMaps } {
   const pick = (row: number): ImageSegmentationMaps => {
     const out = {} as Record<SegmentationMapName, AttentionMap>;
     for (const name of SEGMENTATION_MAP_NAMES) {
       const t = outputs[segmentationOutput(name)];
-      const { height, width } = tokenMapSize(unet.site(layout.sites[name]), layout.latent);
+      const { height, width } = tokenMapSize(SEGMENTATION_MAPS[name], layout.latent);
       const [r, s, keys] = t?.dims ?? [];
       if (t === undefined || t.dtype !== 'float32' || r === undefined || s !== height * width || keys === undefined || row >= r) {
-        throw invalidParameterError(`UNet output ${segmentationOutput(name)}`, `float32 [rows > ${row}, ${height * width}, keys] maps (was segmentation_rows fed?)`, t?.dims);
+        throw invalidParameterError(
+          `UNet output ${segmentationOutput(name)}`,
+          `float32 [rows > ${row}, ${height * width}, keys] maps (was segmentation_rows fed?)`,
+          t?.dims,
+        );
       }
       const size = s * keys;
       out[name] = { data: (t.data as Float32Array).slice(row * size, (row + 1) * size), height, width, keys };
@@ -160,4 +178,61 @@ export function mapsFromOutputs(
     return out;
   };
   return { style: pick(layout.rows.style), struct: pick(layout.rows.struct) };
+}
+
+/** The masks of a recording call, ready for masked AdaIN, and the whole segmentation. */
+export interface SegmentationMasks {
+  /** 0/1 float32 masks at the latent size (the *_64 masks): the structure's is AdaIN's content mask. */
+  readonly structure: Float32Array;
+  readonly appearance: Float32Array;
+  readonly result: SelfSegmentation;
+  /** Seconds spent clustering and scoring (the UNet call not included). */
+  readonly seconds: number;
+}
+
+/** What a method needs for self-segmentation on one UNet call of its loop. */
+export interface SegmentationCall {
+  /** Extra feeds of the recording call. */
+  readonly feeds: Readonly<Record<string, Tensor>>;
+  /** The masks from that call's outputs. */
+  masks(outputs: Readonly<Record<string, Tensor>>): SegmentationMasks;
+}
+
+/** Fewest object pixels masked AdaIN can use (its unbiased variance; the reference gives NaN below). */
+const MIN_OBJECT_PIXELS = 2;
+
+/**
+ * Self-segmentation on one UNet call of a method's batch: `rows` are the batch rows of the appearance (style) and
+ * structure images (conditioned on the prompt), `latent` the latent map size; the nouns are the object words
+ * found in the prompt (promptNouns). A mask with fewer than 2 object pixels is refused with an error naming the
+ * image (the reference's masked AdaIN would turn the output into NaN).
+ */
+export function segmentationCall(options: {
+  readonly rows: { readonly style: number; readonly struct: number };
+  readonly latent: { readonly height: number; readonly width: number };
+  readonly prompt: string;
+  readonly objectNouns: readonly string[];
+}): SegmentationCall {
+  const nouns = promptNouns(options.prompt, options.objectNouns);
+  return {
+    feeds: segmentationFeeds([options.rows.style, options.rows.struct]),
+    masks(outputs) {
+      const started = performance.now();
+      const maps = mapsFromOutputs(outputs, { rows: { style: 0, struct: 1 }, latent: options.latent });
+      const result = selfSegment(maps, { nouns, objectNouns: options.objectNouns });
+      const check = (mask: SegmentMask, image: string): Float32Array => {
+        const ones = mask.data.reduce((n, v) => n + v, 0);
+        if (ones < MIN_OBJECT_PIXELS) {
+          throw invalidParameterError(
+            `self-segmentation mask of the ${image} image`,
+            `at least ${MIN_OBJECT_PIXELS} pixels of ${options.objectNouns.map((w) => `'${w}'`).join(', ')} (clusters: ${[...result.fits[image === 'structure' ? 'struct_64' : 'style_64'].nouns.assignment].map((a) => (a < 0 ? 'BG' : nouns.find((n) => n.index === a)?.word)).join(', ')})`,
+            `${ones} of ${mask.data.length} pixels`,
+          );
+        }
+        return Float32Array.from(mask.data);
+      };
+      const seconds = (performance.now() - started) / 1000;
+      return { structure: check(result.masks.structure, 'structure'), appearance: check(result.masks.appearance, 'appearance'), result, seconds };
+    },
+  };
 }

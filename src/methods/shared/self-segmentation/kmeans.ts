@@ -89,17 +89,33 @@ interface Data {
   f: number;
 }
 
-/** sklearn's `_euclidean_distances` float32 path for one row of Xc against all rows: float64 math, float32 result. */
-function upcastSquaredDistances(d: Data, row: number, norms64: Float64Array): Float32Array {
+/**
+ * sklearn's `_euclidean_distances` float32 path for rows of Xc against all rows: float64 math
+ * (-2 x.y + ||x||^2 + ||y||^2; the float64 dot's summation order is immaterial once cast), float32 result clipped at 0.
+ */
+function upcastSquaredDistances(d: Data, rows: readonly number[], norms64: Float64Array): Float32Array[] {
   const { x, n, f } = d;
-  const out = new Float32Array(n);
-  const xo = row * f;
+  const out = rows.map(() => new Float32Array(n));
+  const [a = 0, b = a, c = a] = rows;
+  const ao = a * f;
+  const bo = b * f;
+  const co = c * f;
   for (let j = 0; j < n; j++) {
     const yo = j * f;
-    let dot = 0;
-    for (let k = 0; k < f; k++) dot += x[xo + k]! * x[yo + k]!;
-    const v = f32(-2 * dot + norms64[row]! + norms64[j]!);
-    out[j] = v > 0 ? v : 0;
+    let da = 0;
+    let db = 0;
+    let dc = 0;
+    for (let q = 0; q < f; q++) {
+      const y = x[yo + q]!;
+      da += x[ao + q]! * y;
+      db += x[bo + q]! * y;
+      dc += x[co + q]! * y;
+    }
+    const dots = [da, db, dc];
+    rows.forEach((r, t) => {
+      const v = f32(-2 * dots[t]! + norms64[r]! + norms64[j]!);
+      out[t]![j] = v > 0 ? v : 0;
+    });
   }
   return out;
 }
@@ -116,7 +132,13 @@ function searchLeft(cumsum: Float64Array, value: number): number {
   return Math.min(lo, cumsum.length - 1);
 }
 
-function kmeansPlusPlus(d: Data, k: number, trials: number, rng: LegacyRandomState, norms64: Float64Array): Omit<KMeansInitTrace, 'iterLabels' | 'centerShiftTot' | 'nIter' | 'strictConvergence' | 'labels' | 'centers' | 'inertia'> {
+function kmeansPlusPlus(
+  d: Data,
+  k: number,
+  trials: number,
+  rng: LegacyRandomState,
+  norms64: Float64Array,
+): Omit<KMeansInitTrace, 'iterLabels' | 'centerShiftTot' | 'nIter' | 'strictConvergence' | 'labels' | 'centers' | 'inertia'> {
   const firstCenter = rng.randint(d.n);
   const trace = {
     firstCenter,
@@ -127,7 +149,7 @@ function kmeansPlusPlus(d: Data, k: number, trials: number, rng: LegacyRandomSta
     indices: new Int32Array(k),
   };
   trace.indices[0] = firstCenter;
-  let closest = upcastSquaredDistances(d, firstCenter, norms64);
+  let closest = upcastSquaredDistances(d, [firstCenter], norms64)[0]!;
   let pot = pairwiseSumF32(closest);
   trace.currentPot[0] = pot;
   for (let c = 1; c < k; c++) {
@@ -136,10 +158,13 @@ function kmeansPlusPlus(d: Data, k: number, trials: number, rng: LegacyRandomSta
     let acc = 0;
     for (let i = 0; i < d.n; i++) cumsum[i] = acc += closest[i]!;
     let best: { pot: number; dist: Float32Array; id: number } | undefined;
+    const ids = Array.from(u, (v) => searchLeft(cumsum, v * pot));
+    const dists: Float32Array[] = [];
+    for (let t0 = 0; t0 < trials; t0 += 3) dists.push(...upcastSquaredDistances(d, ids.slice(t0, t0 + 3), norms64));
     for (let t = 0; t < trials; t++) {
       const slot = (c - 1) * trials + t;
-      const id = searchLeft(cumsum, u[t]! * pot);
-      const dist = upcastSquaredDistances(d, id, norms64);
+      const id = ids[t]!;
+      const dist = dists[t]!;
       for (let i = 0; i < d.n; i++) if (closest[i]! < dist[i]!) dist[i] = closest[i]!;
       const candPot = pairwiseSumF32(dist);
       trace.uniforms[slot] = u[t]!;
@@ -166,18 +191,65 @@ function centerNorms(centers: Float32Array, k: number, f: number): Float32Array 
   return out;
 }
 
+/** Centers per pass of the E-step's dot products (their float32 chains interleaved: one read of x per group). */
+const GROUP = 5;
+
+/**
+ * x_i . c_j for the centers j0 .. j0 + 4 (missing ones read `zero`), each as the sgemm kernel's sequential float32
+ * multiply-add chain over the features; written to out[0 .. 4].
+ */
+function groupDots(x: Float32Array, xo: number, rows: readonly Float32Array[], offsets: readonly number[], f: number, out: Float64Array): void {
+  const r0 = rows[0]!;
+  const r1 = rows[1]!;
+  const r2 = rows[2]!;
+  const r3 = rows[3]!;
+  const r4 = rows[4]!;
+  const o0 = offsets[0]!;
+  const o1 = offsets[1]!;
+  const o2 = offsets[2]!;
+  const o3 = offsets[3]!;
+  const o4 = offsets[4]!;
+  let d0 = 0;
+  let d1 = 0;
+  let d2 = 0;
+  let d3 = 0;
+  let d4 = 0;
+  for (let q = 0; q < f; q++) {
+    const v = x[xo + q]!;
+    d0 = f32(d0 + v * r0[o0 + q]!);
+    d1 = f32(d1 + v * r1[o1 + q]!);
+    d2 = f32(d2 + v * r2[o2 + q]!);
+    d3 = f32(d3 + v * r3[o3 + q]!);
+    d4 = f32(d4 + v * r4[o4 + q]!);
+  }
+  out[0] = d0;
+  out[1] = d1;
+  out[2] = d2;
+  out[3] = d3;
+  out[4] = d4;
+}
+
 /** E-step of samples [start, end): first argmin of ||c||^2 - 2 x.c, the dot as a float32 multiply-add chain. */
 function assign(d: Data, centers: Float32Array, norms: Float32Array, k: number, labels: Int32Array, range: { start: number; end: number }): void {
   const { x, f } = d;
+  const zero = new Float32Array(f);
+  const dots = new Float64Array(k + GROUP);
+  const part = new Float64Array(GROUP);
+  const groups: { j0: number; rows: Float32Array[]; offsets: number[] }[] = [];
+  for (let j0 = 0; j0 < k; j0 += GROUP) {
+    const slots = [0, 1, 2, 3, 4].map((g) => j0 + g);
+    groups.push({ j0, rows: slots.map((j) => (j < k ? centers : zero)), offsets: slots.map((j) => (j < k ? j * f : 0)) });
+  }
   for (let i = range.start; i < range.end; i++) {
     const xo = i * f;
+    for (const { j0, rows, offsets } of groups) {
+      groupDots(x, xo, rows, offsets, f, part);
+      dots.set(part, j0);
+    }
     let label = 0;
     let min = Infinity;
     for (let j = 0; j < k; j++) {
-      const co = j * f;
-      let dot = 0;
-      for (let q = 0; q < f; q++) dot = f32(dot + x[xo + q]! * centers[co + q]!);
-      const dist = f32(norms[j]! - 2 * dot);
+      const dist = f32(norms[j]! - 2 * dots[j]!);
       if (j === 0 || dist < min) {
         min = dist;
         label = j;
@@ -272,7 +344,13 @@ function inertiaOf(d: Data, centers: Float32Array, labels: Int32Array, nThreads:
   return total;
 }
 
-function lloyd(d: Data, init: Float32Array, k: number, options: KMeansOptions, tol: number): Pick<KMeansInitTrace, 'iterLabels' | 'centerShiftTot' | 'nIter' | 'strictConvergence' | 'labels' | 'centers' | 'inertia'> {
+function lloyd(
+  d: Data,
+  init: Float32Array,
+  k: number,
+  options: KMeansOptions,
+  tol: number,
+): Pick<KMeansInitTrace, 'iterLabels' | 'centerShiftTot' | 'nIter' | 'strictConvergence' | 'labels' | 'centers' | 'inertia'> {
   let centers = init;
   const labels = new Int32Array(d.n).fill(-1);
   let labelsOld = Int32Array.from(labels);

@@ -127,7 +127,8 @@ function headAveragedMaps(ctx: ProcessorContext, qkv: QKV, chunks: number): Valu
   const k = pick(qkv.k, 'k');
   const v = pick(qkv.v, 'v');
   const seq = slice(ts, shape(ts, q, { name: 'Shape_q' }), { starts: [1], ends: [2], axes: [0] }, { name: 'Slice_queries' }); // [1]
-  const bound = (i: number): Value => div(ts, mul(ts, seq, constInt64(g, [i]), { name: `Mul_bound_${i}` }), constInt64(g, [chunks]), { name: `Div_bound_${i}` });
+  const bound = (i: number): Value =>
+    div(ts, mul(ts, seq, constInt64(g, [i]), { name: `Mul_bound_${i}` }), constInt64(g, [chunks]), { name: `Div_bound_${i}` });
   const parts: Value[] = [];
   for (let i = 0; i < chunks; i++) {
     const cs = ts.child(`chunk_${i}`);

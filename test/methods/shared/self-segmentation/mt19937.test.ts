@@ -41,7 +41,13 @@ test('re-seeding restarts the stream; bad seeds and ranges are refused by name',
   r.randomSample(10);
   r.seed(0);
   assert.equal(r.nextDouble(), 0.5488135039273248);
-  assert.throws(() => new LegacyRandomState(-1), (e: unknown) => e instanceof InvalidParameterError && /seed/.test(e.message) && /-1/.test(e.message));
+  assert.throws(
+    () => new LegacyRandomState(-1),
+    (e: unknown) => e instanceof InvalidParameterError && /seed/.test(e.message) && /-1/.test(e.message),
+  );
   assert.throws(() => new LegacyRandomState(2 ** 32), InvalidParameterError);
-  assert.throws(() => r.randint(3, 3), (e: unknown) => e instanceof InvalidParameterError && /randint/.test(e.message));
+  assert.throws(
+    () => r.randint(3, 3),
+    (e: unknown) => e instanceof InvalidParameterError && /randint/.test(e.message),
+  );
 });
