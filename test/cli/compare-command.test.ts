@@ -60,7 +60,19 @@ test('transfer --method cia with cia-tiny settings reproduces the official outpu
     ...['--seed', String(rc['seed']), '--cache-dir', join(root, 'cache'), '--out', outDir],
   ]);
   assert.equal(run.code, 0, run.err);
-  assert.deepEqual(readdirSync(outDir).sort(), ['grid.png', 'result.png', 'run.json']);
+  // the self-segmentation's masks are written like given ones: nearest-upscaled from the latent (16x16 -> 128x128)
+  assert.deepEqual(readdirSync(outDir).sort(), ['grid.png', 'mask-appearance.png', 'mask-structure.png', 'result.png', 'run.json']);
+  const source = openTensorSource(join(ciaTiny, 'io.safetensors'));
+  for (const [file, name] of [
+    ['mask-structure.png', 'segment.mask_struct_64'],
+    ['mask-appearance.png', 'segment.mask_style_64'],
+  ] as const) {
+    const png = await sharp(join(outDir, file)).greyscale().raw().toBuffer();
+    const golden = source.read(name).data as Uint8Array;
+    const block = Array.from({ length: 256 }, (_, i) => (png[(Math.floor(i / 16) * 8 + 4) * 128 + (i % 16) * 8 + 4]! > 127 ? 1 : 0));
+    assert.deepEqual(block, Array.from(golden), file);
+  }
+  source.close();
   const ours = await sharp(join(outDir, 'result.png')).raw().toBuffer();
   assert.equal(ours.length, official.pixels.length);
   let worst = 0;
@@ -153,7 +165,7 @@ test('transfer --method cia: empty self-segmentation masks are an error with a h
   assert.equal(run.code, 1, run.err);
   assert.match(
     run.err,
-    /Expected at least 2 pixels of 'bird' \(clusters: [^)]*\) for self-segmentation mask of the (structure|appearance) image but received [01] of 256 pixels/,
+    /Expected at least 2 pixels of 'bird' \(clusters: [^)]*\) for self-segmentation mask of the (structure|appearance) image but received '[01] of 256 pixels'/,
   );
   assert.match(run.err, /hint: .*--no-masked-adain/);
   assert.equal(existsSync(outDir), false);
