@@ -25,6 +25,16 @@ function callStep(ctx: GoldenContext, call: string, outName: string): number {
   throw new GoldenError(`${outName}: io.json gives no model_step for call '${call}' (params.model_step or cia_unet_steps.${call})`);
 }
 
+/** Whether a call swaps: params.perform_swap, else what its producer / meaning say, else every call but `noswap`. */
+function performsSwap(ctx: GoldenContext, call: string, outName: string): boolean {
+  const meta = ctx.golden.tensors[outName];
+  const param = meta?.params?.['perform_swap'];
+  if (typeof param === 'boolean') return param;
+  const said = /perform_swap['"]?\s*[:=]\s*(True|False)/.exec(`${meta?.producer ?? ''} ${meta?.meaning ?? ''}`);
+  if (said !== null) return said[1] === 'True';
+  return call !== 'noswap';
+}
+
 const PROBE = /^([^.]+)\.([^.]+)\.attn_(pre|post)\.(.+)$/;
 
 export async function runCIAUNetGroup(ctx: GoldenContext, group: string): Promise<Record<string, Tensor>> {
@@ -43,13 +53,17 @@ export async function runCIAUNetGroup(ctx: GoldenContext, group: string): Promis
         modelStep: step,
         ranges: swapRanges(ctx),
         contrastStrength: typeof contrast === 'number' ? contrast : runConfigNumber(ctx, 'contrast_strength'),
-        performSwap: call !== 'noswap',
+        performSwap: performsSwap(ctx, call, outName),
         sample: sample.value,
         timestep: timestep.value,
         encoderHiddenStates: context.value,
         probeSites,
       });
       ctx.note(`${call}: model.step ${step}, swapped layers: ${result.swapped.length === 0 ? 'none' : result.swapped.join(', ')}`);
+      const listed: unknown = ctx.golden.tensors[outName]?.params?.['swapped_layers'];
+      if (Array.isArray(listed) && JSON.stringify(listed.map(String).sort()) !== JSON.stringify([...result.swapped].sort())) {
+        throw new GoldenError(`${outName}: the reference swapped ${JSON.stringify(listed)}, our schedule swaps ${JSON.stringify(result.swapped)}`);
+      }
       for (const m of probes) out[m[0]] = result.probes[m[4]!]![m[3] === 'pre' ? 'pre' : 'post'];
       return result.noise;
     });
