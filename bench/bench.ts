@@ -142,8 +142,8 @@ async function runPhase(args: Args): Promise<void> {
     unet: phaseUNet,
     unet_b6: phaseUNetB6,
     e2e: phaseE2E,
-    segment: phaseSegment,
     count: phaseCount,
+    segment: phaseSegment,
   }[phase];
   const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
@@ -194,21 +194,6 @@ function runChild(args: Args, phase: Phase): Promise<Figures> {
 
 // ------------------------------------------------------------------------------------------------ main
 
-function randomModel(args: Args): ReturnType<typeof ensureRandomModel> {
-  const sentinelExists = existsSync(join(args.modelDir, '.bench-complete.json'));
-  if (!sentinelExists) {
-    let probe = args.modelDir;
-    while (!existsSync(probe)) probe = dirname(probe);
-    const fs = statfsSync(probe);
-    const free = (fs.bavail * fs.bsize) / GIB;
-    if (free < 4.5)
-      throw new Error(
-        `generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`,
-      );
-  }
-  return ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.phase !== undefined) return runPhase(args);
@@ -219,8 +204,19 @@ async function main(): Promise<void> {
     log('--rebuild: clearing the bench graph cache');
     rmSync(args.graphDir, { recursive: true, force: true });
   }
-  // The segment phase needs no model (synthetic attention maps).
-  const gen = args.only === 'segment' ? { generated: false, seconds: 0, parameters: null } : randomModel(args);
+  // --only segment needs no model (synthetic attention maps).
+  const sentinelExists = args.only === 'segment' || existsSync(join(args.modelDir, '.bench-complete.json'));
+  if (!sentinelExists) {
+    let probe = args.modelDir;
+    while (!existsSync(probe)) probe = dirname(probe);
+    const fs = statfsSync(probe);
+    const free = (fs.bavail * fs.bsize) / GIB;
+    if (free < 4.5)
+      throw new Error(
+        `generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`,
+      );
+  }
+  const gen = args.only === 'segment' ? { generated: false, seconds: 0, parameters: null } : ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
   const all: Figures = {
     loadavg_1m_start: round(loadavg()[0]!, 2),
     cpus: availableParallelism(),
@@ -240,7 +236,7 @@ async function main(): Promise<void> {
   if (args.only === 'e2e') measured = ['e2e'];
   if (args.only === 'gemm') measured = [];
   if (args.only === 'segment') measured = ['segment'];
-  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e');
+  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e' && (p !== 'segment' || args.only === 'segment'));
   args.countFor = measured;
   const phases: Phase[] = ['gemm', ...measured, ...(measured.some((p) => p !== 'segment') ? (['count'] as const) : [])];
   for (const phase of phases) {
