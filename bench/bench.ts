@@ -142,8 +142,8 @@ async function runPhase(args: Args): Promise<void> {
     unet: phaseUNet,
     unet_b6: phaseUNetB6,
     e2e: phaseE2E,
-    count: phaseCount,
     segment: phaseSegment,
+    count: phaseCount,
   }[phase];
   const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
@@ -194,18 +194,8 @@ function runChild(args: Args, phase: Phase): Promise<Figures> {
 
 // ------------------------------------------------------------------------------------------------ main
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  if (args.phase !== undefined) return runPhase(args);
-  if (args.selfCheck) return selfCheck();
-
-  log(`model folder ${args.modelDir}; graph cache ${args.graphDir}`);
-  if (args.rebuild && existsSync(args.graphDir)) {
-    log('--rebuild: clearing the bench graph cache');
-    rmSync(args.graphDir, { recursive: true, force: true });
-  }
-  // --only segment needs no model (synthetic attention maps).
-  const sentinelExists = args.only === 'segment' || existsSync(join(args.modelDir, '.bench-complete.json'));
+function randomModel(args: Args): ReturnType<typeof ensureRandomModel> {
+  const sentinelExists = existsSync(join(args.modelDir, '.bench-complete.json'));
   if (!sentinelExists) {
     let probe = args.modelDir;
     while (!existsSync(probe)) probe = dirname(probe);
@@ -216,7 +206,21 @@ async function main(): Promise<void> {
         `generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`,
       );
   }
-  const gen = args.only === 'segment' ? { generated: false, seconds: 0, parameters: null } : ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
+  return ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.phase !== undefined) return runPhase(args);
+  if (args.selfCheck) return selfCheck();
+
+  log(`model folder ${args.modelDir}; graph cache ${args.graphDir}`);
+  if (args.rebuild && existsSync(args.graphDir)) {
+    log('--rebuild: clearing the bench graph cache');
+    rmSync(args.graphDir, { recursive: true, force: true });
+  }
+  // The segment phase needs no model (synthetic attention maps).
+  const gen = args.only === 'segment' ? { generated: false, seconds: 0, parameters: null } : randomModel(args);
   const all: Figures = {
     loadavg_1m_start: round(loadavg()[0]!, 2),
     cpus: availableParallelism(),
