@@ -240,7 +240,7 @@ async function main(): Promise<void> {
   if (args.only === 'e2e') measured = ['e2e'];
   if (args.only === 'gemm') measured = [];
   if (args.only === 'segment') measured = ['segment'];
-  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e' && (p !== 'segment' || args.only === 'segment'));
+  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e');
   args.countFor = measured;
   const phases: Phase[] = ['gemm', ...measured, ...(measured.some((p) => p !== 'segment') ? (['count'] as const) : [])];
   for (const phase of phases) {
