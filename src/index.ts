@@ -32,6 +32,10 @@ export type { MethodName } from './methods/index.js';
 export type { Correspondence, MethodInputs, MethodOutput, TransferMethod } from './methods/method.js';
 export { e4eFeeds, injectionSlots } from './methods/eye-for-an-eye/controls.js';
 export type { E4EControls, E4EMode } from './methods/eye-for-an-eye/controls.js';
+export { selfSegment, segmentationCall, withSegmentationMaps, SEGMENTATION_MAPS, promptNouns } from './methods/shared/self-segmentation/index.js';
+export type { SelfSegmentation, SelfSegmentationOptions, SegmentationCall } from './methods/shared/self-segmentation/index.js';
+export { MASK_SOURCES } from './pipeline/options.js';
+export type { MaskSource } from './pipeline/options.js';
 export { availableProviders, ORT_VERSION } from './runtime/session.js';
 export type { ExecutionProvider } from './runtime/session.js';
 

@@ -13,7 +13,9 @@ import {
   segmentationOutput,
   segmentationSites,
   SEGMENTATION_MAP_NAMES,
+  withSegmentationMaps,
 } from '../../../../src/methods/shared/self-segmentation/index.js';
+import { attentionMapProcessor } from '../../../../src/models/unet/explicit-attention.js';
 import { StableDiffusionModel } from '../../../../src/runtime/stable-diffusion.js';
 import type { Tensor } from '../../../../src/tensor/tensor.js';
 import { fixturesDir, sd1TinyModelDir } from '../../../helpers/paths.js';
@@ -78,6 +80,33 @@ test("recording rides along Eye-for-an-eye's processors: same noise, maps only w
       () => mapsFromOutputs(quiet.outputs, { rows: { style: 0, struct: 1 }, latent }),
       /was segmentation_rows fed\?\) for UNet output segmentation\.self_attention_64 but received \[0,0,0\]/,
     );
+  } finally {
+    await model.dispose();
+  }
+});
+
+test('a base processor that computes the attention itself keeps its inputs and outputs; the recorded maps equal its own', async () => {
+  const model = StableDiffusionModel.open(sd1TinyModelDir, { cacheDir });
+  try {
+    const config = model.unetConfig;
+    const sites = segmentationSites(config);
+    const selfSite = sites.self_attention_64;
+    const base = {
+      choose: (site: { modulePath: string }) =>
+        site.modulePath === selfSite ? attentionMapProcessor({ record: 'record_maps', output: 'base.maps' }) : undefined,
+    };
+    const unet = await model.unet({ freeu: true, processors: { name: 'segtest', key: { test: 'base-attend' }, plan: withSegmentationMaps(base, config) } });
+    assert.ok(unet.info.processed.includes(selfSite));
+    const sample: Tensor<'float32'> = { dtype: 'float32', dims: [2, 4, 16, 16], data: Float32Array.from({ length: 2 * 4 * 256 }, (_, i) => Math.sin(i * 0.3)) };
+    const context: Tensor<'float32'> = { dtype: 'float32', dims: [2, 77, 32], data: Float32Array.from({ length: 2 * 77 * 32 }, (_, i) => Math.cos(i * 0.1)) };
+    const record = { record_maps: { dtype: 'int64', dims: [1], data: BigInt64Array.of(1n) } as Tensor };
+    const r = await unet.call({ sample, timestep: 301, encoderHiddenStates: context, feeds: { ...record, ...segmentationFeeds([1]) } });
+    const theirs = r.outputs['base.maps']!; // [2, 256, 256], head-averaged
+    const ours = r.outputs[segmentationOutput('self_attention_64')]!; // [1, 256, 256] of row 1
+    assert.deepEqual(ours.dims, [1, 256, 256]);
+    const row1 = (theirs.data as Float32Array).subarray(256 * 256);
+    const diff = (ours.data as Float32Array).reduce((m, v, i) => Math.max(m, Math.abs(v - row1[i]!)), 0);
+    assert.ok(diff < 1e-7, `max diff ${diff}`);
   } finally {
     await model.dispose();
   }
