@@ -1,9 +1,10 @@
 /**
  * `eye4eye compare`: both methods side by side from the same inversions (TransferPipeline.compare). A command of its
  * own rather than `transfer --method a,b`: its outputs differ (one comparison picture and a folder per method), and
- * `transfer` stays one method, one result. The flags are transfer's (options-table.ts) without --method; each method's
- * own defaults fill what is not given, and --guidance applies to Eye-for-an-eye only (Cross-Image Attention runs
- * without classifier-free guidance).
+ * `transfer` stays one method, one result. The flags are transfer's (options-table.ts) without --method; each method
+ * gets the options it reads (METHOD_ONLY_OPTIONS: --feat-range for Eye-for-an-eye, --swap-guidance for Cross-Image
+ * Attention, ...; --guidance is Eye-for-an-eye's, Cross-Image Attention runs without classifier-free guidance), and
+ * its own defaults fill the rest.
  *
  * Writes to --out: compare.png (structure | appearance | Eye-for-an-eye | Cross-Image Attention) and one folder per
  * method (eye-for-an-eye/, cia/) with what `transfer` writes (result.png, grid.png, ..., run.json).
@@ -14,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { E4EError, InvalidParameterError } from '../errors.js';
 import { METHOD_NAMES } from '../methods/index.js';
 import { DEFAULT_MODEL_ID } from '../pipeline/model-source.js';
-import { validateTransferOptions } from '../pipeline/options.js';
+import { optionsForMethod, validateTransferOptions } from '../pipeline/options.js';
 import { loadPipeline, type CompareOptionsInput } from '../pipeline/pipeline.js';
 import { flagHelp, flagOf, optionsFromFlags, REQUIRED_FLAGS, UsageError } from './options-table.js';
 import {
@@ -34,7 +35,7 @@ export const COMPARE_HELP = `  eye4eye compare --structure FILE --appearance FIL
     Eye-for-an-eye and Cross-Image Attention from the same inversions. Writes ${COMPARE_PICTURE}
     (structure | appearance | Eye-for-an-eye | Cross-Image Attention) and a folder per method
     (${METHOD_NAMES.join('/, ')}/) with result.png, grid.png and run.json. Options as for transfer, without
-    --method (each method's defaults fill the rest; --guidance is Eye-for-an-eye's only).`;
+    --method: each method takes the options it reads (--guidance is Eye-for-an-eye's) and its own defaults.`;
 
 function checkOptions(values: Readonly<Record<string, string | boolean | undefined>>): CompareOptionsInput {
   if (values['method'] !== undefined) throw new UsageError('--method: compare runs every method (use transfer for one)');
@@ -44,9 +45,7 @@ function checkOptions(values: Readonly<Record<string, string | boolean | undefin
   const options = optionsFromFlags(values) as CompareOptionsInput;
   try {
     // validated the way compare will run them, so that a bad value is a usage error before the model loads
-    const { guidanceScale, ...common } = options;
-    validateTransferOptions({ ...common, ...(guidanceScale === undefined ? {} : { guidanceScale }), method: 'eye-for-an-eye' });
-    validateTransferOptions({ ...common, method: 'cia' });
+    for (const method of METHOD_NAMES) validateTransferOptions(optionsForMethod(options, method));
   } catch (e) {
     if (!(e instanceof InvalidParameterError)) throw e;
     const flag = e.parameter === undefined ? undefined : flagOf(e.parameter);

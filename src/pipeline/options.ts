@@ -114,6 +114,28 @@ export const METHOD_DEFAULTS: Readonly<Record<MethodName, Readonly<MethodDefault
 
 export const MAX_CONTRAST = 10;
 
+/**
+ * Options only one method reads: given with another value than their default with the other method they are an
+ * error (never silently ignored). The
+ * guidance of the transfer is Eye-for-an-eye's too (Cross-Image Attention runs without classifier-free guidance;
+ * it accepts only its value 1).
+ */
+export const METHOD_ONLY_OPTIONS: Readonly<Record<MethodName, readonly (keyof TransferOptions)[]>> = Object.freeze({
+  'eye-for-an-eye': Object.freeze(['featRange', 'injection', 'hookSites'] as const),
+  cia: Object.freeze(['crossAttn32Range', 'crossAttn64Range', 'swapGuidanceScale', 'contrastStrength', 'maskedAdain'] as const),
+});
+
+/** The options of `input` that `method` reads (the other methods' own options removed), for runs of several methods. */
+export function optionsForMethod(input: Readonly<Record<string, unknown>>, method: MethodName): Record<string, unknown> {
+  const foreign = new Set<string>(
+    Object.entries(METHOD_ONLY_OPTIONS)
+      .filter(([m]) => m !== method)
+      .flatMap(([, keys]) => keys),
+  );
+  if (method === 'cia') foreign.add('guidanceScale');
+  return { ...Object.fromEntries(Object.entries(input).filter(([k]) => !foreign.has(k))), method };
+}
+
 /** Sources of the object masks (TransferOptions.masks). */
 export const MASK_SOURCES = ['given', 'self-segmentation'] as const;
 export type MaskSource = (typeof MASK_SOURCES)[number];
@@ -259,6 +281,16 @@ export function validateTransferOptions(input: unknown): TransferOptions {
     contrastStrength: numberBetween('contrastStrength', pick('contrastStrength'), 0, MAX_CONTRAST),
     maskedAdain: boolean('maskedAdain', pick('maskedAdain')),
   };
+  for (const [owner, keys] of Object.entries(METHOD_ONLY_OPTIONS)) {
+    if (owner === method) continue;
+    for (const key of keys) {
+      // its default is accepted (validated options are validated again on their way through the pipeline)
+      const fallback = (DEFAULT_TRANSFER_OPTIONS as Readonly<Record<string, unknown>>)[key];
+      if (given[key] !== undefined && JSON.stringify(given[key]) !== JSON.stringify(fallback)) {
+        throw invalidParameterError(key, `no value with method '${method}' (an option of '${owner}' only)`, given[key]);
+      }
+    }
+  }
   if (method === 'cia' && options.guidanceScale !== 1) {
     throw invalidParameterError(
       'guidanceScale',

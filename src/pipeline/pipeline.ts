@@ -22,7 +22,15 @@ import { TorchCpuRng } from '../tensor/rng.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
 import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
-import { validateTransferOptions, workingSize, type Device, type Precision, type TransferOptions, type TransferOptionsInput } from './options.js';
+import {
+  optionsForMethod,
+  validateTransferOptions,
+  workingSize,
+  type Device,
+  type Precision,
+  type TransferOptions,
+  type TransferOptionsInput,
+} from './options.js';
 
 export type Phase = 'inversion-app' | 'inversion-struct' | 'transfer' | 'decode';
 
@@ -291,9 +299,8 @@ export class TransferPipeline {
   async compare(inputs: TransferInputs, optionsInput: CompareOptionsInput, controls: RunControls = {}): Promise<CompareOutput> {
     if ('method' in optionsInput)
       throw invalidParameterError('method', 'no method (compare runs every method)', optionsInput['method' as keyof CompareOptionsInput]);
-    const { guidanceScale, ...common } = optionsInput;
-    const e4e = validateTransferOptions({ ...common, ...(guidanceScale === undefined ? {} : { guidanceScale }), method: 'eye-for-an-eye' });
-    const cia = validateTransferOptions({ ...common, method: 'cia' });
+    const e4e = validateTransferOptions(optionsForMethod(optionsInput, 'eye-for-an-eye'));
+    const cia = validateTransferOptions(optionsForMethod(optionsInput, 'cia'));
     const [e4eResult, ciaResult] = await this.transfers(inputs, [e4e, cia], controls);
     const png = await gridPng([
       { image: e4eResult!.structure, label: 'structure' },

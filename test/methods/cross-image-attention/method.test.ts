@@ -6,7 +6,7 @@ import { crossImageAttention, isSwapSite, maskSource, type CIAOptions } from '..
 import { crossImageAttentionProcessor } from '../../../src/methods/cross-image-attention/processor.js';
 import type { MethodInputs } from '../../../src/methods/method.js';
 import type { AttentionSite } from '../../../src/models/unet/attention-processor.js';
-import { validateTransferOptions } from '../../../src/pipeline/options.js';
+import { optionsForMethod, validateTransferOptions } from '../../../src/pipeline/options.js';
 import type { Tensor } from '../../../src/tensor/tensor.js';
 
 const site = (over: Partial<AttentionSite>): AttentionSite => ({
@@ -91,4 +91,22 @@ test('masks: given masks are resized to the latent; an empty one is refused (the
   assert.equal(maskSource(inputs({}), options()).kind, 'recorded');
   // self-segmentation scores clusters against the object word: a prompt without it is refused before the loop
   assert.throws(() => maskSource(inputs({}), options({ prompt: 'a small animal' })), /prompt/);
+});
+
+test('options one method reads are refused with the other (named), and a compare gives each method its own', () => {
+  assert.throws(
+    () => validateTransferOptions({ domain: 'bird', method: 'cia', featRange: [1, 5] }),
+    (e: unknown) => e instanceof InvalidParameterError && e.parameter === 'featRange' && /an option of 'eye-for-an-eye' only/.test(e.message),
+  );
+  assert.throws(
+    () => validateTransferOptions({ domain: 'bird', swapGuidanceScale: 2 }),
+    (e: unknown) =>
+      e instanceof InvalidParameterError &&
+      e.parameter === 'swapGuidanceScale' &&
+      /no value with method 'eye-for-an-eye' \(an option of 'cia' only\)/.test(e.message),
+  );
+  const both = { domain: 'bird', guidanceScale: 3, featRange: [1, 5] as const, contrastStrength: 2 };
+  assert.deepEqual(optionsForMethod(both, 'cia'), { domain: 'bird', contrastStrength: 2, method: 'cia' });
+  assert.deepEqual(optionsForMethod(both, 'eye-for-an-eye'), { domain: 'bird', guidanceScale: 3, featRange: [1, 5], method: 'eye-for-an-eye' });
+  assert.equal(validateTransferOptions(optionsForMethod(both, 'cia')).contrastStrength, 2);
 });
