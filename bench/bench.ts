@@ -19,7 +19,9 @@ import { PRECISIONS, type Precision } from '../src/onnx/target.js';
 import { CONFIG_DIR, GIB, log, maxRssGb, PHASES, round, started, TOKENIZER_DIR, type Args, type Figures, type Phase } from './common.js';
 import { phaseE2E } from './e2e.js';
 import { phaseSam } from './sam.js';
+import { phaseSegment } from './segment.js';
 import { phaseText, phaseUNet, phaseUNetB6, phaseVae } from './phases.js';
+import { phaseCIA } from './cia.js';
 import { ensureRandomModel } from './random-model.js';
 import { countedFigures, phaseCount, phaseGemm, rateFigures } from './rates.js';
 import { report } from './report.js';
@@ -40,6 +42,7 @@ function parseArgs(argv: readonly string[]): Args {
     calls: 2,
     phase: undefined,
     b6Arena: false,
+    ciaLatent: 64,
     countFor: [],
     recount: false,
     device: 'cpu',
@@ -85,9 +88,10 @@ function parseArgs(argv: readonly string[]): Args {
       case '--only': {
         const v = value(i, a);
         i++;
-        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'sam')
-          throw new Error(`--only takes unet, vae, text, e2e, sam or gemm, not ${v}`);
-        args.only = v;
+        const only = ['unet', 'vae', 'text', 'e2e', 'gemm', 'cia', 'sam', 'segment'] as const;
+        const chosen = only.find((o) => o === v);
+        if (chosen === undefined) throw new Error(`--only takes ${only.join(', ')}, not ${v}`);
+        args.only = chosen;
         break;
       }
       case '--device': {
@@ -104,6 +108,11 @@ function parseArgs(argv: readonly string[]): Args {
         args.precision = v as Precision;
         break;
       }
+      case '--cia-latent':
+        args.ciaLatent = Number(value(i, a));
+        if (!Number.isInteger(args.ciaLatent) || args.ciaLatent < 8 || args.ciaLatent % 8 !== 0) throw new Error('--cia-latent takes a multiple of 8');
+        i++;
+        break;
       case '--threads':
         args.threads = Number(value(i, a));
         i++;
@@ -122,7 +131,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|sam|gemm] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
+          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|cia|sam|segment|gemm] [--cia-latent N] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
         );
         process.exit(0);
         break;
@@ -135,9 +144,18 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function runPhase(args: Args): Promise<void> {
   const phase = args.phase!;
-  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, e2e: phaseE2E, sam: phaseSam, count: phaseCount }[
-    phase
-  ];
+  const run = {
+    gemm: phaseGemm,
+    text: phaseText,
+    vae: phaseVae,
+    unet: phaseUNet,
+    unet_b6: phaseUNetB6,
+    cia: phaseCIA,
+    e2e: phaseE2E,
+    sam: phaseSam,
+    segment: phaseSegment,
+    count: phaseCount,
+  }[phase];
   const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(figures)}\n`);
@@ -162,6 +180,7 @@ function runChild(args: Args, phase: Phase): Promise<Figures> {
   ];
   if (args.threads !== undefined) argv.push('--threads', String(args.threads));
   if (args.b6Arena) argv.push('--b6-arena');
+  argv.push('--cia-latent', String(args.ciaLatent));
   if (phase === 'count') argv.push('--count-for', args.countFor.join(','));
   if (args.recount) argv.push('--recount');
   return new Promise((resolvePromise) => {
@@ -187,6 +206,21 @@ function runChild(args: Args, phase: Phase): Promise<Figures> {
 
 // ------------------------------------------------------------------------------------------------ main
 
+function randomModel(args: Args): ReturnType<typeof ensureRandomModel> {
+  const sentinelExists = existsSync(join(args.modelDir, '.bench-complete.json'));
+  if (!sentinelExists) {
+    let probe = args.modelDir;
+    while (!existsSync(probe)) probe = dirname(probe);
+    const fs = statfsSync(probe);
+    const free = (fs.bavail * fs.bsize) / GIB;
+    if (free < 4.5)
+      throw new Error(
+        `generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`,
+      );
+  }
+  return ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.phase !== undefined) return runPhase(args);
@@ -197,20 +231,9 @@ async function main(): Promise<void> {
     log('--rebuild: clearing the bench graph cache');
     rmSync(args.graphDir, { recursive: true, force: true });
   }
-  // The sam phase has its own random model (bench/sam.ts): --only sam does not need the SD one.
-  const needsSd = args.only !== 'sam';
-  const sentinelExists = existsSync(join(args.modelDir, '.bench-complete.json'));
-  if (needsSd && !sentinelExists) {
-    let probe = args.modelDir;
-    while (!existsSync(probe)) probe = dirname(probe);
-    const fs = statfsSync(probe);
-    const free = (fs.bavail * fs.bsize) / GIB;
-    if (free < 4.5)
-      throw new Error(
-        `generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`,
-      );
-  }
-  const gen = needsSd ? ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log) : { generated: false, seconds: 0, parameters: null };
+  // The segment phase needs no model (synthetic attention maps); the sam phase has its own random model (bench/sam.ts).
+  const needsSd = args.only !== 'segment' && args.only !== 'sam';
+  const gen = needsSd ? randomModel(args) : { generated: false, seconds: 0, parameters: null };
   const all: Figures = {
     loadavg_1m_start: round(loadavg()[0]!, 2),
     cpus: availableParallelism(),
@@ -223,16 +246,19 @@ async function main(): Promise<void> {
     parameters: gen.parameters,
   };
   // The measured phases; the GEMM rate comes first and the FLOP counts of the measured calls last.
-  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'e2e', 'sam'];
+  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'cia', 'e2e', 'sam', 'segment'];
   if (args.only === 'text') measured = ['text'];
   if (args.only === 'vae') measured = ['vae'];
   if (args.only === 'unet') measured = ['unet', 'unet_b6'];
   if (args.only === 'e2e') measured = ['e2e'];
+  if (args.only === 'cia') measured = ['cia'];
   if (args.only === 'gemm') measured = [];
   if (args.only === 'sam') measured = ['sam'];
-  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e' && p !== 'sam');
+  if (args.only === 'segment') measured = ['segment'];
+  if (args.quick && args.only !== 'e2e' && args.only !== 'cia' && args.only !== 'sam')
+    measured = measured.filter((p) => p !== 'unet_b6' && p !== 'cia' && p !== 'e2e' && p !== 'sam');
   args.countFor = measured;
-  // The sam phase counts its own calls: no count phase (and no SD model) for --only sam.
+  // sam counts its own calls and segment has no graph: the count phase (and the SD model) only for the others.
   const phases: Phase[] = ['gemm', ...measured, ...(countedFigures(measured).size > 0 ? (['count'] as const) : [])];
   for (const phase of phases) {
     log(`phase ${phase}`);

@@ -25,6 +25,7 @@ import type { Tensor } from '../src/tensor/tensor.js';
 import { log, randn, round, StatusClock, timeCalls, type Args, type Figures, type Phase } from './common.js';
 import { PROFILE_OPTIMIZATION, profiledCounts, type FlopCount } from './flops.js';
 import { openModel, unetInputs } from './phases.js';
+import { CIA_BATCH, ciaCall, ciaUNetRequest } from './cia.js';
 
 // ------------------------------------------------------------------------------------------------ gemm
 
@@ -125,6 +126,7 @@ export function countedFigures(phases: readonly Phase[]): Set<string> {
     unet: ['unet_b1', 'unet_b2'],
     unet_b6: ['unet_b6', 'unet_b6_match'],
     e2e: ['unet_b2', 'unet_b6_match'], // inversion step, transfer step
+    cia: ['cia_swap', 'cia_noswap'],
   };
   return new Set(phases.flatMap((p) => needs[p] ?? []));
 }
@@ -198,6 +200,16 @@ export async function phaseCount(args: Args): Promise<Figures> {
       unet: true,
       jobs: [unetJob('unet_b1', 1, 'neutral'), unetJob('unet_b2', 2, 'neutral'), unetJob('unet_b6', 6, 'off'), unetJob('unet_b6_match', 6, 'match')],
     },
+    {
+      ...ciaUNetRequest(model),
+      component: 'unet',
+      unet: true,
+      jobs: (['cia_swap', 'cia_noswap'] as const).map((figure) => ({
+        figure,
+        call: `sample [${CIA_BATCH}, 4, ${args.ciaLatent}, ${args.ciaLatent}], encoder_hidden_states [${CIA_BATCH}, 77, 768], ${figure === 'cia_swap' ? 'style K/V at every swap site, contrast 1.67' : 'no swap'}`,
+        run: (session: Session) => ciaCall(new UNetRunner(session, unetInfo!), args.ciaLatent, figure === 'cia_swap'),
+      })),
+    },
   ];
   for (const gr of graphs) {
     const jobs = gr.jobs.filter((j) => want.has(j.figure));
@@ -207,7 +219,8 @@ export async function phaseCount(args: Args): Promise<Figures> {
     try {
       entry = model.cache.obtain({
         name: gr.name,
-        config: gr.config,
+        // as StableDiffusionModel keys its graphs: the build target is part of the key (the UNet's precision)
+        config: { config: gr.config, target: gr.unet === true ? model.target : model.fp32Target },
         weightFiles: w.files,
         build: () => {
           throw new Error('not in the graph cache');
@@ -222,7 +235,11 @@ export async function phaseCount(args: Args): Promise<Figures> {
     for (const j of jobs.filter((j) => !todo.includes(j))) counts[j.figure] = countFigure(known[keyOf(j)]!, j.call, true);
     if (todo.length === 0) continue;
     if (gr.unet === true) {
-      const meta = entry.meta as { sites: UNetGraphInfo['sites']; processed: UNetGraphInfo['processed']; neutralFeeds: Record<string, TensorJson> };
+      const meta = (entry.meta as { graph: unknown }).graph as {
+        sites: UNetGraphInfo['sites'];
+        processed: UNetGraphInfo['processed'];
+        neutralFeeds: Record<string, TensorJson>;
+      };
       // As StableDiffusionModel.unet makes it from the entry's meta.
       unetInfo = {
         sites: meta.sites,
@@ -281,6 +298,8 @@ export const RATE_SPECS: readonly RateSpec[] = [
   { figure: 'unet_b2', label: 'UNet batch 2', count: 'unet_b2', seconds: key('unet_b2_min_s'), time: 'fastest call' },
   { figure: 'unet_b6', label: 'UNet batch 6, e4e off', count: 'unet_b6', seconds: key('unet_b6_min_s'), time: 'fastest call' },
   { figure: 'unet_b6_match', label: 'UNet batch 6, e4e match', count: 'unet_b6_match', seconds: key('unet_b6_match_min_s'), time: 'fastest call' },
+  { figure: 'cia_swap', label: 'CIA swap pass (batch 3)', count: 'cia_swap', seconds: key('cia_swap_min_s'), time: 'fastest call' },
+  { figure: 'cia_noswap', label: 'CIA no-swap pass (batch 3)', count: 'cia_noswap', seconds: key('cia_noswap_min_s'), time: 'fastest call' },
   { figure: 'vae_encode', label: 'VAE encode 512x512', count: 'vae_encode', seconds: fastest('vae_encode_timing'), time: 'fastest call' },
   { figure: 'vae_decode', label: 'VAE decode 512x512', count: 'vae_decode', seconds: fastest('vae_decode_timing'), time: 'fastest call' },
   { figure: 'text', label: 'text encoder, 77 tokens', count: 'text', seconds: fastest('text_timing'), time: 'fastest call' },
@@ -320,6 +339,19 @@ export function rateFigures(all: Figures): void {
     if (gemm === undefined) continue;
     all[`${spec.figure}_gemm_ratio`] = round(rate / gemm, 3);
     all[`${spec.figure}_ideal_s`] = round(gflop / gemm, 3);
+  }
+  // a CIA step is its two UNet calls
+  const swap = counts['cia_swap']?.gflop;
+  const noSwap = counts['cia_noswap']?.gflop;
+  const step = all['cia_step_min_s'];
+  if (swap !== undefined && noSwap !== undefined && typeof step === 'number' && step > 0) {
+    const gflop = round(swap + noSwap, 1);
+    all['cia_step_gflop'] = gflop;
+    all['cia_step_gflops'] = round(gflop / step, 1);
+    if (gemm !== undefined) {
+      all['cia_step_gemm_ratio'] = round(gflop / step / gemm, 3);
+      all['cia_step_ideal_s'] = round(gflop / gemm, 3);
+    }
   }
   const off = counts['unet_b6']?.gflop;
   const on = counts['unet_b6_match']?.gflop;

@@ -61,6 +61,14 @@ export function report(all: Figures, args: Args): void {
   rows.push(['UNet 512x512 batch 2', meanMin('unet_b2_s', 'unet_b2_min_s')]);
   rows.push([`UNet 512x512 batch 6 (arena ${all['unet_b6_arena'] === true ? 'ON' : 'off'})`, meanMin('unet_b6_s', 'unet_b6_min_s')]);
   rows.push(['UNet batch 6, e4e match ON', meanMin('unet_b6_match_s', 'unet_b6_match_min_s')]);
+  if (g('cia_step_s') !== undefined) {
+    const side = Number(g('cia_latent')) * 8;
+    const ratio =
+      g('cia_step_gemm_ratio') === undefined
+        ? ''
+        : `; ${fmt(g('cia_step_gflop'), ' GFLOP')} = ${fmt(g('cia_step_gemm_ratio'))} x GEMM (ideal ${fmt(g('cia_step_ideal_s'), ' s')})`;
+    rows.push([`CIA step ${side}x${side} (2 UNet calls, batch 3)`, `${meanMin('cia_step_s', 'cia_step_min_s')}${ratio}`]);
+  }
   rows.push([
     'matching overhead',
     `wall ${fmt(g('match_overhead_pct'), ' %')} fastest vs fastest (${fmt(g('match_overhead_mean_pct'), ' %')} of means), CPU time ${fmt(g('match_overhead_cpu_pct'), ' %')}; counted FLOPs ${fmt(g('match_flop_overhead_pct'), ' %')}`,
@@ -87,6 +95,9 @@ export function report(all: Figures, args: Args): void {
       `${fmt(g('e2e_official_estimate_s'), ' s')} = ${fmt(g('e2e_official_estimate_min'), ' min')} (EXTRAPOLATED from per-step figures)`,
     ]);
     rows.push(['peak RSS, e2e phase', fmt(g('e2e_peak_rss_gb'), ' GB')]);
+  }
+  if (g('segment_s') !== undefined) {
+    rows.push([`self-segmentation ${String(g('segment_image_px'))}px (4 KMeans fits x 10 inits, masks)`, fmt(g('segment_s'), ' s')]);
   }
   if (g('gemm_gflops') !== undefined) {
     const calls = (g('gemm_timing') as { runs_s?: unknown[] } | undefined)?.runs_s?.length;

@@ -6,7 +6,17 @@
  *   const { png } = await pipeline.transfer({ structure: 'a.png', appearance: 'b.png' }, { domain: 'bird' });
  */
 export { loadPipeline, TransferPipeline } from './pipeline/pipeline.js';
-export type { LoadPipelineOptions, Phase, ProgressEvent, RunControls, TransferInputs, TransferMetadata, TransferOutput } from './pipeline/pipeline.js';
+export type {
+  CompareOptionsInput,
+  CompareOutput,
+  LoadPipelineOptions,
+  Phase,
+  ProgressEvent,
+  RunControls,
+  TransferInputs,
+  TransferMetadata,
+  TransferOutput,
+} from './pipeline/pipeline.js';
 export { DEFAULT_TRANSFER_OPTIONS, validateTransferOptions, workingSize } from './pipeline/options.js';
 export type { Device, Injection, TransferOptions, TransferOptionsInput } from './pipeline/options.js';
 export { DEFAULT_MODEL_ID, obtainModelSource, resolveModelSource } from './pipeline/model-source.js';
@@ -22,6 +32,10 @@ export type { MethodName } from './methods/index.js';
 export type { Correspondence, MethodInputs, MethodOutput, TransferMethod } from './methods/method.js';
 export { e4eFeeds, injectionSlots } from './methods/eye-for-an-eye/controls.js';
 export type { E4EControls, E4EMode } from './methods/eye-for-an-eye/controls.js';
+export { selfSegment, segmentationCall, withSegmentationMaps, SEGMENTATION_MAPS, promptNouns } from './methods/shared/self-segmentation/index.js';
+export type { SelfSegmentation, SelfSegmentationOptions, SegmentationCall } from './methods/shared/self-segmentation/index.js';
+export { MASK_SOURCES } from './pipeline/options.js';
+export type { MaskSource } from './pipeline/options.js';
 export { availableProviders, ORT_VERSION } from './runtime/session.js';
 export type { ExecutionProvider } from './runtime/session.js';
 

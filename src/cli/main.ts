@@ -3,6 +3,7 @@
  */
 import { E4EError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { COMPARE_HELP, runCompareCommand } from './compare-command.js';
 import { runGoldenCommand, GOLDEN_HELP } from './golden-command.js';
 import { MASK_HELP, runMaskCommand } from './mask-command.js';
 import { runTransferCommand, TRANSFER_HELP } from './transfer-command.js';
@@ -12,6 +13,7 @@ const HELP = `eye4eye ${VERSION} - Eye-for-an-eye appearance transfer on Stable 
 Usage:
   eye4eye transfer --structure FILE --appearance FILE --domain NAME [options]   appearance transfer
   eye4eye mask --image FILE [--box x0,y0,x1,y1] [--point x,y,1|0 ...]            an object mask with SAM-HQ
+  eye4eye compare --structure FILE --appearance FILE --domain NAME [options]    both methods side by side
   eye4eye golden <case-dir> [--only GROUPS] [--save FILE]   compare our implementation with a golden case
   eye4eye --help | -h                                     this help
   eye4eye --version | -v                                  the version
@@ -20,6 +22,7 @@ Commands:
 ${TRANSFER_HELP}
 
 ${MASK_HELP}
+${COMPARE_HELP}
 
 ${GOLDEN_HELP}
 `;
@@ -46,6 +49,8 @@ export async function main(
         return await runTransferCommand(rest, { out, err, isTTY: process.stderr.isTTY === true });
       case 'mask':
         return await runMaskCommand(rest, { out, err });
+      case 'compare':
+        return await runCompareCommand(rest, { out, err, isTTY: process.stderr.isTTY === true });
       case 'golden':
         return await runGoldenCommand(rest, out, err);
       default:

@@ -4,7 +4,7 @@
  * Parsers only turn text into values; the ranges and rules are checked once, by validateTransferOptions.
  */
 import { FITS } from '../io/fit.js';
-import { DEFAULT_TRANSFER_OPTIONS, DEVICES, METHOD_NAMES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
+import { DEFAULT_TRANSFER_OPTIONS, DEVICES, MASK_SOURCES, METHOD_DEFAULTS, METHOD_NAMES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
 
 /** A command-line mistake (unknown or missing option, malformed value): exit code 2. */
 export class UsageError extends Error {
@@ -73,7 +73,7 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     flag: 'guidance',
     type: 'string',
     valueName: 'G',
-    description: `classifier-free guidance of the transfer (default ${d.guidanceScale})`,
+    description: `classifier-free guidance of the transfer (default ${d.guidanceScale}; cia: ${METHOD_DEFAULTS.cia.guidanceScale}, the only value it takes)`,
     parse: number('guidance'),
   },
   inversionGuidance: {
@@ -94,7 +94,7 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     flag: 'adain-range',
     type: 'string',
     valueName: 'A,B',
-    description: `AdaIN steps [A, B) (default ${d.adainRange.join(',')})`,
+    description: `AdaIN steps [A, B) (default ${d.adainRange.join(',')}; cia: ${METHOD_DEFAULTS.cia.adainRange?.join(',')})`,
     parse: range('adain-range'),
   },
   seed: { flag: 'seed', type: 'string', valueName: 'S', description: `seed of the inversion noise (default ${d.seed})`, parse: number('seed') },
@@ -112,6 +112,13 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     valueName: 'FILE',
     description: 'object mask of the appearance image (white = object)',
     parse: text,
+  },
+  masks: {
+    flag: 'masks',
+    type: 'string',
+    valueName: MASK_SOURCES.join('|'),
+    description: 'object masks: the mask files (given, the default) or self-segmentation of the attention maps',
+    parse: (raw) => String(raw) as NonNullable<TransferOptions['masks']>,
   },
   injection: {
     flag: 'v-injection',
@@ -150,6 +157,40 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
         .split(',')
         .map((p) => p.trim())
         .filter((p) => p !== ''),
+  },
+  crossAttn32Range: {
+    flag: 'cross-attn-32-range',
+    type: 'string',
+    valueName: 'A,B',
+    description: `cia: K/V swap steps [A, B) of the SD 32x32 self-attention (default ${d.crossAttn32Range.join(',')})`,
+    parse: range('cross-attn-32-range'),
+  },
+  crossAttn64Range: {
+    flag: 'cross-attn-64-range',
+    type: 'string',
+    valueName: 'A,B',
+    description: `cia: K/V swap steps [A, B) of the SD 64x64 self-attention (default ${d.crossAttn64Range.join(',')})`,
+    parse: range('cross-attn-64-range'),
+  },
+  swapGuidanceScale: {
+    flag: 'swap-guidance',
+    type: 'string',
+    valueName: 'G',
+    description: `cia: swap guidance, decaying to max(G/2, 1); 1 = off (default ${d.swapGuidanceScale})`,
+    parse: number('swap-guidance'),
+  },
+  contrastStrength: {
+    flag: 'contrast',
+    type: 'string',
+    valueName: 'C',
+    description: `cia: contrast of the swapped attention maps (default ${d.contrastStrength})`,
+    parse: number('contrast'),
+  },
+  maskedAdain: {
+    flag: 'no-masked-adain',
+    type: 'boolean',
+    description: 'cia: AdaIN over all pixels (default: masked, with the mask images or self-segmentation)',
+    parse: (raw) => raw !== true,
   },
   cacheDir: {
     flag: 'cache-dir',

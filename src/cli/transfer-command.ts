@@ -25,8 +25,8 @@ import { expectedOutputBytes, RunFolder, type OutputFile } from './run-folder.js
 export const DEFAULT_OUT_DIR = './eye4eye-out';
 
 export const TRANSFER_HELP = `  eye4eye transfer --structure FILE --appearance FILE --domain NAME [options]
-    Eye-for-an-eye appearance transfer: the structure image's layout with the appearance image's look.
-    Writes result.png, grid.png, correspondence.png, mask-*.png (when masks are given) and run.json to --out
+    Appearance transfer (Eye-for-an-eye, or Cross-Image Attention with --method cia): the structure image's
+    layout with the appearance image's look. Writes result.png, grid.png, correspondence.png, mask-*.png (when masks are given) and run.json to --out
     (a new or empty folder; --overwrite replaces an earlier run there).
 ${flagHelp()}`;
 
@@ -48,21 +48,22 @@ function formatSeconds(s: number | undefined): string {
 }
 
 /** Progress on stderr: a redrawn bar on a terminal, otherwise one line per finished phase. */
-function progressPrinter(io: CommandIo): (e: ProgressEvent) => void {
+export function progressPrinter(io: CommandIo): (e: ProgressEvent) => void {
   const started = new Map<string, number>();
   return (e) => {
-    if (!started.has(e.phase)) started.set(e.phase, performance.now());
+    const key = e.method === undefined ? e.phase : `${e.phase} (${e.method})`;
+    if (!started.has(key)) started.set(key, performance.now());
     const done = e.step >= e.total;
     if (io.isTTY === true) {
       const width = 24;
       const filled = Math.round((width * e.step) / Math.max(e.total, 1));
       const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
       io.err(
-        `\r${e.phase.padEnd(16)} [${bar}] ${String(e.step).padStart(4)}/${e.total}  ETA ${formatSeconds(e.etaSeconds)}${e.cached === true ? ' (cached)' : ''}${done ? '\n' : ''}`,
+        `\r${key.padEnd(16)} [${bar}] ${String(e.step).padStart(4)}/${e.total}  ETA ${formatSeconds(e.etaSeconds)}${e.cached === true ? ' (cached)' : ''}${done ? '\n' : ''}`,
       );
     } else if (done) {
-      const seconds = (performance.now() - (started.get(e.phase) ?? performance.now())) / 1000;
-      io.err(`${e.phase}: ${e.total}/${e.total}${e.cached === true ? ' (from the inversion cache)' : ''} in ${seconds.toFixed(1)} s\n`);
+      const seconds = (performance.now() - (started.get(key) ?? performance.now())) / 1000;
+      io.err(`${key}: ${e.total}/${e.total}${e.cached === true ? ' (from the inversion cache)' : ''} in ${seconds.toFixed(1)} s\n`);
     }
   };
 }
@@ -74,7 +75,7 @@ function formatBytes(n: number): string {
 }
 
 /** Model download progress on stderr: a redrawn bar with bytes and ETA on a terminal, otherwise one line per file. */
-function downloadPrinter(io: CommandIo, model: string): (p: DownloadProgress) => void {
+export function downloadPrinter(io: CommandIo, model: string): (p: DownloadProgress) => void {
   let started: { time: number; bytes: number } | undefined;
   let lastFile = -1;
   let lastDraw = 0;
@@ -131,18 +132,19 @@ function scheduleRecord(options: TransferOptions, given: { featRange: boolean; a
   };
 }
 
-function runRecord(
+export function runRecord(
   args: { structure: string; appearance: string; outDir: string; argv: readonly string[]; given: { featRange: boolean; adainRange: boolean } },
   options: TransferOptions,
   result: TransferOutput,
   files: readonly string[],
+  command: 'transfer' | 'compare' = 'transfer',
 ): unknown {
   const m = result.metadata;
   return {
     tool: 'eye4eye',
-    command: 'transfer',
+    command,
     createdAt: new Date().toISOString(),
-    commandLine: { argv: ['eye4eye', 'transfer', ...args.argv], cwd: process.cwd() },
+    commandLine: { argv: ['eye4eye', command, ...args.argv], cwd: process.cwd() },
     inputs: {
       structure: resolve(args.structure),
       appearance: resolve(args.appearance),
@@ -177,7 +179,7 @@ function runRecord(
   };
 }
 
-function parseCommandLine(argv: readonly string[]): { values: Record<string, string | boolean | undefined> } {
+export function parseCommandLine(argv: readonly string[]): { values: Record<string, string | boolean | undefined> } {
   const spec = parseArgsSpec();
   // Not strict: the tokens are checked here, so each mistake is named from the token itself.
   const { values, tokens } = parseArgs({ args: [...argv], options: spec, strict: false, allowPositionals: true, tokens: true });
@@ -196,6 +198,25 @@ function parseCommandLine(argv: readonly string[]): { values: Record<string, str
     seen.set(token.name, token.value);
   }
   return { values: values };
+}
+
+/** The pictures of one transfer: result.png, grid.png, the masks given, correspondence.png (Eye-for-an-eye). */
+export async function resultFiles(result: TransferOutput): Promise<OutputFile[]> {
+  const files: OutputFile[] = [
+    { name: 'result.png', data: result.png },
+    {
+      name: 'grid.png',
+      data: await gridPng([
+        { image: result.structure, label: 'structure' },
+        { image: result.appearance, label: 'appearance' },
+        { image: result.image, label: 'result' },
+      ]),
+    },
+  ];
+  if (result.structureMask !== undefined) files.push({ name: 'mask-structure.png', data: await maskToPng(result.structureMask) });
+  if (result.appearanceMask !== undefined) files.push({ name: 'mask-appearance.png', data: await maskToPng(result.appearanceMask) });
+  if (result.matches !== undefined) files.push({ name: 'correspondence.png', data: await correspondencePng(result.image, result.appearance, result.matches) });
+  return files;
 }
 
 async function run(argv: readonly string[], io: CommandIo): Promise<number> {
@@ -260,21 +281,7 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
     loading = false;
     if (controller.signal.aborted) throw new AbortError('transfer aborted');
     const result = await pipeline.transfer({ structure, appearance }, options, { onProgress: progressPrinter(io), signal: controller.signal });
-    const files: OutputFile[] = [
-      { name: 'result.png', data: result.png },
-      {
-        name: 'grid.png',
-        data: await gridPng([
-          { image: result.structure, label: 'structure' },
-          { image: result.appearance, label: 'appearance' },
-          { image: result.image, label: 'result' },
-        ]),
-      },
-    ];
-    if (result.structureMask !== undefined) files.push({ name: 'mask-structure.png', data: await maskToPng(result.structureMask) });
-    if (result.appearanceMask !== undefined) files.push({ name: 'mask-appearance.png', data: await maskToPng(result.appearanceMask) });
-    if (result.matches !== undefined)
-      files.push({ name: 'correspondence.png', data: await correspondencePng(result.image, result.appearance, result.matches) });
+    const files = await resultFiles(result);
     const names = [...files.map((f) => f.name), 'run.json'];
     const record = runRecord({ structure, appearance, outDir, argv, given }, options, result, names);
     files.push({ name: 'run.json', data: Buffer.from(`${JSON.stringify(record, null, 2)}\n`) });

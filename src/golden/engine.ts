@@ -9,7 +9,23 @@ import { e4eFeeds, injectionSlots, matchesOf, type Injection } from '../methods/
 import { e4eUNetVariant } from '../methods/eye-for-an-eye/index.js';
 import { runE4ELoop } from '../methods/eye-for-an-eye/loop.js';
 import { injectionMode, type StepRange } from '../methods/eye-for-an-eye/schedule.js';
+import { ciaFeeds, CIA_OUTPUT, floatOutput, NO_SWAP } from '../methods/cross-image-attention/controls.js';
+import { ciaUNetVariant, segmentationSource, swapSitesOf } from '../methods/cross-image-attention/index.js';
+import { runCIALoop, type LatentMasks } from '../methods/cross-image-attention/loop.js';
+import { kvSource, type SwapRanges } from '../methods/cross-image-attention/schedule.js';
 import { downMask } from '../methods/shared/masks.js';
+import {
+  SEGMENTATION_FITS,
+  SEGMENTATION_MAP_NAMES,
+  segmentationFeeds,
+  segmentationOutput,
+  selfSegment,
+  withSegmentationMaps,
+  type ImageSegmentationMaps,
+  type SegmentationMapName,
+  type SelfSegmentation,
+  type SelfSegmentationOptions,
+} from '../methods/shared/self-segmentation/index.js';
 import { StableDiffusionModel, type ModelOptions } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
@@ -257,4 +273,170 @@ export async function transferLoop(
 /** The reference's mask_down: an [H, W] mask resized bilinearly (align_corners=False) to h x w. */
 export function adainMask(mask: Tensor<'float32'>, h: number, w: number): Float32Array {
   return downMask(mask, h, w);
+}
+
+export type { SwapRanges, LatentMasks };
+
+/** Cross-Image Attention's UNet (FreeU, K/V-swap processors; recording sites and probes as asked). */
+function ciaUNet(engine: GoldenEngine, options: { record: boolean; probeSites?: readonly string[] | undefined }): Promise<UNetRunner> {
+  const model = impl(engine);
+  return model.unet(ciaUNetVariant(model.unetConfig, options));
+}
+
+/**
+ * One call of Cross-Image Attention's UNet on a batch [out, style, struct] at the reference's `model.step`: with
+ * `performSwap` the out row of each swap site attends to the row the schedule gives (ranges, refresh steps), with
+ * its map contrasted; `probeSites` return the out row's map before / after the contrast [H, S, S].
+ */
+export async function ciaForward(
+  engine: GoldenEngine,
+  call: {
+    modelStep: number;
+    ranges: SwapRanges;
+    contrastStrength: number;
+    performSwap: boolean;
+    sample: Tensor<'float32'>;
+    timestep: number;
+    encoderHiddenStates: Tensor<'float32'>;
+    probeSites?: readonly string[] | undefined;
+  },
+): Promise<{ noise: Tensor<'float32'>; swapped: string[]; probes: Record<string, { pre: Tensor<'float32'>; post: Tensor<'float32'> }> }> {
+  const unet = await ciaUNet(engine, { record: false, probeSites: call.probeSites });
+  const sites = swapSitesOf(unet);
+  const kv = Object.fromEntries(sites.map((s) => [s.modulePath, call.performSwap ? kvSource(s.level, call.modelStep, call.ranges) : NO_SWAP]));
+  const feeds = ciaFeeds(
+    { kv, contrast: call.contrastStrength },
+    sites.map((s) => s.modulePath),
+    call.sample.dims[0]!,
+  );
+  const result = await unet.call({ sample: call.sample, timestep: call.timestep, encoderHiddenStates: call.encoderHiddenStates, feeds });
+  const probes: Record<string, { pre: Tensor<'float32'>; post: Tensor<'float32'> }> = {};
+  for (const site of call.probeSites ?? []) {
+    probes[site] = { pre: floatOutput(result.outputs, CIA_OUTPUT.probePre(site)), post: floatOutput(result.outputs, CIA_OUTPUT.probePost(site)) };
+  }
+  return { noise: result.noise, swapped: Object.keys(kv).filter((k) => kv[k] !== NO_SWAP), probes };
+}
+
+export interface CIATransferRun {
+  latents: Float32Array[];
+  timesteps: number[];
+  modelSteps: number[];
+  swapStrengths: number[];
+  guidanceApplied: boolean[];
+  noisePredSwap: Float32Array[][];
+  noisePredNoSwap: Float32Array[][];
+  noisePred: Float32Array[][];
+  iterationLatents: Float32Array[][];
+  latent0BeforeAdain: Float32Array[];
+  masks: LatentMasks | undefined;
+}
+
+/**
+ * Cross-Image Attention's denoising loop from inverted latents (xts) and noise maps (zs) of both images. Masked
+ * AdaIN takes `masks` (latent size: the golden's forced masks), or with `selfSegmentation` computes them from the
+ * maps recorded at adain_range.start - 1 (the prompt's `objectNoun`); neither: plain AdaIN.
+ */
+export async function ciaTransferLoop(
+  engine: GoldenEngine,
+  options: {
+    app: { xts: readonly Float32Array[]; zs: readonly Float32Array[] };
+    struct: { xts: readonly Float32Array[]; zs: readonly Float32Array[] };
+    latentDims: readonly [number, number, number];
+    prompt: string;
+    numSteps: number;
+    skip: number;
+    ranges: SwapRanges;
+    adainRange: StepRange;
+    swapGuidanceScale: number;
+    contrastStrength: number;
+    masks?: LatentMasks | undefined;
+    selfSegmentation?: { objectNoun: string } | undefined;
+  },
+): Promise<CIATransferRun> {
+  const model = impl(engine);
+  const seg = options.masks === undefined ? options.selfSegmentation : undefined;
+  const unet = await ciaUNet(engine, { record: seg !== undefined });
+  const emb = await model.encodeText(['', options.prompt]); // [2, T, D]
+  const row = (i: number): Tensor<'float32'> => reshape(sliceFirst(emb, i), [1, ...emb.dims.slice(1)]);
+  const latent = { height: options.latentDims[1], width: options.latentDims[2] };
+  const { latents, trace } = await runCIALoop(
+    {
+      unet,
+      schedule: ddimSchedule(model.schedulerConfig),
+      app: options.app,
+      struct: options.struct,
+      latentDims: options.latentDims,
+      embeddings: { uncond: row(0), cond: row(1) },
+    },
+    {
+      numSteps: options.numSteps,
+      skip: options.skip,
+      ranges: options.ranges,
+      adainRange: options.adainRange,
+      swapGuidanceScale: options.swapGuidanceScale,
+      contrastStrength: options.contrastStrength,
+      swapSites: swapSitesOf(unet),
+      masks:
+        options.masks !== undefined
+          ? { kind: 'given', masks: options.masks }
+          : seg !== undefined
+            ? segmentationSource(latent, { prompt: options.prompt, objectNoun: seg.objectNoun })
+            : { kind: 'none' },
+      alwaysNoSwapPass: true,
+    },
+  );
+  return {
+    latents,
+    timesteps: trace.timesteps,
+    modelSteps: trace.modelSteps,
+    swapStrengths: trace.swapStrengths,
+    guidanceApplied: trace.guidanceApplied,
+    noisePredSwap: trace.noisePredSwap,
+    noisePredNoSwap: trace.noisePredNoSwap,
+    noisePred: trace.noisePred,
+    iterationLatents: trace.latents,
+    latent0BeforeAdain: trace.latent0BeforeAdain,
+    masks: trace.masks,
+  };
+}
+
+/**
+ * One call of the stock FreeU UNet with the self-segmentation's map recording (methods/shared/self-segmentation):
+ * the head-averaged maps [rows, queries, keys] of the four modules it records, for the batch rows `rows`.
+ */
+export async function unetSegmentationMaps(
+  engine: GoldenEngine,
+  call: { sample: Tensor<'float32'>; timestep: number; encoderHiddenStates: Tensor<'float32'>; rows: readonly number[] },
+): Promise<Record<SegmentationMapName, Tensor<'float32'>>> {
+  const model = impl(engine);
+  const unet = await model.unet({
+    freeu: true,
+    processors: { name: 'segmentation', key: { segmentation: true }, plan: withSegmentationMaps(undefined, model.unetConfig) },
+  });
+  const result = await unet.call({
+    sample: call.sample,
+    timestep: call.timestep,
+    encoderHiddenStates: call.encoderHiddenStates,
+    feeds: segmentationFeeds(call.rows),
+  });
+  const out = {} as Record<SegmentationMapName, Tensor<'float32'>>;
+  for (const name of SEGMENTATION_MAP_NAMES) out[name] = result.outputs[segmentationOutput(name)] as Tensor<'float32'>;
+  return out;
+}
+
+export type {
+  AttentionMap,
+  ImageSegmentationMaps,
+  SegmentationFit,
+  SegmentationFitName,
+  SegmentationMapName,
+  SelfSegmentationOptions,
+} from '../methods/shared/self-segmentation/index.js';
+
+/** The self-segmentation's four fits, in the reference's order (and RandomState use). */
+export const SEGMENTATION_FIT_ORDER = SEGMENTATION_FITS;
+
+/** The self-segmentation (k-means of both images' maps, cluster-to-noun scoring, masks) from recorded maps. */
+export function selfSegmentation(maps: { style: ImageSegmentationMaps; struct: ImageSegmentationMaps }, options: SelfSegmentationOptions): SelfSegmentation {
+  return selfSegment(maps, options);
 }

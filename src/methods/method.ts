@@ -43,6 +43,17 @@ export interface MethodOutput {
   /** Final latents [out, style, struct]. */
   latents: Float32Array[];
   correspondence: Correspondence | undefined;
+  /** Masks the method computed itself (self-segmentation), 0/1 at the latent size. */
+  masks?: { readonly structure: LatentMask; readonly appearance: LatentMask } | undefined;
+  /** Seconds of method-internal phases worth reporting (e.g. 'self-segmentation'). */
+  timings?: Readonly<Record<string, number>> | undefined;
+}
+
+/** A 0/1 mask over the latent map. */
+export interface LatentMask {
+  readonly data: Uint8Array;
+  readonly height: number;
+  readonly width: number;
 }
 
 export interface TransferMethod<Options> {

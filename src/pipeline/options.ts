@@ -14,7 +14,7 @@ import type { ImageSource } from '../io/image.js';
 import { DEFAULT_FIT, FITS, type Fit } from '../io/fit.js';
 import { INJECTIONS, type Injection } from '../methods/eye-for-an-eye/controls.js';
 import { METHOD_NAMES, type MethodName } from '../methods/index.js';
-import { adainIterations, featureIterations, lastStepSeenByUnet, scaledDefaultRanges, scaledDefaultSkip } from '../methods/eye-for-an-eye/schedule.js';
+import { adainIterations, featureIterations, lastStepSeenByUnet, scaledDefaultSkip, scaleReferenceRange } from '../methods/eye-for-an-eye/schedule.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.js';
 import { PRECISIONS, type Precision } from '../onnx/target.js';
 
@@ -25,7 +25,7 @@ export { INJECTIONS, METHOD_NAMES };
 export type { ImageSource, Injection, MethodName };
 
 export interface TransferOptions {
-  /** The method (src/methods/): 'eye-for-an-eye', the only one so far. */
+  /** The method (src/methods/): 'eye-for-an-eye' or 'cia' (Cross-Image Attention). */
   method: MethodName;
   /** The object class, e.g. "bird": the prompt is built from it. */
   domain: string;
@@ -58,6 +58,12 @@ export interface TransferOptions {
   /** Object masks (any image; gray > 127 = object) for the masked matching and masked AdaIN. */
   structureMask?: ImageSource;
   appearanceMask?: ImageSource;
+  /**
+   * Where object masks come from: 'given' (the mask files above, or none) or 'self-segmentation' (k-means of the
+   * UNet's own attention maps, src/methods/shared/self-segmentation/; for Eye-for-an-eye an extension: masked AdaIN
+   * with masks computed at the first AdaIN iteration, docs/method.md §7a). Absent: 'given'.
+   */
+  masks?: MaskSource;
   /** 'match' = the method; 'vInjection' = the ablation that rearranges only the values. */
   injection: Injection;
   /** Execution provider used when the pipeline is loaded from these options. */
@@ -71,6 +77,19 @@ export interface TransferOptions {
    * highest-resolution up blocks with attention; SD: up_blocks.2 and up_blocks.3).
    */
   hookSites?: readonly string[];
+  /** Cross-Image Attention: steps [start, end) of the K/V swap in the SD 32x32 (level 1) up-block self-attention. */
+  crossAttn32Range: readonly [number, number];
+  /** Cross-Image Attention: steps [start, end) of the K/V swap in the SD 64x64 (level 0) up-block self-attention. */
+  crossAttn64Range: readonly [number, number];
+  /** Cross-Image Attention: swap guidance, from this scale down to max(scale / 2, 1) over the iterations; 1 = off. */
+  swapGuidanceScale: number;
+  /** Cross-Image Attention: contrast of the out row's attention map in the swapped layers (1 = none). */
+  contrastStrength: number;
+  /**
+   * Cross-Image Attention: masked AdaIN (masks from the given mask images, else self-segmentation); false = AdaIN
+   * over all pixels.
+   */
+  maskedAdain: boolean;
 }
 
 /**
@@ -91,7 +110,51 @@ export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   injection: 'match',
   device: 'cpu',
   precision: 'fp32',
+  crossAttn32Range: Object.freeze([10, 70] as const),
+  crossAttn64Range: Object.freeze([10, 90] as const),
+  swapGuidanceScale: 3.5,
+  contrastStrength: 1.67,
+  maskedAdain: true,
 });
+
+/**
+ * Defaults that differ by method (the rest of DEFAULT_TRANSFER_OPTIONS applies to every method): Cross-Image
+ * Attention's official RunConfig has AdaIN over [20, 100) and runs without classifier-free guidance.
+ */
+export type MethodDefaults = Partial<Pick<TransferOptions, 'adainRange' | 'guidanceScale'>>;
+
+export const METHOD_DEFAULTS: Readonly<Record<MethodName, Readonly<MethodDefaults>>> = Object.freeze({
+  'eye-for-an-eye': Object.freeze({}),
+  cia: Object.freeze({ adainRange: Object.freeze([20, 100] as const), guidanceScale: 1 }),
+});
+
+export const MAX_CONTRAST = 10;
+
+/**
+ * Options only one method reads: given with another value than their default with the other method they are an
+ * error (never silently ignored). The
+ * guidance of the transfer is Eye-for-an-eye's too (Cross-Image Attention runs without classifier-free guidance;
+ * it accepts only its value 1).
+ */
+export const METHOD_ONLY_OPTIONS: Readonly<Record<MethodName, readonly (keyof TransferOptions)[]>> = Object.freeze({
+  'eye-for-an-eye': Object.freeze(['featRange', 'injection', 'hookSites'] as const),
+  cia: Object.freeze(['crossAttn32Range', 'crossAttn64Range', 'swapGuidanceScale', 'contrastStrength', 'maskedAdain'] as const),
+});
+
+/** The options of `input` that `method` reads (the other methods' own options removed), for runs of several methods. */
+export function optionsForMethod(input: Readonly<Record<string, unknown>>, method: MethodName): Record<string, unknown> {
+  const foreign = new Set<string>(
+    Object.entries(METHOD_ONLY_OPTIONS)
+      .filter(([m]) => m !== method)
+      .flatMap(([, keys]) => keys),
+  );
+  if (method === 'cia') foreign.add('guidanceScale');
+  return { ...Object.fromEntries(Object.entries(input).filter(([k]) => !foreign.has(k))), method };
+}
+
+/** Sources of the object masks (TransferOptions.masks). */
+export const MASK_SOURCES = ['given', 'self-segmentation'] as const;
+export type MaskSource = (typeof MASK_SOURCES)[number];
 
 export const SIZE_MULTIPLE = 64;
 export const MIN_SIZE = 64;
@@ -115,11 +178,17 @@ export const TRANSFER_OPTION_KEYS = [
   'fit',
   'structureMask',
   'appearanceMask',
+  'masks',
   'injection',
   'device',
   'precision',
   'cacheDir',
   'hookSites',
+  'crossAttn32Range',
+  'crossAttn64Range',
+  'swapGuidanceScale',
+  'contrastStrength',
+  'maskedAdain',
 ] as const satisfies readonly (keyof TransferOptions)[];
 
 type Missing = Exclude<keyof TransferOptions, (typeof TRANSFER_OPTION_KEYS)[number]>;
@@ -148,6 +217,11 @@ function oneOf<T extends string>(name: string, value: unknown, allowed: readonly
     throw invalidParameterError(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
   }
   return value as T;
+}
+
+function boolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalidParameterError(name, 'boolean', value);
+  return value;
 }
 
 function nonEmptyString(name: string, value: unknown): string {
@@ -227,35 +301,66 @@ export function validateTransferOptions(input: unknown): TransferOptions {
       `Unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known options: ${TRANSFER_OPTION_KEYS.join(', ')})`,
     );
   }
-  const pick = <K extends keyof typeof DEFAULT_TRANSFER_OPTIONS>(key: K): unknown => given[key] ?? DEFAULT_TRANSFER_OPTIONS[key];
+  const method = oneOf('method', given['method'] ?? DEFAULT_TRANSFER_OPTIONS.method, METHOD_NAMES);
+  const methodDefaults: Readonly<Record<string, unknown>> = METHOD_DEFAULTS[method];
+  const pick = <K extends keyof typeof DEFAULT_TRANSFER_OPTIONS>(key: K): unknown => given[key] ?? methodDefaults[key] ?? DEFAULT_TRANSFER_OPTIONS[key];
   const domain = nonEmptyString('domain', given['domain']);
   const numSteps = integerBetween('numSteps', pick('numSteps'), 1, MAX_STEPS);
   const skip = integerBetween('skip', given['skip'] ?? scaledDefaultSkip(numSteps), 0, numSteps - 1);
-  const scaled = scaledDefaultRanges(numSteps, skip);
+  // A range left out is its default in steps of the reference's 100 / 32 schedule (per method), scaled to this one.
+  const range = (key: 'featRange' | 'adainRange' | 'crossAttn32Range' | 'crossAttn64Range'): readonly [number, number] =>
+    given[key] === undefined ? scaleReferenceRange(stepRange(key, pick(key)), numSteps, skip) : stepRange(key, given[key]);
   const options: TransferOptions = {
-    method: oneOf('method', pick('method'), METHOD_NAMES),
+    method,
     domain,
     prompt: given['prompt'] === undefined ? `A photo of a ${domain}` : nonEmptyString('prompt', given['prompt']),
     numSteps,
     skip,
     guidanceScale: numberBetween('guidanceScale', pick('guidanceScale'), 1, MAX_GUIDANCE),
     inversionGuidance: numberBetween('inversionGuidance', pick('inversionGuidance'), 1, MAX_GUIDANCE),
-    featRange: given['featRange'] === undefined ? scaled.featRange : stepRange('featRange', given['featRange']),
-    adainRange: given['adainRange'] === undefined ? scaled.adainRange : stepRange('adainRange', given['adainRange']),
+    featRange: range('featRange'),
+    adainRange: range('adainRange'),
     seed: integerBetween('seed', pick('seed'), 0, Number.MAX_SAFE_INTEGER),
     size: pick('size') as number,
     fit: oneOf('fit', pick('fit'), FITS),
     injection: oneOf('injection', pick('injection'), INJECTIONS),
     device: oneOf('device', pick('device'), DEVICES),
     precision: oneOf('precision', pick('precision'), PRECISIONS),
+    crossAttn32Range: range('crossAttn32Range'),
+    crossAttn64Range: range('crossAttn64Range'),
+    swapGuidanceScale: numberBetween('swapGuidanceScale', pick('swapGuidanceScale'), 1, MAX_GUIDANCE),
+    contrastStrength: numberBetween('contrastStrength', pick('contrastStrength'), 0, MAX_CONTRAST),
+    maskedAdain: boolean('maskedAdain', pick('maskedAdain')),
   };
-  checkRangesFire(options);
+  // Eye-for-an-eye's ranges against its schedule (Cross-Image Attention's act through its own schedule).
+  if (method === 'eye-for-an-eye') checkRangesFire(options);
+  for (const [owner, keys] of Object.entries(METHOD_ONLY_OPTIONS)) {
+    if (owner === method) continue;
+    for (const key of keys) {
+      // its default is accepted (validated options are validated again on their way through the pipeline)
+      const fallback = (DEFAULT_TRANSFER_OPTIONS as Readonly<Record<string, unknown>>)[key];
+      if (given[key] !== undefined && JSON.stringify(given[key]) !== JSON.stringify(fallback)) {
+        throw invalidParameterError(key, `no value with method '${method}' (an option of '${owner}' only)`, given[key]);
+      }
+    }
+  }
+  if (method === 'cia' && options.guidanceScale !== 1) {
+    throw invalidParameterError(
+      'guidanceScale',
+      '1 for Cross-Image Attention (its transfer runs without classifier-free guidance; see swapGuidanceScale)',
+      options.guidanceScale,
+    );
+  }
   const size = options.size;
   if (typeof size !== 'number' || !Number.isInteger(size) || size < MIN_SIZE || size > MAX_SIZE || size % SIZE_MULTIPLE !== 0) {
     throw invalidParameterError('size', `multiple of ${SIZE_MULTIPLE} between ${MIN_SIZE} and ${MAX_SIZE}`, size);
   }
   const structureMask = imageSource('structureMask', given['structureMask']);
   const appearanceMask = imageSource('appearanceMask', given['appearanceMask']);
+  if (given['masks'] !== undefined) options.masks = oneOf('masks', given['masks'], MASK_SOURCES);
+  if (options.masks === 'self-segmentation' && (structureMask !== undefined || appearanceMask !== undefined)) {
+    throw invalidParameterError('masks', "'given' when mask files are given (self-segmentation computes its own masks)", options.masks);
+  }
   if (structureMask !== undefined) options.structureMask = structureMask;
   if (appearanceMask !== undefined) options.appearanceMask = appearanceMask;
   if (given['cacheDir'] !== undefined) options.cacheDir = nonEmptyString('cacheDir', given['cacheDir']);

@@ -12,9 +12,9 @@ import { resolve } from 'node:path';
 import { ddimSchedule } from '../diffusion/ddim-schedule.js';
 import { AbortError, ImageError, invalidParameterError } from '../errors.js';
 import { drawInversionNoise, guidedUNetNoise, invert, toInversionLatent, type GuidedNoise } from '../diffusion/inversion.js';
-import { imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size } from '../io/image.js';
-import { METHODS } from '../methods/index.js';
-import type { BranchInversion, Correspondence } from '../methods/method.js';
+import { gridPng, imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size } from '../io/image.js';
+import { METHODS, type MethodName } from '../methods/index.js';
+import type { BranchInversion, Correspondence, LatentMask } from '../methods/method.js';
 import type { LatentDims } from '../methods/shared/adain.js';
 import { builderFingerprint, weightsIdentity, type CacheLogEntry } from '../runtime/model-cache.js';
 import { StableDiffusionModel } from '../runtime/stable-diffusion.js';
@@ -24,6 +24,7 @@ import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
 import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
 import {
+  optionsForMethod,
   SIZE_MULTIPLE,
   validateTransferOptions,
   workingSize,
@@ -43,6 +44,8 @@ export interface ProgressEvent {
   etaSeconds: number | undefined;
   /** True when the phase was served from the inversion cache. */
   cached?: boolean;
+  /** The method of a 'transfer' / 'decode' phase (compare runs several). */
+  method?: MethodName;
 }
 
 export interface RunControls {
@@ -83,7 +86,7 @@ export interface TransferOutput {
   image: Tensor<'float32'>;
   /** `image` as PNG (working size, the structure image's aspect). */
   png: Buffer;
-  /** The inputs as the model saw them (resized). */
+  /** The inputs as the model saw them (resized); the masks are self-segmentation's (nearest-upscaled) with masks 'self-segmentation'. */
   structure: Tensor<'float32'>;
   appearance: Tensor<'float32'>;
   structureMask: Tensor<'float32'> | undefined;
@@ -202,15 +205,47 @@ export async function prepareTransferInputs(
   };
 }
 
+/** A latent-size 0/1 mask, nearest-upscaled to the working size (each latent pixel covers a block of pixels). */
+function upscaleMask(mask: LatentMask, size: Size): Tensor<'float32'> {
+  const data = new Float32Array(size.width * size.height);
+  for (let y = 0; y < size.height; y++) {
+    const my = Math.min(mask.height - 1, Math.floor((y * mask.height) / size.height));
+    for (let x = 0; x < size.width; x++)
+      data[y * size.width + x] = mask.data[my * mask.width + Math.min(mask.width - 1, Math.floor((x * mask.width) / size.width))]!;
+  }
+  return { dtype: 'float32', dims: [size.height, size.width], data };
+}
+
 /** Seconds since `start` (performance.now()). */
 const since = (start: number): number => (performance.now() - start) / 1000;
 
-function progressReporter(phase: Phase, onProgress: RunControls['onProgress']): (step: number, total: number) => void {
+function progressReporter(phase: Phase, onProgress: RunControls['onProgress'], method?: MethodName): (step: number, total: number) => void {
   const start = performance.now();
   return (step, total) => {
     const elapsed = since(start);
-    onProgress?.({ phase, step, total, etaSeconds: step > 0 ? (elapsed / step) * (total - step) : undefined });
+    onProgress?.({ phase, step, total, etaSeconds: step > 0 ? (elapsed / step) * (total - step) : undefined, ...(method === undefined ? {} : { method }) });
   };
+}
+
+/** The options an inversion depends on: every method of one compare must agree on them. */
+const INVERSION_KEYS = [
+  'prompt',
+  'numSteps',
+  'inversionGuidance',
+  'seed',
+  'size',
+  'structureMask',
+  'appearanceMask',
+] as const satisfies readonly (keyof TransferOptions)[];
+
+/** Options of a compare: TransferOptions without the method (each method's defaults fill the rest). */
+export type CompareOptionsInput = Omit<TransferOptionsInput, 'method'>;
+
+export interface CompareOutput {
+  /** Each method's transfer (the inversions are shared: their timings appear in both). */
+  results: Readonly<Record<MethodName, TransferOutput>>;
+  /** structure | appearance | Eye-for-an-eye | Cross-Image Attention, as PNG. */
+  png: Buffer;
 }
 
 export class TransferPipeline {
@@ -309,15 +344,53 @@ export class TransferPipeline {
    * here (device and cacheDir are the pipeline's own and are ignored at this point).
    */
   async transfer(inputs: TransferInputs, optionsInput: TransferOptionsInput, controls: RunControls = {}): Promise<TransferOutput> {
-    const options = validateTransferOptions(optionsInput);
+    const [result] = await this.transfers(inputs, [validateTransferOptions(optionsInput)], controls);
+    return result!;
+  }
+
+  /**
+   * Both methods side by side from the same inversions (the costly shared part): Eye-for-an-eye and Cross-Image
+   * Attention on the same inputs, plus one picture structure | appearance | Eye-for-an-eye | Cross-Image Attention.
+   * The options apply to both, each method's own defaults filling the rest (guidanceScale is Eye-for-an-eye's only:
+   * Cross-Image Attention runs without classifier-free guidance).
+   */
+  async compare(inputs: TransferInputs, optionsInput: CompareOptionsInput, controls: RunControls = {}): Promise<CompareOutput> {
+    if ('method' in optionsInput)
+      throw invalidParameterError('method', 'no method (compare runs every method)', optionsInput['method' as keyof CompareOptionsInput]);
+    const e4e = validateTransferOptions(optionsForMethod(optionsInput, 'eye-for-an-eye'));
+    const cia = validateTransferOptions(optionsForMethod(optionsInput, 'cia'));
+    const [e4eResult, ciaResult] = await this.transfers(inputs, [e4e, cia], controls);
+    const png = await gridPng([
+      { image: e4eResult!.structure, label: 'structure' },
+      { image: e4eResult!.appearance, label: 'appearance' },
+      { image: e4eResult!.image, label: 'Eye-for-an-eye' },
+      { image: ciaResult!.image, label: 'Cross-Image Attention' },
+    ]);
+    return { results: { 'eye-for-an-eye': e4eResult!, cia: ciaResult! }, png };
+  }
+
+  /**
+   * One or more methods on the same inputs: loading, encoding, text and inversion once (with the first method's
+   * UNet, processors neutral: every method's neutral UNet is the plain FreeU UNet), then each method's loop and
+   * decode. The options must agree on everything the inversion depends on.
+   */
+  private async transfers(inputs: TransferInputs, optionsList: readonly TransferOptions[], controls: RunControls): Promise<TransferOutput[]> {
+    const options = optionsList[0]!;
+    for (const other of optionsList.slice(1)) {
+      for (const key of INVERSION_KEYS) {
+        if (JSON.stringify(other[key]) !== JSON.stringify(options[key])) {
+          throw invalidParameterError(key, `${JSON.stringify(options[key])} for every method of a shared inversion`, other[key]);
+        }
+      }
+    }
     const checkAbort = (): void => {
       if (controls.signal?.aborted === true) throw new AbortError('transfer aborted');
     };
     const timings: Record<string, number> = {};
-    const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const timed = async <T>(name: string, fn: () => Promise<T>, into: Record<string, number> = timings): Promise<T> => {
       const start = performance.now();
       const value = await fn();
-      timings[name] = since(start);
+      into[name] = since(start);
       checkAbort();
       return value;
     };
@@ -334,8 +407,7 @@ export class TransferPipeline {
     const text = await timed('text', () => this.model.encodeText(['', options.prompt])); // [2, 77, C]
     // The loop needs only the UNet: the encoders' memory goes back before it (rebuilt from the graph cache next time).
     if (!this.keepSessions) await this.model.release('vae_encoder', 'text_encoder');
-    const unet = await this.unet(options);
-    const predict = guidedUNetNoise(unet, text);
+    const predict = guidedUNetNoise(await this.unet(options), text);
     const modelIdentity = this.modelIdentity();
 
     // Noise for both images first (app, then struct, from one seeded generator), so a cache hit on one image
@@ -350,63 +422,86 @@ export class TransferPipeline {
     const struct = await timed('inversion-struct', () =>
       this.invertCached({ ...job, role: 'struct', image: structure, x0: x0Struct, noise: noiseStruct }, options, controls),
     );
-
-    const method = METHODS[options.method];
-    const run = await timed('transfer', () =>
-      method.run(
-        {
-          unet,
-          schedule: ddimSchedule(this.model.schedulerConfig),
-          app: app.inv,
-          struct: struct.inv,
-          latentDims,
-          embeddings: { uncond: reshape(sliceFirst(text, 0), [1, ...text.dims.slice(1)]), cond: reshape(sliceFirst(text, 1), [1, ...text.dims.slice(1)]) },
-          structureMask,
-          appearanceMask,
-          onStep: progressReporter('transfer', controls.onProgress),
-          signal: controls.signal,
+    const shared = { ...timings };
+    const sharedSeconds = since(t0);
+    const outputs: TransferOutput[] = [];
+    for (const methodOptions of optionsList) {
+      // progress events name the method when several run
+      const tag = optionsList.length > 1 ? methodOptions.method : undefined;
+      const own: Record<string, number> = { ...shared };
+      const t1 = performance.now();
+      const unet = await this.unet(methodOptions);
+      const method = METHODS[methodOptions.method];
+      const run = await timed(
+        'transfer',
+        () =>
+          method.run(
+            {
+              unet,
+              schedule: ddimSchedule(this.model.schedulerConfig),
+              app: app.inv,
+              struct: struct.inv,
+              latentDims,
+              embeddings: {
+                uncond: reshape(sliceFirst(text, 0), [1, ...text.dims.slice(1)]),
+                cond: reshape(sliceFirst(text, 1), [1, ...text.dims.slice(1)]),
+              },
+              structureMask,
+              appearanceMask,
+              onStep: progressReporter('transfer', controls.onProgress, tag),
+              signal: controls.signal,
+            },
+            { ...methodOptions, forcedMatches: inputs.forcedMatches },
+          ),
+        own,
+      );
+      Object.assign(own, run.timings ?? {});
+      // Masks the method computed (self-segmentation) are reported like given ones: 0/1 at the working size.
+      const computed =
+        run.masks === undefined ? undefined : { structure: upscaleMask(run.masks.structure, size), appearance: upscaleMask(run.masks.appearance, size) };
+      const { image, png } = await timed(
+        'decode',
+        async () => {
+          controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined, ...(tag === undefined ? {} : { method: tag }) });
+          const decoded = await this.model.decodeLatent({ dtype: 'float32', dims: [1, c, lh, lw], data: run.latents[0]! });
+          if (!this.keepSessions) await this.model.release('vae_decoder');
+          const clamped: Tensor<'float32'> = { dtype: 'float32', dims: decoded.dims, data: decoded.data.map((v) => Math.min(Math.max(v, -1), 1)) };
+          const encoded = await tensorToPng(clamped);
+          controls.onProgress?.({ phase: 'decode', step: 1, total: 1, etaSeconds: 0, ...(tag === undefined ? {} : { method: tag }) });
+          return { image: clamped, png: encoded };
         },
-        { ...options, forcedMatches: inputs.forcedMatches },
-      ),
-    );
-
-    const { image, png } = await timed('decode', async () => {
-      controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined });
-      const decoded = await this.model.decodeLatent({ dtype: 'float32', dims: [1, c, lh, lw], data: run.latents[0]! });
-      if (!this.keepSessions) await this.model.release('vae_decoder');
-      const clamped: Tensor<'float32'> = { dtype: 'float32', dims: decoded.dims, data: decoded.data.map((v) => Math.min(Math.max(v, -1), 1)) };
-      const encoded = await tensorToPng(clamped);
-      controls.onProgress?.({ phase: 'decode', step: 1, total: 1, etaSeconds: 0 });
-      return { image: clamped, png: encoded };
-    });
-    timings['total'] = since(t0);
-    const latentSize = { width: lw, height: lh };
-    return {
-      image,
-      png,
-      structure,
-      appearance,
-      structureMask,
-      appearanceMask,
-      matches: run.correspondence,
-      timings,
-      metadata: {
-        options,
-        model: { ...this.source, identityHash: createHash('sha256').update(JSON.stringify(modelIdentity)).digest('hex').slice(0, 16) },
-        workingSize: size,
-        latentSize,
-        structureSize: loaded.structureSize,
-        appearanceSize: loaded.appearanceSize,
-        inversionCache: { app: app.hit ? 'hit' : 'miss', struct: struct.hit ? 'hit' : 'miss', dir: this.cacheDir },
-        hookSites: [...unet.info.processed],
-        cache: {
-          dir: this.cacheDir,
-          writable: this.model.cache.writable,
-          ...(this.model.cache.notWritableReason === undefined ? {} : { notWritableReason: this.model.cache.notWritableReason }),
+        own,
+      );
+      // total: the shared part plus this method's own (for the first method, everything up to here)
+      own['total'] = sharedSeconds + since(t1);
+      outputs.push({
+        image,
+        png,
+        structure,
+        appearance,
+        structureMask: structureMask ?? computed?.structure,
+        appearanceMask: appearanceMask ?? computed?.appearance,
+        matches: run.correspondence,
+        timings: own,
+        metadata: {
+          options: methodOptions,
+          model: { ...this.source, identityHash: createHash('sha256').update(JSON.stringify(modelIdentity)).digest('hex').slice(0, 16) },
+          workingSize: size,
+          latentSize: { width: lw, height: lh },
+          structureSize: loaded.structureSize,
+          appearanceSize: loaded.appearanceSize,
+          inversionCache: { app: app.hit ? 'hit' : 'miss', struct: struct.hit ? 'hit' : 'miss', dir: this.cacheDir },
+          hookSites: [...unet.info.processed],
+          cache: {
+            dir: this.cacheDir,
+            writable: this.model.cache.writable,
+            ...(this.model.cache.notWritableReason === undefined ? {} : { notWritableReason: this.model.cache.notWritableReason }),
+          },
+          graphCache: [...this.model.cache.log],
         },
-        graphCache: [...this.model.cache.log],
-      },
-    };
+      });
+    }
+    return outputs;
   }
 
   async dispose(): Promise<void> {

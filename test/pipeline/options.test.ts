@@ -24,6 +24,11 @@ test('defaults: the authors example run, prompt from the domain', () => {
       injection: 'match',
       device: 'cpu',
       precision: 'fp32',
+      crossAttn32Range: [10, 70],
+      crossAttn64Range: [10, 90],
+      swapGuidanceScale: 3.5,
+      contrastStrength: 1.67,
+      maskedAdain: true,
     },
   );
   assert.equal(DEFAULT_TRANSFER_OPTIONS.numSteps, 100);

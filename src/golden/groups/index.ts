@@ -9,6 +9,9 @@ import { runTransferGroup } from './transfer.js';
 import { runNonsquareGroup } from './nonsquare.js';
 import { runImagesGroup } from './images.js';
 import { runSamhqGroup } from './samhq.js';
+import { runCIAUNetGroup } from './cia-unet.js';
+import { runCIATransferGroup } from './cia-transfer.js';
+import { runSegmentGroup } from './segment.js';
 
 export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   text: runTextGroup,
@@ -26,4 +29,7 @@ export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   nonsquare: runNonsquareGroup,
   images: runImagesGroup,
   samhq: runSamhqGroup,
+  cia_unet: runCIAUNetGroup,
+  cia_transfer: runCIATransferGroup,
+  segment: runSegmentGroup,
 };

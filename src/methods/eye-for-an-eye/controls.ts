@@ -108,3 +108,13 @@ export function matchesOf(outputs: Readonly<Record<string, Tensor>>, sites: read
   }
   return matches;
 }
+
+/**
+ * The sites the method's processor acts at: the processed modules that read Eye-for-an-eye's inputs (a UNet built
+ * with self-segmentation's map recording has further processed modules that only record).
+ */
+export function e4eSitesOf(unet: {
+  readonly info: { readonly processed: readonly string[]; readonly neutralFeeds: Readonly<Record<string, unknown>> };
+}): string[] {
+  return unet.info.processed.filter((site) => E4E_INPUT.forced(site) in unet.info.neutralFeeds);
+}

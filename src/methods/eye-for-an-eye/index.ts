@@ -9,9 +9,12 @@ import type { UNetVariant } from '../../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../../runtime/unet-runner.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { Correspondence, MethodInputs, MethodOutput, TransferMethod } from '../method.js';
+import { batchRow, Branch } from '../shared/branches.js';
 import { downMask } from '../shared/masks.js';
-import type { Injection } from './controls.js';
-import { runE4ELoop, type TransferTrace } from './loop.js';
+import { segmentationCall, withSegmentationMaps, type SegmentationMasks } from '../shared/self-segmentation/index.js';
+import { e4eSitesOf, type Injection } from './controls.js';
+import { runE4ELoop, type E4ELoopOptions, type TransferTrace } from './loop.js';
+import { adainAfterIteration } from './schedule.js';
 import { featureInjectionProcessor } from './processor.js';
 
 export interface E4EOptions {
@@ -30,6 +33,15 @@ export interface E4EOptions {
    * the cosine argmax decide.
    */
   readonly forcedMatches?: ((iteration: number, site: string) => BigInt64Array | undefined) | undefined;
+  /**
+   * 'self-segmentation' (an extension; the official code crashes on this path, docs/method.md §7a): masked AdaIN
+   * with masks clustered from the attention maps of the first AdaIN iteration's UNet call (cond rows of the
+   * appearance and structure), scored against the domain word in the prompt. Default: the given masks.
+   */
+  readonly masks?: 'given' | 'self-segmentation' | undefined;
+  /** The prompt and object word, for self-segmentation's cluster-to-noun scoring. */
+  readonly prompt?: string | undefined;
+  readonly domain?: string | undefined;
 }
 
 /** The up blocks of the default sites: the two highest-resolution ones with attention (SD: up_blocks.2 and 3). */
@@ -48,10 +60,43 @@ export function e4eProcessorPlan(config: UNetConfig, hookSites?: readonly string
   };
 }
 
-export function e4eUNetVariant(config: UNetConfig, hookSites?: readonly string[]): UNetVariant {
+export function e4eUNetVariant(config: UNetConfig, hookSites?: readonly string[], selfSegmentation = false): UNetVariant {
+  const plan = e4eProcessorPlan(config, hookSites);
+  const key = { method: 'eye-for-an-eye', sites: hookSites ?? 'default' };
+  if (selfSegmentation)
+    return { freeu: true, processors: { name: 'e4e-seg', key: { ...key, selfSegmentation: true }, plan: withSegmentationMaps(plan, config) } };
+  return { freeu: true, processors: { name: 'e4e', key, plan } };
+}
+
+/** The loop's self-segmentation step: recorded at the first AdaIN iteration (none when AdaIN never runs). */
+function segmentationStep(
+  options: E4EOptions,
+  latent: { height: number; width: number },
+  onMasks: (m: SegmentationMasks) => void,
+): E4ELoopOptions['segmentation'] {
+  if (options.masks !== 'self-segmentation') return undefined;
+  const adainRange = { start: options.adainRange[0], end: options.adainRange[1] };
+  const iterations = options.numSteps - options.skip;
+  const iteration = Array.from({ length: iterations }, (_, i) => i).find((i) => adainAfterIteration(i, adainRange));
+  if (iteration === undefined) return undefined;
+  if (options.prompt === undefined || options.domain === undefined) {
+    throw new InvalidParameterError("masks 'self-segmentation' needs the prompt and the domain (the object word the clusters are scored against)");
+  }
+  const guided = options.guidanceScale > 1;
+  const call = segmentationCall({
+    rows: { style: batchRow(Branch.Style, 'cond', guided), struct: batchRow(Branch.Struct, 'cond', guided) },
+    latent,
+    prompt: options.prompt,
+    objectNouns: [options.domain],
+  });
   return {
-    freeu: true,
-    processors: { name: 'e4e', key: { method: 'eye-for-an-eye', sites: hookSites ?? 'default' }, plan: e4eProcessorPlan(config, hookSites) },
+    iteration,
+    feeds: call.feeds,
+    masks: (outputs) => {
+      const masks = call.masks(outputs);
+      onMasks(masks);
+      return masks;
+    },
   };
 }
 
@@ -63,7 +108,7 @@ function forcedFor(
 ): (iteration: number) => Record<string, BigInt64Array> | undefined {
   return (iteration) => {
     const forced: Record<string, BigInt64Array> = {};
-    for (const site of unet.info.processed) {
+    for (const site of e4eSitesOf(unet)) {
       const m = source(iteration, site);
       if (m === undefined) continue;
       const map = tokenMapSize(unet.site(site), latent);
@@ -80,7 +125,7 @@ function forcedFor(
 
 /** Matches of the finest processed layer at the last iteration that ran the matching. */
 export function lastCorrespondence(trace: TransferTrace, unet: UNetRunner, latent: { height: number; width: number }): Correspondence | undefined {
-  const sites = unet.info.processed.map((p) => unet.site(p));
+  const sites = e4eSitesOf(unet).map((p) => unet.site(p));
   const finest = sites.reduce<AttentionSite | undefined>((best, s) => (best === undefined || s.level <= best.level ? s : best), undefined);
   if (finest === undefined) return undefined;
   const rows = trace.matches[finest.modulePath] ?? [];
@@ -93,7 +138,7 @@ export function lastCorrespondence(trace: TransferTrace, unet: UNetRunner, laten
 
 export const eyeForAnEye: TransferMethod<E4EOptions> = {
   name: 'eye-for-an-eye',
-  unet: (config, options) => e4eUNetVariant(config, options.hookSites),
+  unet: (config, options) => e4eUNetVariant(config, options.hookSites, options.masks === 'self-segmentation'),
   async run(inputs: MethodInputs, options: E4EOptions): Promise<MethodOutput> {
     const [, lh, lw] = inputs.latentDims;
     const latent = { height: lh, width: lw };
@@ -103,6 +148,9 @@ export const eyeForAnEye: TransferMethod<E4EOptions> = {
     const down = (mask: Tensor<'float32'> | undefined, like: Tensor<'float32'>): Float32Array =>
       downMask(mask ?? { dtype: 'float32', dims: like.dims, data: new Float32Array(like.data.length).fill(1) }, lh, lw);
     const adainMasks = anyMask === undefined ? undefined : { structure: down(structureMask, anyMask), appearance: down(appearanceMask, anyMask) };
+    let segmented: SegmentationMasks | undefined;
+    const segmentation = segmentationStep(options, latent, (m) => (segmented = m));
+    if (segmentation !== undefined && anyMask !== undefined) throw new InvalidParameterError("masks 'self-segmentation' cannot be combined with given masks");
     const { latents, trace } = await runE4ELoop(inputs, {
       numSteps: options.numSteps,
       skip: options.skip,
@@ -112,7 +160,10 @@ export const eyeForAnEye: TransferMethod<E4EOptions> = {
       injection: options.injection,
       adainMasks,
       forcedMatches: options.forcedMatches === undefined ? undefined : forcedFor(options.forcedMatches, inputs.unet, latent),
+      segmentation,
     });
-    return { latents, correspondence: lastCorrespondence(trace, inputs.unet, latent) };
+    const masks = segmented === undefined ? undefined : { structure: segmented.result.masks.structure, appearance: segmented.result.masks.appearance };
+    const extra = segmented === undefined ? {} : { masks, timings: { 'self-segmentation': segmented.seconds } };
+    return { latents, correspondence: lastCorrespondence(trace, inputs.unet, latent), ...extra };
   },
 };

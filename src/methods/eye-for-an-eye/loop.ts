@@ -10,7 +10,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import type { MethodInputs } from '../method.js';
 import { adain, maskedAdain } from '../shared/adain.js';
 import { Branch, branchBatch, branchContext, branchNoise, initialBranches, stepBranches } from '../shared/branches.js';
-import { e4eFeeds, injectionSlots, matchesOf, type Injection } from './controls.js';
+import { e4eFeeds, e4eSitesOf, injectionSlots, matchesOf, type Injection } from './controls.js';
 import { adainAfterIteration, injectionMode, stepSeenByUnet, type StepRange } from './schedule.js';
 
 export interface E4ELoopOptions {
@@ -22,6 +22,17 @@ export interface E4ELoopOptions {
   injection: Injection;
   /** Masks at latent size for AdaIN (absent: plain AdaIN). */
   adainMasks?: { structure: Float32Array; appearance: Float32Array } | undefined;
+  /**
+   * Self-segmentation (methods/shared/self-segmentation): the UNet call of `iteration` also gets `feeds` (the map
+   * recording), and `masks` turns that call's outputs into the AdaIN masks used from this iteration on.
+   */
+  segmentation?:
+    | {
+        iteration: number;
+        feeds: Readonly<Record<string, Tensor>>;
+        masks(outputs: Readonly<Record<string, Tensor>>): { structure: Float32Array; appearance: Float32Array };
+      }
+    | undefined;
   /** Forced matches per iteration and site (parity mode); undefined: the argmax decides. */
   forcedMatches?: ((iteration: number) => Readonly<Record<string, BigInt64Array>> | undefined) | undefined;
 }
@@ -54,7 +65,7 @@ export async function runE4ELoop(inputs: LoopInputs, options: E4ELoopOptions): P
   const { numSteps, skip } = options;
   if (!(Number.isInteger(skip) && skip >= 0 && skip < numSteps)) throw invalidParameterError('skip', `integer between 0 and ${numSteps - 1}`, skip);
   const unet: UNetRunner = inputs.unet;
-  const sites = unet.info.processed;
+  const sites = e4eSitesOf(unet);
   const timesteps = inputs.schedule.timesteps(numSteps).slice(skip);
   const init = initialBranches(inputs.app, inputs.struct, skip);
   let latents = init.latents;
@@ -63,6 +74,8 @@ export async function runE4ELoop(inputs: LoopInputs, options: E4ELoopOptions): P
   const context = branchContext(inputs.embeddings, guided);
   const size = inputs.latentDims.reduce((a, b) => a * b, 1);
   const trace: TransferTrace = { timesteps, modelSteps: [], noisePred: [], latents: [], latent0BeforeAdain: [], adainIterations: [], matches: {} };
+  let adainMasks = options.adainMasks;
+  const segmentation = options.segmentation;
 
   for (let i = 0; i < timesteps.length; i++) {
     if (inputs.signal?.aborted === true) throw new AbortError('transfer aborted');
@@ -81,13 +94,15 @@ export async function runE4ELoop(inputs: LoopInputs, options: E4ELoopOptions): P
       sites,
       sample.dims[0]!,
     );
-    const result = await unet.call({ sample, timestep: t, encoderHiddenStates: context, feeds });
+    const recording = segmentation !== undefined && segmentation.iteration === i;
+    const result = await unet.call({ sample, timestep: t, encoderHiddenStates: context, feeds: recording ? { ...feeds, ...segmentation.feeds } : feeds });
+    if (recording) adainMasks = segmentation.masks(result.outputs);
     const eps = branchNoise(result.noise.data, size, guided, options.guidanceScale);
     latents = stepBranches(latents, eps, init.branches, { schedule: inputs.schedule, timestep: t, numSteps, zIndex: skip + i });
     if (adainAfterIteration(i, options.adainRange)) {
       trace.latent0BeforeAdain.push(latents[Branch.Out]!);
       trace.adainIterations.push(i);
-      const masks = options.adainMasks;
+      const masks = adainMasks;
       latents[Branch.Out] =
         masks !== undefined
           ? maskedAdain(latents[Branch.Out]!, latents[Branch.Style]!, masks.structure, masks.appearance, inputs.latentDims)

@@ -83,13 +83,18 @@ export function scaledDefaultSkip(numSteps: number): number {
  * other schedule they cover the same fractions of the transfer (both run to its end, as the reference's do).
  */
 export function scaledDefaultRanges(numSteps: number, skip: number): { featRange: readonly [number, number]; adainRange: readonly [number, number] } {
+  return {
+    featRange: scaleReferenceRange(REFERENCE_RANGES.featRange, numSteps, skip),
+    adainRange: scaleReferenceRange(REFERENCE_RANGES.adainRange, numSteps, skip),
+  };
+}
+
+/** A range given in steps of the reference's 100 / 32 schedule, scaled to `numSteps - skip` iterations (as above). */
+export function scaleReferenceRange(r: readonly [number, number], numSteps: number, skip: number): readonly [number, number] {
   const iterations = numSteps - skip;
   const reference = REFERENCE_SCHEDULE.numSteps - REFERENCE_SCHEDULE.skip;
-  const scale = (r: readonly [number, number]): readonly [number, number] => {
-    const start = Math.round((r[0] * iterations) / reference);
-    return Object.freeze([start, Math.max(start + 1, Math.round((r[1] * iterations) / reference))] as const);
-  };
-  return { featRange: scale(REFERENCE_RANGES.featRange), adainRange: scale(REFERENCE_RANGES.adainRange) };
+  const start = Math.round((r[0] * iterations) / reference);
+  return Object.freeze([start, Math.max(start + 1, Math.round((r[1] * iterations) / reference))] as const);
 }
 
 /** The steps the UNet sees over a transfer of `iterations` iterations (with the one-step lag): 0 .. max(iterations - 2, 0). */
