@@ -307,6 +307,8 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   const domain = nonEmptyString('domain', given['domain']);
   const numSteps = integerBetween('numSteps', pick('numSteps'), 1, MAX_STEPS);
   const skip = integerBetween('skip', given['skip'] ?? scaledDefaultSkip(numSteps), 0, numSteps - 1);
+  const isRangeKey = (key: string): key is 'featRange' | 'adainRange' | 'crossAttn32Range' | 'crossAttn64Range' =>
+    key === 'featRange' || key === 'adainRange' || key === 'crossAttn32Range' || key === 'crossAttn64Range';
   // A range left out is its default in steps of the reference's 100 / 32 schedule (per method), scaled to this one.
   const range = (key: 'featRange' | 'adainRange' | 'crossAttn32Range' | 'crossAttn64Range'): readonly [number, number] =>
     given[key] === undefined ? scaleReferenceRange(stepRange(key, pick(key)), numSteps, skip) : stepRange(key, given[key]);
@@ -337,9 +339,11 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   for (const [owner, keys] of Object.entries(METHOD_ONLY_OPTIONS)) {
     if (owner === method) continue;
     for (const key of keys) {
-      // its default is accepted (validated options are validated again on their way through the pipeline)
+      // its default is accepted, as given or scaled to this schedule (validated options are validated again on their
+      // way through the pipeline)
       const fallback = (DEFAULT_TRANSFER_OPTIONS as Readonly<Record<string, unknown>>)[key];
-      if (given[key] !== undefined && JSON.stringify(given[key]) !== JSON.stringify(fallback)) {
+      const defaults = [fallback, ...(isRangeKey(key) ? [scaleReferenceRange(fallback as readonly [number, number], numSteps, skip)] : [])];
+      if (given[key] !== undefined && !defaults.some((d) => JSON.stringify(given[key]) === JSON.stringify(d))) {
         throw invalidParameterError(key, `no value with method '${method}' (an option of '${owner}' only)`, given[key]);
       }
     }

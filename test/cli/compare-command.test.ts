@@ -104,7 +104,7 @@ test('compare: one inversion, both methods, compare.png (4 panels) and each meth
   assert.equal(run.err.match(/^inversion-struct: /gm)?.length, 1);
   assert.match(run.err, /^transfer \(eye-for-an-eye\): 4\/4 in /m);
   assert.match(run.err, /^transfer \(cia\): 4\/4 in /m);
-  assert.deepEqual(readdirSync(outDir).sort(), ['cia', 'compare.png', 'eye-for-an-eye']);
+  assert.deepEqual(readdirSync(outDir).sort(), ['cia', 'compare.png', 'eye-for-an-eye', 'run.json']);
   const m = await sharp(join(outDir, 'compare.png')).metadata();
   assert.deepEqual([m.width, m.height], [4 * 128, 128 + 24]);
   assert.deepEqual(readdirSync(join(outDir, 'eye-for-an-eye')).sort(), [
@@ -122,7 +122,7 @@ test('compare: one inversion, both methods, compare.png (4 panels) and each meth
   assert.deepEqual([e4e.options.method, cia.options.method], ['eye-for-an-eye', 'cia']);
   assert.deepEqual([e4e.options.guidanceScale, cia.options.guidanceScale], [2.5, 1]);
   // the same inversion (and its timings) for both
-  assert.deepEqual(cia.cache, e4e.cache);
+  assert.deepEqual([cia.cache.inversion, cia.cache.dir], [e4e.cache.inversion, e4e.cache.dir]);
   assert.equal(cia.timings['inversion-app'], e4e.timings['inversion-app']);
   // the panels are the runs' results
   const picture = await sharp(join(outDir, 'compare.png')).raw().toBuffer({ resolveWithObject: true });
@@ -138,6 +138,18 @@ test('compare: one inversion, both methods, compare.png (4 panels) and each meth
   };
   await panel(join(outDir, 'eye-for-an-eye', 'result.png'), 2);
   await panel(join(outDir, 'cia', 'result.png'), 3);
+  const top = JSON.parse(readFileSync(join(outDir, 'run.json'), 'utf8'));
+  assert.deepEqual(top.outputs, ['compare.png', 'eye-for-an-eye', 'cia', 'run.json']);
+  assert.deepEqual(top.runs, { 'eye-for-an-eye': 'eye-for-an-eye/run.json', cia: 'cia/run.json' });
+
+  // The folder holds an earlier compare run now: refused before computing without --overwrite, replaced with it.
+  const again = await cli(runCompareCommand, compareArgs(outDir));
+  assert.equal(again.code, 1);
+  assert.match(again.err, /the output folder holds an earlier run \(cia, compare\.png, eye-for-an-eye, run\.json\)\n  hint: pass --overwrite/);
+  assert.doesNotMatch(again.err, /inversion-app/);
+  const replaced = await cli(runCompareCommand, compareArgs(outDir, ['--overwrite']));
+  assert.equal(replaced.code, 0, replaced.err);
+  assert.deepEqual(readdirSync(outDir).sort(), ['cia', 'compare.png', 'eye-for-an-eye', 'run.json']);
 });
 
 test('compare: --method is a usage error; an unusable option is named by its flag; nothing is written', async () => {
