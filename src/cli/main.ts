@@ -4,6 +4,7 @@
 import { E4EError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { runGoldenCommand, GOLDEN_HELP } from './golden-command.js';
+import { runServeCommand, SERVE_HELP } from './serve-command.js';
 import { runTransferCommand, TRANSFER_HELP } from './transfer-command.js';
 
 const HELP = `eye4eye ${VERSION} - Eye-for-an-eye appearance transfer on Stable Diffusion (ONNX Runtime)
@@ -11,6 +12,7 @@ const HELP = `eye4eye ${VERSION} - Eye-for-an-eye appearance transfer on Stable 
 Usage:
   eye4eye transfer --structure FILE --appearance FILE --domain NAME [options]   appearance transfer
   eye4eye golden <case-dir> [--only GROUPS] [--save FILE]   compare our implementation with a golden case
+  eye4eye serve [--port N] [--host H] [--model ID|DIR]       the local web page and JSON API
   eye4eye --help | -h                                     this help
   eye4eye --version | -v                                  the version
 
@@ -18,6 +20,8 @@ Commands:
 ${TRANSFER_HELP}
 
 ${GOLDEN_HELP}
+
+${SERVE_HELP}
 `;
 
 export async function main(
@@ -40,6 +44,8 @@ export async function main(
         return 0;
       case 'transfer':
         return await runTransferCommand(rest, { out, err, isTTY: process.stderr.isTTY === true });
+      case 'serve':
+        return await runServeCommand(rest, { out, err });
       case 'golden':
         return await runGoldenCommand(rest, out, err);
       default:

@@ -36,8 +36,18 @@ export interface ProgressEvent {
   cached?: boolean;
 }
 
+/** The result branch's latent after a transfer step (for cheap previews, e.g. a linear latent-to-RGB map). */
+export interface LatentEvent {
+  step: number;
+  total: number;
+  /** [1, C, h, w] in the model's latent space (VAE latent x scaling factor); a copy the callee may keep. */
+  latent: Tensor<'float32'>;
+}
+
 export interface RunControls {
   onProgress?: (event: ProgressEvent) => void;
+  /** Called after each transfer step with the current result latent. */
+  onLatent?: (event: LatentEvent) => void;
   signal?: AbortSignal;
 }
 
@@ -142,6 +152,17 @@ function progressReporter(phase: Phase, onProgress: RunControls['onProgress']): 
   return (step, total) => {
     const elapsed = since(start);
     onProgress?.({ phase, step, total, etaSeconds: step > 0 ? (elapsed / step) * (total - step) : undefined });
+  };
+}
+
+function latentReporter(
+  report: (step: number, total: number) => void,
+  dims: readonly number[],
+  onLatent: RunControls['onLatent'],
+): (step: number, total: number, latent: Float32Array) => void {
+  return (step, total, latent) => {
+    report(step, total);
+    onLatent?.({ step, total, latent: { dtype: 'float32', dims, data: Float32Array.from(latent) } });
   };
 }
 
@@ -298,7 +319,7 @@ export class TransferPipeline {
           embeddings: { uncond: reshape(sliceFirst(text, 0), [1, ...text.dims.slice(1)]), cond: reshape(sliceFirst(text, 1), [1, ...text.dims.slice(1)]) },
           structureMask,
           appearanceMask,
-          onStep: progressReporter('transfer', controls.onProgress),
+          onStep: latentReporter(progressReporter('transfer', controls.onProgress), [1, c, lh, lw], controls.onLatent),
           signal: controls.signal,
         },
         { ...options, forcedMatches: inputs.forcedMatches },
