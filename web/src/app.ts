@@ -163,6 +163,7 @@ function follow(job: JobSummary): void {
     $<HTMLButtonElement>('cancel').disabled = true;
     message(text, error);
     void refreshRuns();
+    void refreshQueue();
   };
   source.addEventListener('done', (e) => {
     const d = data(e);

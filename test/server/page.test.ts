@@ -1,0 +1,151 @@
+/**
+ * The page in Debian's Chromium (playwright-core, headless) on the tiny model: both images uploaded, the structure
+ * mask from a file shown as an overlay, a box dragged on the appearance image (without a SAM model the page shows
+ * the server's "no --sam-model given" message; with one, the mask), an option error with the library's message,
+ * a run with progress, the result, and a hover on the correspondence view. Screenshots go to test-artifacts/ and
+ * must not be blank.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { repoRoot } from '../helpers/paths.js';
+import { EXAMPLES, testServer, type TestServer } from './helpers.js';
+
+// The callbacks below run in the page; the test's own program has no DOM types (tsconfig lib: ES2023).
+/* eslint-disable @typescript-eslint/no-explicit-any */
+declare const document: any;
+type HTMLCanvasElement = any;
+type HTMLImageElement = any;
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const ARTIFACTS = join(repoRoot, 'test-artifacts', 'page');
+
+let server: TestServer;
+let browser: Browser;
+
+/** A screenshot saved as an artifact; its pixels must vary (not a blank page). */
+async function shot(page: Page, name: string, selector?: string): Promise<number> {
+  const path = join(ARTIFACTS, `${name}.png`);
+  if (selector === undefined) await page.screenshot({ path, fullPage: true });
+  else await page.locator(selector).screenshot({ path });
+  const stats = await sharp(path).greyscale().stats();
+  const stdev = stats.channels[0]!.stdev;
+  assert.ok(stdev > 8, `${name}.png looks blank (grey standard deviation ${stdev.toFixed(2)})`);
+  return stdev;
+}
+
+before(async () => {
+  if (!existsSync(CHROMIUM)) return;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  server = await testServer();
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.cleanup();
+});
+
+test('the page: images, masks, options, run, progress, result, correspondence', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} not installed (apt-get install chromium)`, timeout: 90_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(server.url);
+  await page.locator('#opt-domain').waitFor();
+  assert.match((await page.locator('#model-info').textContent()) ?? '', /sd1-tiny/);
+
+  // Both images; the structure mask from a file, drawn as an overlay on its canvas.
+  await page.setInputFiles('[data-testid=structure-file]', join(EXAMPLES, 'bird-blue.png'));
+  await page.setInputFiles('[data-testid=appearance-file]', join(EXAMPLES, 'bird-red.png'));
+  await page.locator('[data-testid=structure-canvas]').waitFor({ state: 'visible' });
+  const sample = (): Promise<{ inside: number[]; corner: number[] }> =>
+    page.evaluate(() => {
+      const c: HTMLCanvasElement = document.querySelector('[data-testid=structure-canvas]');
+      const ctx = c.getContext('2d');
+      const px = (x: number, y: number): number[] => [...ctx.getImageData(Math.round(x * c.width), Math.round(y * c.height), 1, 1).data];
+      return { inside: px(0.5, 0.5), corner: px(0.02, 0.02) };
+    });
+  const before = await sample();
+  await page.check('[data-testid=structure-mode-file]');
+  await page.setInputFiles('[data-testid=structure-mask-file]', join(EXAMPLES, 'bird-blue-mask.png'));
+  await page.waitForFunction(() => document.querySelector('[data-testid=structure-mask-status]')?.textContent === 'mask from file');
+  // The overlay darkens the background and tints the object: a corner pixel is darker, the bird's centre bluer.
+  const masked = await sample();
+  const sum = (p: number[]): number => p[0]! + p[1]! + p[2]!;
+  assert.ok(sum(masked.corner) < sum(before.corner) - 60, `background darkened: ${before.corner.join(',')} -> ${masked.corner.join(',')}`);
+  assert.ok(masked.inside[2]! > before.inside[2]! + 20, `object tinted: ${before.inside.join(',')} -> ${masked.inside.join(',')}`);
+
+  // A box dragged on the appearance image goes to /api/segment.
+  await page.check('[data-testid=appearance-mode-sam]');
+  const box = (await page.locator('[data-testid=appearance-canvas]').boundingBox())!;
+  await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.6, { steps: 5 });
+  await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.8, { steps: 5 });
+  await page.mouse.up();
+  const status = page.locator('[data-testid=appearance-mask-status]');
+  await page.waitForFunction(() => !/segmenting/.test(document.querySelector('[data-testid=appearance-mask-status]')?.textContent ?? 'segmenting'));
+  const said = (await status.textContent()) ?? '';
+  const info = await (await page.request.get(`${server.url}api/info`)).json();
+  if (info.sam === true) assert.match(said, /^mask in \d+\.\d+ s \(score/);
+  else assert.match(said, /^no --sam-model given/);
+  await shot(page, 'inputs', '.inputs');
+  // Without SAM-HQ the appearance mask comes from a file too.
+  if (info.sam !== true) {
+    await page.check('[data-testid=appearance-mode-file]');
+    await page.setInputFiles('[data-testid=appearance-mask-file]', join(EXAMPLES, 'bird-red-mask.png'));
+    await page.waitForFunction(() => document.querySelector('[data-testid=appearance-mask-status]')?.textContent === 'mask from file');
+  }
+
+  // The library's message for a bad option, by its field; then the fast settings of the tiny model.
+  await page.fill('#opt-domain', 'bird');
+  await page.fill('#opt-steps', 'abc');
+  await page.waitForFunction(() => /--steps: expected a number/.test(document.querySelector('[data-error-for=steps]')?.textContent ?? ''));
+  for (const [flag, value] of [
+    ['steps', '6'],
+    ['skip', '2'],
+    ['feat-range', '1,5'],
+    ['adain-range', '2,6'],
+    ['size', '128'],
+  ] as const)
+    await page.fill(`#opt-${flag}`, value);
+  await page.waitForFunction(() => document.querySelector('[data-error-for=steps]')?.textContent === '');
+
+  // Run: progress seen, then the result and the correspondence view.
+  await page.click('#run');
+  await page.waitForFunction(() => /step \d+ of \d+/.test(document.getElementById('progress-numbers')?.textContent ?? ''), undefined, { timeout: 30_000 });
+  const phase = (await page.locator('#phase').textContent()) ?? '';
+  assert.match(phase, /^(inversion-app|inversion-struct|transfer|decode|done)/);
+  await page.locator('#result').waitFor({ state: 'visible', timeout: 45_000 });
+  await page.waitForFunction(() => {
+    const img = document.getElementById('result-image') as HTMLImageElement;
+    return img.complete && img.naturalWidth === 128 && /matches of up_blocks/.test(document.getElementById('correspondence-info')?.textContent ?? '');
+  });
+  assert.match((await page.locator('#run-message').textContent()) ?? '', /^done in/);
+  assert.equal(await page.locator('#result-masks img').count(), 2);
+  assert.ok((await page.locator('#downloads a').allTextContents()).includes('run.json'));
+
+  const canvas = (await page.locator('#correspondence').boundingBox())!;
+  const side = (canvas.width - 16 * (canvas.width / (await page.locator('#correspondence').evaluate((c: HTMLCanvasElement) => c.width)))) / 2;
+  await page.mouse.move(canvas.x + side * 0.5, canvas.y + canvas.height * 0.5);
+  const forward = (await page.locator('#correspondence-info').textContent()) ?? '';
+  assert.match(forward, /^result token \d+ (took its features from appearance token \d+|kept its own features)/);
+  await shot(page, 'correspondence-hover', '#correspondence');
+  await page.mouse.move(canvas.x + canvas.width - side * 0.5, canvas.y + canvas.height * 0.5);
+  assert.match((await page.locator('#correspondence-info').textContent()) ?? '', /^appearance token \d+ gave its features to \d+ result tokens?/);
+
+  // Past runs list the finished run; the whole page with a hovered token.
+  // (A viewport as tall as the page, so that the capture does not resize it and drop the hover.)
+  await page.waitForFunction(() => document.querySelectorAll('#runs li.run').length === 1);
+  await page.setViewportSize({ width: 1360, height: await page.evaluate(() => document.documentElement.scrollHeight) });
+  await page.evaluate(() => document.defaultView.scrollTo(0, 0));
+  const still = (await page.locator('#correspondence').boundingBox())!;
+  await page.mouse.move(still.x + side * 0.45, still.y + still.height * 0.4);
+  await shot(page, 'finished-run');
+  assert.deepEqual(problems, []);
+});
