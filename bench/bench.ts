@@ -18,9 +18,10 @@ import { EXECUTION_PROVIDERS, ORT_VERSION, type ExecutionProvider } from '../src
 import { PRECISIONS, type Precision } from '../src/onnx/target.js';
 import { CONFIG_DIR, GIB, log, maxRssGb, PHASES, round, started, TOKENIZER_DIR, type Args, type Figures, type Phase } from './common.js';
 import { phaseE2E } from './e2e.js';
+import { phaseSam } from './sam.js';
 import { phaseText, phaseUNet, phaseUNetB6, phaseVae } from './phases.js';
 import { ensureRandomModel } from './random-model.js';
-import { phaseCount, phaseGemm, rateFigures } from './rates.js';
+import { countedFigures, phaseCount, phaseGemm, rateFigures } from './rates.js';
 import { report } from './report.js';
 import { selfCheck } from './self-check.js';
 
@@ -84,7 +85,8 @@ function parseArgs(argv: readonly string[]): Args {
       case '--only': {
         const v = value(i, a);
         i++;
-        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm') throw new Error(`--only takes unet, vae, text, e2e or gemm, not ${v}`);
+        if (v !== 'unet' && v !== 'vae' && v !== 'text' && v !== 'e2e' && v !== 'gemm' && v !== 'sam')
+          throw new Error(`--only takes unet, vae, text, e2e, sam or gemm, not ${v}`);
         args.only = v;
         break;
       }
@@ -120,7 +122,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|gemm] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
+          'usage: npm run bench -- [--quick] [--only unet|vae|text|e2e|sam|gemm] [--model-dir DIR] [--graph-dir DIR] [--rebuild] [--recount] [--threads N] [--calls N] [--b6-arena] [--device cpu|cuda|webgpu] [--precision fp32|fp16] [--self-check]',
         );
         process.exit(0);
         break;
@@ -133,7 +135,9 @@ function parseArgs(argv: readonly string[]): Args {
 
 async function runPhase(args: Args): Promise<void> {
   const phase = args.phase!;
-  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, e2e: phaseE2E, count: phaseCount }[phase];
+  const run = { gemm: phaseGemm, text: phaseText, vae: phaseVae, unet: phaseUNet, unet_b6: phaseUNetB6, e2e: phaseE2E, sam: phaseSam, count: phaseCount }[
+    phase
+  ];
   const figures = await run(args);
   figures[`rss_${phase}_peak_gb`] = round(maxRssGb(), 2);
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(figures)}\n`);
@@ -193,8 +197,10 @@ async function main(): Promise<void> {
     log('--rebuild: clearing the bench graph cache');
     rmSync(args.graphDir, { recursive: true, force: true });
   }
+  // The sam phase has its own random model (bench/sam.ts): --only sam does not need the SD one.
+  const needsSd = args.only !== 'sam';
   const sentinelExists = existsSync(join(args.modelDir, '.bench-complete.json'));
-  if (!sentinelExists) {
+  if (needsSd && !sentinelExists) {
     let probe = args.modelDir;
     while (!existsSync(probe)) probe = dirname(probe);
     const fs = statfsSync(probe);
@@ -204,7 +210,7 @@ async function main(): Promise<void> {
         `generating the random SD-1.5 model needs ~4.5 GiB free under ${probe}, only ${free.toFixed(1)} GiB left (set E4E_CACHE_DIR or --model-dir)`,
       );
   }
-  const gen = ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log);
+  const gen = needsSd ? ensureRandomModel(args.modelDir, CONFIG_DIR, TOKENIZER_DIR, log) : { generated: false, seconds: 0, parameters: null };
   const all: Figures = {
     loadavg_1m_start: round(loadavg()[0]!, 2),
     cpus: availableParallelism(),
@@ -217,15 +223,17 @@ async function main(): Promise<void> {
     parameters: gen.parameters,
   };
   // The measured phases; the GEMM rate comes first and the FLOP counts of the measured calls last.
-  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'e2e'];
+  let measured: Phase[] = ['text', 'vae', 'unet', 'unet_b6', 'e2e', 'sam'];
   if (args.only === 'text') measured = ['text'];
   if (args.only === 'vae') measured = ['vae'];
   if (args.only === 'unet') measured = ['unet', 'unet_b6'];
   if (args.only === 'e2e') measured = ['e2e'];
   if (args.only === 'gemm') measured = [];
-  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e');
+  if (args.only === 'sam') measured = ['sam'];
+  if (args.quick && args.only !== 'e2e') measured = measured.filter((p) => p !== 'unet_b6' && p !== 'e2e' && p !== 'sam');
   args.countFor = measured;
-  const phases: Phase[] = ['gemm', ...measured, ...(measured.length > 0 ? (['count'] as const) : [])];
+  // The sam phase counts its own calls: no count phase (and no SD model) for --only sam.
+  const phases: Phase[] = ['gemm', ...measured, ...(countedFigures(measured).size > 0 ? (['count'] as const) : [])];
   for (const phase of phases) {
     log(`phase ${phase}`);
     Object.assign(all, await runChild(args, phase));

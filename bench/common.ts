@@ -17,14 +17,14 @@ export const TOKENIZER_DIR = join(TINY_DIR, 'tokenizer');
 export const EXAMPLES_DIR = join(REPO, 'examples');
 export const GIB = 2 ** 30;
 /** In running order: the GEMM rate first, the FLOP counts last (they profile the graphs the other phases used). */
-export const PHASES = ['gemm', 'text', 'vae', 'unet', 'unet_b6', 'e2e', 'count'] as const;
+export const PHASES = ['gemm', 'text', 'vae', 'unet', 'unet_b6', 'e2e', 'sam', 'count'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface Args {
   modelDir: string;
   graphDir: string;
   quick: boolean;
-  only: 'unet' | 'vae' | 'text' | 'e2e' | 'gemm' | undefined;
+  only: 'unet' | 'vae' | 'text' | 'e2e' | 'gemm' | 'sam' | undefined;
   selfCheck: boolean;
   rebuild: boolean;
   threads: number | undefined;

@@ -82,7 +82,7 @@ export interface CountFigure {
   cached: boolean;
 }
 
-function countFigure(c: FlopCount, call: string, cached: boolean): CountFigure {
+export function countFigure(c: FlopCount, call: string, cached: boolean): CountFigure {
   return {
     gflop: round(c.flops / 1e9, 2),
     by_op_gflop: Object.fromEntries(Object.entries(c.byOp).map(([op, o]) => [op, round(o.flops / 1e9, 2)])),
@@ -129,7 +129,7 @@ export function countedFigures(phases: readonly Phase[]): Set<string> {
   return new Set(phases.flatMap((p) => needs[p] ?? []));
 }
 
-const COUNTS_FILE = 'flop-counts.json';
+export const COUNTS_FILE = 'flop-counts.json';
 
 function readCounts(file: string): Record<string, FlopCount> {
   if (!existsSync(file)) return {};
@@ -284,6 +284,8 @@ export const RATE_SPECS: readonly RateSpec[] = [
   { figure: 'vae_encode', label: 'VAE encode 512x512', count: 'vae_encode', seconds: fastest('vae_encode_timing'), time: 'fastest call' },
   { figure: 'vae_decode', label: 'VAE decode 512x512', count: 'vae_decode', seconds: fastest('vae_decode_timing'), time: 'fastest call' },
   { figure: 'text', label: 'text encoder, 77 tokens', count: 'text', seconds: fastest('text_timing'), time: 'fastest call' },
+  { figure: 'sam_encoder', label: 'SAM-HQ ViT-L encoder 1024x1024', count: 'sam_encoder', seconds: fastest('sam_encoder_timing'), time: 'fastest call' },
+  { figure: 'sam_decoder', label: 'SAM-HQ decoder (box prompt)', count: 'sam_decoder', seconds: fastest('sam_decoder_timing'), time: 'fastest call' },
   // The e2e steps run the same UNet graph: inversion at batch 2 with neutral processors, transfer at batch 6 (the
   // median step of the reduced schedule is a match step).
   { figure: 'e2e_inversion_step', label: 'e2e inversion step (batch 2)', count: 'unet_b2', seconds: key('e2e_inversion_step_s'), time: 'median step' },
@@ -302,7 +304,11 @@ export const RATE_SPECS: readonly RateSpec[] = [
  * `match_flop_overhead_pct`, the FLOPs matching adds to a batch-6 call.
  */
 export function rateFigures(all: Figures): void {
-  const counts = (all['flop_counts'] ?? {}) as Record<string, CountFigure | undefined>;
+  // The sam phase counts its own calls (bench/sam.ts).
+  const counts: Record<string, CountFigure | undefined> = {
+    ...(all['flop_counts'] as Record<string, CountFigure> | undefined),
+    ...(all['sam_flop_counts'] as Record<string, CountFigure> | undefined),
+  };
   const gemm = typeof all['gemm_gflops'] === 'number' ? all['gemm_gflops'] : undefined;
   for (const spec of RATE_SPECS) {
     const gflop = counts[spec.count]?.gflop;

@@ -68,6 +68,8 @@ export function report(all: Figures, args: Args): void {
   rows.push(['VAE encode 512x512', fmt(g('vae_encode_s'), ' s')]);
   rows.push(['VAE decode 512x512', fmt(g('vae_decode_s'), ' s')]);
   rows.push(['text encoder (1 prompt)', fmt(g('text_s'), ' s')]);
+  rows.push(['SAM-HQ ViT-L encoder 1024x1024 (fastest)', fmt(g('sam_encoder_s'), ' s')]);
+  rows.push(['SAM-HQ decoder, box prompt (fastest)', fmt(g('sam_decoder_s'), ' s')]);
   if (g('e2e_reduced_s') !== undefined) {
     const st = (g('e2e_settings') ?? {}) as { numSteps?: number; skip?: number };
     const ph = (g('e2e_phases_s') ?? {}) as Record<string, number>;

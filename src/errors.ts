@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'E_INVALID_PARAMETER'
   | 'E_FILE'
   | 'E_SAFETENSORS'
+  | 'E_CHECKPOINT'
   | 'E_CONFIG'
   | 'E_WEIGHT_MISSING'
   | 'E_WEIGHT_SHAPE'
@@ -48,6 +49,13 @@ export class FileError extends E4EError {
 export class SafetensorsError extends E4EError {
   constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
     super('E_SAFETENSORS', message, options);
+  }
+}
+
+/** A PyTorch checkpoint (.pth zip) that cannot be read, or that asks for anything beyond rebuilding tensors. */
+export class TorchCheckpointError extends E4EError {
+  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super('E_CHECKPOINT', message, options);
   }
 }
 

@@ -34,3 +34,5 @@ export { openTensorSource, writeSafetensors } from './io/safetensors.js';
 export type { Tensor, DType } from './tensor/tensor.js';
 export { VERSION } from './version.js';
 export * from './errors.js';
+export { SamSegmenter, requireNonEmpty, imageContentKey } from './pipeline/sam-segmenter.js';
+export type { SamSegmenterOptions, SegmentPrompt, SegmentResult, SamEmbedding, SamBox, SamPoint } from './pipeline/sam-segmenter.js';

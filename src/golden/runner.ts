@@ -11,6 +11,7 @@ import { GoldenError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { compareTensors, type CompareResult } from './compare.js';
 import { closeEngine, openEngine, type EngineOptions, type GoldenEngine } from './engine.js';
+import { closeSamEngine, openSamEngine, type SamGoldenEngine } from './sam-engine.js';
 import { groupOf, loadGoldenCase, type GoldenCase } from './golden-case.js';
 import { GROUP_RUNNERS } from './groups/index.js';
 
@@ -20,6 +21,8 @@ export { groupOf } from './golden-case.js';
 export interface GoldenContext {
   readonly golden: GoldenCase;
   model(): GoldenEngine;
+  /** The case's model/ opened lazily as a SAM-HQ model (cases of kind samhq). */
+  sam(): SamGoldenEngine;
   /** The names of the case's tensors in one group, outputs only. */
   outputs(group: string): string[];
   /** A line for the report (e.g. where a natural-argmax run first differs). */
@@ -96,6 +99,7 @@ function runnerFor(group: string): GroupRunner | undefined {
 export async function runGolden(caseDir: string, options: GoldenRunOptions = {}): Promise<GoldenReport> {
   const golden = loadGoldenCase(caseDir);
   let engine: GoldenEngine | undefined;
+  let samEngine: SamGoldenEngine | undefined;
   let notes: string[] = [];
   let checks: CompareResult[] = [];
   let failures = new Map<string, string>();
@@ -103,6 +107,7 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
     golden,
     checks: options.checks ?? true,
     model: () => (engine ??= openEngine(golden.modelDir, options)),
+    sam: () => (samEngine ??= openSamEngine(golden.modelDir, options)),
     outputs: (group) => Object.keys(golden.tensors).filter((n) => groupOf(n) === group && isCompared(golden, n)),
     note: (message) => {
       notes.push(message);
@@ -162,6 +167,7 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
     }
   } finally {
     if (engine !== undefined) await closeEngine(engine);
+    if (samEngine !== undefined) await closeSamEngine(samEngine);
     golden.close();
   }
   return { caseDir, groups: reports, computed, ok: reports.length > 0 && reports.every((r) => r.ok) };

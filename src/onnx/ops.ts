@@ -62,6 +62,7 @@ export const cos = unary('Cos');
 export const sin = unary('Sin');
 export const not = unary('Not');
 export const abs = unary('Abs');
+export const relu = unary('Relu');
 export const identity = unary('Identity');
 export const shape = unary('Shape');
 
@@ -196,6 +197,17 @@ export function conv(s: Scope, x: Value, w: Value, b: Value | null, options: Con
   if (options.group !== undefined) attrs['group'] = options.group;
   const named: Named = options.name === undefined ? {} : { name: options.name };
   return s.op('Conv', b === null ? [x, w] : [x, w, b], attrs, named);
+}
+
+/** ConvTranspose (weight [in, out / group, kh, kw], PyTorch's layout). */
+export function convTranspose(s: Scope, x: Value, w: Value, b: Value | null, options: ConvOptions = {}): Value {
+  const attrs: Record<string, readonly number[] | number> = {};
+  if (options.pads !== undefined) attrs['pads'] = options.pads;
+  if (options.strides !== undefined) attrs['strides'] = options.strides;
+  if (options.dilations !== undefined) attrs['dilations'] = options.dilations;
+  if (options.group !== undefined) attrs['group'] = options.group;
+  const named: Named = options.name === undefined ? {} : { name: options.name };
+  return s.op('ConvTranspose', b === null ? [x, w] : [x, w, b], attrs, named);
 }
 
 // ---- normalisation -------------------------------------------------------------------------------------------

@@ -194,3 +194,34 @@ export async function obtainModelSource(idOrDir: string, options: ObtainModelOpt
   const path = await downloadDiffusersModel(idOrDir, download);
   return { id: idOrDir, path, kind: 'hf-cache', revision: basename(path) };
 }
+
+/** The SAM-HQ model of the official run (run.py uses ViT-L), as a Hugging Face SamHQModel repository. */
+export const DEFAULT_SAM_MODEL_ID = 'syscv-community/sam-hq-vit-large';
+
+/**
+ * A `--sam-model` argument to something openSamWeights opens, without any download: an existing folder or file
+ * (HF SamHQModel folder, model.safetensors, official .pth) is used as given; `owner/name` that is not a path is
+ * looked up in the Hugging Face cache, and must hold config.json and model.safetensors there (ModelNotFoundError
+ * naming what was looked at otherwise).
+ */
+export function resolveSamModel(idOrPath: string = DEFAULT_SAM_MODEL_ID, env: NodeJS.ProcessEnv = process.env): ModelSource {
+  if (existsSync(idOrPath)) return { id: idOrPath, path: resolve(idOrPath), kind: 'folder' };
+  const hint = `download it with \`huggingface-cli download ${idOrPath}\` (set HF_HOME or HF_HUB_CACHE if your cache lives elsewhere), or pass --sam-model with a SamHQModel folder or an official sam_hq_vit_{b,l,h}.pth`;
+  if (!hubId(idOrPath)) {
+    throw new FileError(`${resolve(idOrPath)}: SAM-HQ model not found`, {
+      hint: `pass a SamHQModel folder, a model.safetensors or a sam_hq_vit_{b,l,h}.pth, or a Hugging Face id such as ${DEFAULT_SAM_MODEL_ID}`,
+    });
+  }
+  const { source, looked } = lookUpHubCache(idOrPath, env);
+  const offline = isOffline(env) ? ' (HF_HUB_OFFLINE is set)' : '';
+  if (source === undefined)
+    throw new ModelNotFoundError(`SAM-HQ model '${idOrPath}' is not in the Hugging Face cache${offline}; looked at: ${looked.join(', ')}`, { hint });
+  const missing = ['config.json', 'model.safetensors'].filter((f) => !existsSync(join(source.path, f)));
+  if (missing.length > 0) {
+    throw new ModelNotFoundError(
+      `SAM-HQ model '${idOrPath}' is incomplete in the Hugging Face cache (${source.path}): ${missing.join(' and ')} missing${offline}`,
+      { hint },
+    );
+  }
+  return source;
+}
