@@ -3,7 +3,7 @@
  * otherwise (with a warning: the page runs models and writes files for anyone who can reach it).
  */
 import { parseArgs } from 'node:util';
-import { E4EError, InvalidParameterError } from '../errors.js';
+import { E4EError } from '../errors.js';
 import { DEFAULT_MODEL_ID } from '../pipeline/model-source.js';
 import { DEVICES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
 import { startServer, type ServeOptions } from '../server/server.js';
@@ -17,7 +17,7 @@ export const SERVE_HELP = `  eye4eye serve [--port N] [--host H] [--model ID|DIR
     --port N           port (default ${DEFAULT_PORT}; 0 = any free port)
     --host H           address to bind (default 127.0.0.1; any other is reachable from the network: a warning is printed)
     --model ID|DIR     Hugging Face id (from the local HF cache) or diffusers folder (default ${DEFAULT_MODEL_ID})
-    --sam-model DIR    SAM-HQ weights for masks from a box or clicks (without it the page offers mask files and automatic)
+    --sam-model PATH   SAM-HQ weights (transformers folder or official .pth) for masks from a box or clicks (without it the page offers mask files and automatic)
     --out DIR          output folder: one sub-folder per run, listed as past runs (default ${DEFAULT_OUT_DIR})
     --cache-dir DIR    cache of built graphs and inversions
     --device ${DEVICES.join('|')}   execution provider (default cpu)
@@ -75,12 +75,7 @@ export async function runServeCommand(argv: readonly string[], io: CommandIo): P
     }
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     options = serveOptions(values);
-    if (values['sam-model'] !== undefined) {
-      throw new InvalidParameterError(`--sam-model ${values['sam-model']}: SAM-HQ segmentation is not part of this build yet`, {
-        parameter: 'samModel',
-        hint: 'start without --sam-model: the page then takes mask files, or leaves masks automatic',
-      });
-    }
+    if (values['sam-model'] !== undefined) options.samModel = String(values['sam-model']);
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && 'code' in e)) {
       io.err(`eye4eye serve: ${e.message}\n  (see eye4eye serve --help)\n`);

@@ -30,6 +30,8 @@ export interface SegmentImage {
 
 /** What the server needs of a segmenter (src/pipeline/sam-segmenter.ts's SamSegmenter, wrapped in a worker). */
 export interface Segmenter {
+  /** Compute (and cache) the image's embedding, so that prompts on it answer fast. */
+  embed(image: SegmentImage): Promise<void>;
   segment(image: SegmentImage, prompt: SegmentPrompt): Promise<{ mask: Uint8Array; width: number; height: number; score: number }>;
   close(): Promise<void>;
 }
@@ -73,15 +75,31 @@ export function checkPrompt(body: Record<string, unknown>, width: number, height
   return prompt;
 }
 
+async function decodeImage(body: Record<string, unknown>, limits: UploadLimits): Promise<SegmentImage> {
+  const upload = await readUpload('image', body['image'], limits);
+  const { data, info } = await sharp(upload.data).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, channels: 3, data };
+}
+
+/** Answer one /api/embed request: { width, height, seconds } once the image's embedding exists. */
+export async function embedRequest(segmenter: Segmenter | undefined, body: Record<string, unknown>, limits: UploadLimits): Promise<unknown> {
+  if (segmenter === undefined) throw new HttpError(501, 'E_NO_SAM_MODEL', NO_SAM_MESSAGE);
+  const unknown = Object.keys(body).filter((k) => k !== 'image');
+  if (unknown.length > 0) throw new HttpError(400, 'E_INVALID_PARAMETER', `unknown field(s) ${unknown.join(', ')} (fields: image)`);
+  const image = await decodeImage(body, limits);
+  const start = performance.now();
+  await segmenter.embed(image);
+  return { width: image.width, height: image.height, seconds: (performance.now() - start) / 1000 };
+}
+
 /** Answer one /api/segment request: { mask: PNG data URL (white = object), width, height, score }. */
 export async function segmentRequest(segmenter: Segmenter | undefined, body: Record<string, unknown>, limits: UploadLimits): Promise<unknown> {
   if (segmenter === undefined) throw new HttpError(501, 'E_NO_SAM_MODEL', NO_SAM_MESSAGE);
   const unknown = Object.keys(body).filter((k) => !['image', 'box', 'points'].includes(k));
   if (unknown.length > 0) throw new HttpError(400, 'E_INVALID_PARAMETER', `unknown field(s) ${unknown.join(', ')} (fields: image, box, points)`);
-  const upload = await readUpload('image', body['image'], limits);
-  const { data, info } = await sharp(upload.data).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const prompt = checkPrompt(body, info.width, info.height);
-  const result = await segmenter.segment({ width: info.width, height: info.height, channels: 3, data }, prompt);
+  const image = await decodeImage(body, limits);
+  const prompt = checkPrompt(body, image.width, image.height);
+  const result = await segmenter.segment(image, prompt);
   const png = await sharp(Buffer.from(result.mask.map((v) => (v === 0 ? 0 : 255))), { raw: { width: result.width, height: result.height, channels: 1 } })
     .png()
     .toBuffer();

@@ -25,7 +25,8 @@ import { JobQueue, type Job, type JobEvent } from './jobs.js';
 import { ModelWorker } from './model-worker.js';
 import type { JobResult, WorkerConfig } from './protocol.js';
 import { checkRunId, listRuns, newRunId, readRunFile } from './run-store.js';
-import { type Segmenter, segmentRequest } from './segment.js';
+import { WorkerSegmenter } from './sam-client.js';
+import { embedRequest, segmentRequest } from './segment.js';
 import { DEFAULT_UPLOAD_LIMITS, readUpload, type UploadLimits } from './uploads.js';
 
 export interface ServeOptions extends WorkerConfig {
@@ -37,8 +38,8 @@ export interface ServeOptions extends WorkerConfig {
   limits?: UploadLimits;
   /** Jobs that may wait behind the running one. */
   maxWaiting?: number;
-  /** A SAM-HQ segmenter for masks from a box or clicks (absent: /api/segment answers 501). */
-  segmenter?: Segmenter;
+  /** SAM-HQ weights (folder or .pth) for masks from a box or clicks (absent: /api/segment answers 501). */
+  samModel?: string;
   onStatus?: (message: string) => void;
 }
 
@@ -96,13 +97,23 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     await worker.close().catch(() => {});
     throw e;
   });
+  let segmenter: WorkerSegmenter | undefined;
+  if (options.samModel !== undefined) {
+    const sam: Parameters<typeof WorkerSegmenter.open>[0] = { weights: options.samModel };
+    if (options.cacheDir !== undefined) sam.cacheDir = options.cacheDir;
+    if (options.threads !== undefined) sam.threads = options.threads;
+    segmenter = await WorkerSegmenter.open(sam).catch(async (e: Error) => {
+      await worker.close();
+      throw e;
+    });
+  }
   const queue = new JobQueue(worker, (job, result) => finishJob(outDir, job, result), options.maxWaiting);
 
   const routes = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
     const method = req.method ?? 'GET';
     const route = (m: string, pattern: RegExp): RegExpExecArray | null => (method === m ? pattern.exec(path) : null);
     let match: RegExpExecArray | null;
-    if (route('GET', /^\/api\/info$/)) return sendJson(res, 200, info(ready, outDir, limits, options.segmenter !== undefined));
+    if (route('GET', /^\/api\/info$/)) return sendJson(res, 200, info(ready, outDir, limits, segmenter !== undefined));
     if (route('POST', /^\/api\/options$/)) return sendJson(res, 200, { options: requestOptions(optionsFromForm((await readJson(req, maxBody))['form'])) });
     if (route('GET', /^\/api\/jobs$/)) return sendJson(res, 200, { jobs: queue.list() });
     if (route('POST', /^\/api\/jobs$/)) {
@@ -122,8 +133,9 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       res.end(file.data);
       return;
     }
-    if (route('POST', /^\/api\/segment$/)) return sendJson(res, 200, await segmentRequest(options.segmenter, await readJson(req, maxBody), limits));
-    if (path.startsWith('/api/')) throw new HttpError(path.match(/^\/api\/(info|options|jobs|runs|segment)\b/) ? 405 : 404, path.match(/^\/api\/(info|options|jobs|runs|segment)\b/) ? 'E_METHOD' : 'E_NOT_FOUND', `${method} ${path}: no such API route (see docs/api.md)`);
+    if (route('POST', /^\/api\/embed$/)) return sendJson(res, 200, await embedRequest(segmenter, await readJson(req, maxBody), limits));
+    if (route('POST', /^\/api\/segment$/)) return sendJson(res, 200, await segmentRequest(segmenter, await readJson(req, maxBody), limits));
+    if (path.startsWith('/api/')) throw new HttpError(path.match(/^\/api\/(info|options|jobs|runs|segment|embed)\b/) ? 405 : 404, path.match(/^\/api\/(info|options|jobs|runs|segment|embed)\b/) ? 'E_METHOD' : 'E_NOT_FOUND', `${method} ${path}: no such API route (see docs/api.md)`);
     const name = path === '/' ? 'index.html' : path.slice(1);
     const asset = assets.get(name);
     if (method !== 'GET' || asset === undefined) throw new HttpError(404, 'E_NOT_FOUND', `${method} ${path}: not found`);
@@ -150,6 +162,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     server.listen(options.port ?? 0, host, () => resolveListen());
   }).catch(async (e: Error) => {
     await worker.close();
+    await segmenter?.close();
     throw e;
   });
   const port = (server.address() as AddressInfo).port;
@@ -165,7 +178,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await worker.close();
-      await options.segmenter?.close();
+      await segmenter?.close();
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
- * The page in Debian's Chromium (playwright-core, headless) on the tiny model: both images uploaded, the structure
- * mask from a file shown as an overlay, a box dragged on the appearance image (without a SAM model the page shows
- * the server's "no --sam-model given" message; with one, the mask), an option error with the library's message,
+ * The page in Debian's Chromium (playwright-core, headless) on the tiny models: both images uploaded, the structure
+ * mask from a dragged box and a negative click (SAM-HQ, samhq-tiny) shown as an overlay, the appearance mask from a
+ * file, an option error with the library's message,
  * a run with progress, the result, and a hover on the correspondence view. Screenshots go to test-artifacts/ and
  * must not be blank.
  */
@@ -11,7 +11,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
-import { repoRoot } from '../helpers/paths.js';
+import { fixturesDir, repoRoot } from '../helpers/paths.js';
 import { EXAMPLES, testServer, type TestServer } from './helpers.js';
 
 // The callbacks below run in the page; the test's own program has no DOM types (tsconfig lib: ES2023).
@@ -42,7 +42,7 @@ async function shot(page: Page, name: string, selector?: string): Promise<number
 before(async () => {
   if (!existsSync(CHROMIUM)) return;
   mkdirSync(ARTIFACTS, { recursive: true });
-  server = await testServer();
+  server = await testServer({ samModel: join(fixturesDir, 'golden', 'samhq-tiny', 'model') });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
 });
 
@@ -52,55 +52,62 @@ after(async () => {
 });
 
 test('the page: images, masks, options, run, progress, result, correspondence', { skip: !existsSync(CHROMIUM) && `${CHROMIUM} not installed (apt-get install chromium)`, timeout: 90_000 }, async () => {
-  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  // Reduced motion: the page scrolls to the result at once (no smooth scroll under the mouse).
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 }, reducedMotion: 'reduce' });
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(e.message));
   await page.goto(server.url);
   await page.locator('#opt-domain').waitFor();
   assert.match((await page.locator('#model-info').textContent()) ?? '', /sd1-tiny/);
 
-  // Both images; the structure mask from a file, drawn as an overlay on its canvas.
+  // Both images. The structure mask from SAM-HQ: a dragged box, then a negative shift-click; the overlay changes
+  // the canvas.
   await page.setInputFiles('[data-testid=structure-file]', join(EXAMPLES, 'bird-blue.png'));
   await page.setInputFiles('[data-testid=appearance-file]', join(EXAMPLES, 'bird-red.png'));
-  await page.locator('[data-testid=structure-canvas]').waitFor({ state: 'visible' });
+  await page.locator('[data-testid=appearance-canvas]').waitFor({ state: 'visible' });
+  const pixels = (role: string): Promise<number[]> =>
+    page.evaluate((r: string) => {
+      const c: HTMLCanvasElement = document.querySelector(`[data-testid=${r}-canvas]`);
+      return [...c.getContext('2d').getImageData(0, 0, c.width, c.height).data];
+    }, role);
+  const changed = (a: number[], b: number[]): number => a.reduce((n, v, i) => n + (Math.abs(v - b[i]!) > 20 ? 1 : 0), 0) / a.length;
+  const structureStatus = page.locator('[data-testid=structure-mask-status]');
+  const plain = await pixels('structure');
+  await page.check('[data-testid=structure-mode-sam]');
+  await page.waitForFunction(() => /^embedding ready/.test(document.querySelector('[data-testid=structure-mask-status]')?.textContent ?? ''));
+  const box = (await page.locator('[data-testid=structure-canvas]').boundingBox())!;
+  await page.mouse.move(box.x + box.width * 0.15, box.y + box.height * 0.2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 5 });
+  await page.mouse.move(box.x + box.width * 0.85, box.y + box.height * 0.8, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => /^mask in \d+\.\d+ s \(score/.test(document.querySelector('[data-testid=structure-mask-status]')?.textContent ?? ''));
+  const boxed = await pixels('structure');
+  assert.ok(changed(plain, boxed) > 0.2, `the mask overlay and box are drawn (${(100 * changed(plain, boxed)).toFixed(1)} % of the canvas changed)`);
+  await structureStatus.evaluate((e: { textContent: string }) => (e.textContent = ''));
+  await page.keyboard.down('Shift');
+  await page.mouse.click(box.x + box.width * 0.3, box.y + box.height * 0.7);
+  await page.keyboard.up('Shift');
+  await page.waitForFunction(() => /^mask in/.test(document.querySelector('[data-testid=structure-mask-status]')?.textContent ?? ''));
+  await shot(page, 'sam-mask', '[data-testid=structure-canvas]');
+
+  // The appearance mask from a file: the overlay darkens the background and tints the object blue.
   const sample = (): Promise<{ inside: number[]; corner: number[] }> =>
     page.evaluate(() => {
-      const c: HTMLCanvasElement = document.querySelector('[data-testid=structure-canvas]');
+      const c: HTMLCanvasElement = document.querySelector('[data-testid=appearance-canvas]');
       const ctx = c.getContext('2d');
       const px = (x: number, y: number): number[] => [...ctx.getImageData(Math.round(x * c.width), Math.round(y * c.height), 1, 1).data];
-      return { inside: px(0.5, 0.5), corner: px(0.02, 0.02) };
+      return { inside: px(0.5, 0.55), corner: px(0.02, 0.02) };
     });
   const before = await sample();
-  await page.check('[data-testid=structure-mode-file]');
-  await page.setInputFiles('[data-testid=structure-mask-file]', join(EXAMPLES, 'bird-blue-mask.png'));
-  await page.waitForFunction(() => document.querySelector('[data-testid=structure-mask-status]')?.textContent === 'mask from file');
-  // The overlay darkens the background and tints the object: a corner pixel is darker, the bird's centre bluer.
+  await page.check('[data-testid=appearance-mode-file]');
+  await page.setInputFiles('[data-testid=appearance-mask-file]', join(EXAMPLES, 'bird-red-mask.png'));
+  await page.waitForFunction(() => document.querySelector('[data-testid=appearance-mask-status]')?.textContent === 'mask from file');
   const masked = await sample();
   const sum = (p: number[]): number => p[0]! + p[1]! + p[2]!;
   assert.ok(sum(masked.corner) < sum(before.corner) - 60, `background darkened: ${before.corner.join(',')} -> ${masked.corner.join(',')}`);
   assert.ok(masked.inside[2]! > before.inside[2]! + 20, `object tinted: ${before.inside.join(',')} -> ${masked.inside.join(',')}`);
-
-  // A box dragged on the appearance image goes to /api/segment.
-  await page.check('[data-testid=appearance-mode-sam]');
-  const box = (await page.locator('[data-testid=appearance-canvas]').boundingBox())!;
-  await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.2);
-  await page.mouse.down();
-  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.6, { steps: 5 });
-  await page.mouse.move(box.x + box.width * 0.8, box.y + box.height * 0.8, { steps: 5 });
-  await page.mouse.up();
-  const status = page.locator('[data-testid=appearance-mask-status]');
-  await page.waitForFunction(() => !/segmenting/.test(document.querySelector('[data-testid=appearance-mask-status]')?.textContent ?? 'segmenting'));
-  const said = (await status.textContent()) ?? '';
-  const info = await (await page.request.get(`${server.url}api/info`)).json();
-  if (info.sam === true) assert.match(said, /^mask in \d+\.\d+ s \(score/);
-  else assert.match(said, /^no --sam-model given/);
   await shot(page, 'inputs', '.inputs');
-  // Without SAM-HQ the appearance mask comes from a file too.
-  if (info.sam !== true) {
-    await page.check('[data-testid=appearance-mode-file]');
-    await page.setInputFiles('[data-testid=appearance-mask-file]', join(EXAMPLES, 'bird-red-mask.png'));
-    await page.waitForFunction(() => document.querySelector('[data-testid=appearance-mask-status]')?.textContent === 'mask from file');
-  }
 
   // The library's message for a bad option, by its field; then the fast settings of the tiny model.
   await page.fill('#opt-domain', 'bird');
@@ -145,7 +152,13 @@ test('the page: images, masks, options, run, progress, result, correspondence', 
   await page.setViewportSize({ width: 1360, height: await page.evaluate(() => document.documentElement.scrollHeight) });
   await page.evaluate(() => document.defaultView.scrollTo(0, 0));
   const still = (await page.locator('#correspondence').boundingBox())!;
-  await page.mouse.move(still.x + side * 0.45, still.y + still.height * 0.4);
+  // Hover a matched token near the centre (its line to the appearance image is drawn).
+  const id = (await page.locator('#result-id').textContent()) ?? '';
+  const matches = await (await page.request.get(`${server.url}api/runs/${id}/files/matches.json`)).json();
+  const centre = (matches.height / 2) * matches.width + matches.width / 2;
+  const token = matches.indices.map((v: number, i: number) => (v >= 0 ? i : -1)).filter((i: number) => i >= 0).sort((a: number, b: number) => Math.abs(a - centre) - Math.abs(b - centre))[0];
+  await page.mouse.move(still.x + (((token % matches.width) + 0.5) / matches.width) * side, still.y + ((Math.floor(token / matches.width) + 0.5) / matches.height) * still.height);
+  assert.match((await page.locator('#correspondence-info').textContent()) ?? '', new RegExp(`^result token ${token} took its features from appearance token \\d+$`));
   await shot(page, 'finished-run');
   assert.deepEqual(problems, []);
 });

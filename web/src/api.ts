@@ -87,6 +87,7 @@ export const api = {
   cancel: (id: string) => call<{ job: JobSummary }>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`, {}),
   runs: () => call<{ runs: RunSummary[] }>('GET', '/api/runs'),
   matches: (id: string) => call<Matches>('GET', fileUrl(id, 'matches.json')),
+  embed: (image: string) => call<{ width: number; height: number; seconds: number }>('POST', '/api/embed', { image }),
   segment: (body: { image: string; box?: number[]; points?: { x: number; y: number; label: 0 | 1 }[] }) =>
     call<{ mask: string; width: number; height: number; score: number }>('POST', '/api/segment', body),
 };

@@ -197,7 +197,8 @@ async function showRun(id: string, files: string[]): Promise<void> {
   const [result, appearance] = await Promise.all([loadImage(fileUrl(id, 'result.png')), loadImage(fileUrl(id, 'appearance.png'))]);
   const matches = files.includes('matches.json') ? await api.matches(id) : undefined;
   view.set(result, appearance, matches);
-  $('result').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  const smooth = !window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  $('result').scrollIntoView({ behavior: smooth ? 'smooth' : 'auto', block: 'start' });
 }
 
 async function refreshQueue(): Promise<void> {

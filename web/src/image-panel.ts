@@ -110,6 +110,7 @@ export class ImagePanel {
     this.canvas.hidden = false;
     this.drop.classList.add('compact');
     this.clearMask();
+    if (this.mode === 'sam') void this.embed();
     this.onChange();
   }
 
@@ -119,6 +120,21 @@ export class ImagePanel {
     this.samHelp.hidden = mode !== 'sam';
     this.canvas.classList.toggle('drawing', mode === 'sam');
     this.clearMask();
+    if (mode === 'sam') void this.embed();
+  }
+
+  /** Ask the server for this image's SAM-HQ embedding now, so that a box or click answers within a second. */
+  private async embed(): Promise<void> {
+    const url = this.dataUrl;
+    if (url === undefined) return;
+    this.say('computing the image embedding…');
+    try {
+      const r = await api.embed(url);
+      if (this.dataUrl === url && this.mode === 'sam' && this.maskUrl === undefined)
+        this.say(`embedding ready (${r.seconds.toFixed(2)} s): drag a box or click the object`);
+    } catch (e) {
+      if (this.dataUrl === url && this.mode === 'sam') this.say(e instanceof ApiError ? e.body.message : (e as Error).message, true);
+    }
   }
 
   clearMask(): void {
