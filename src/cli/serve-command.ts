@@ -37,11 +37,13 @@ const SPEC = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+/** Loopback addresses: reachable from this machine only. */
+const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 
 function integer(flag: string, raw: string, min: number, max: number): number {
   const v = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(v) || v < min || v > max) throw new UsageError(`--${flag}: expected an integer between ${min} and ${max} but received '${raw}'`);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < min || v > max)
+    throw new UsageError(`--${flag}: expected an integer between ${min} and ${max} but received '${raw}'`);
   return v;
 }
 
@@ -53,19 +55,21 @@ function serveOptions(values: Record<string, string | boolean | undefined>): Ser
   if (values['threads'] !== undefined) options.threads = integer('threads', String(values['threads']), 1, 1024);
   const device = values['device'];
   if (device !== undefined) {
-    if (!(DEVICES as readonly string[]).includes(String(device))) throw new UsageError(`--device: expected one of ${DEVICES.join(', ')} but received '${String(device)}'`);
+    if (!(DEVICES as readonly string[]).includes(String(device)))
+      throw new UsageError(`--device: expected one of ${DEVICES.join(', ')} but received '${String(device)}'`);
     options.device = device as TransferOptions['device'];
   }
   const precision = values['precision'];
   if (precision !== undefined) {
-    if (!(PRECISIONS as readonly string[]).includes(String(precision))) throw new UsageError(`--precision: expected one of ${PRECISIONS.join(', ')} but received '${String(precision)}'`);
+    if (!(PRECISIONS as readonly string[]).includes(String(precision)))
+      throw new UsageError(`--precision: expected one of ${PRECISIONS.join(', ')} but received '${String(precision)}'`);
     options.precision = precision as TransferOptions['precision'];
   }
   return options;
 }
 
-/** Run `eye4eye serve ARGS` until SIGINT / SIGTERM; returns the exit code. */
-export async function runServeCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+/** Run `eye4eye serve ARGS` until SIGINT / SIGTERM (or `stop` aborts); returns the exit code. */
+export async function runServeCommand(argv: readonly string[], io: CommandIo, stop?: AbortSignal): Promise<number> {
   let options: ServeOptions;
   try {
     const { values, positionals } = parseArgs({ args: [...argv], options: SPEC, strict: true, allowPositionals: true });
@@ -88,7 +92,7 @@ export async function runServeCommand(argv: readonly string[], io: CommandIo): P
     throw e;
   }
   const host = options.host ?? '127.0.0.1';
-  if (!LOOPBACK.has(host)) {
+  if (!isLoopback(host)) {
     io.err(`eye4eye serve: WARNING: binding ${host}: anyone who can reach this address can run transfers and read the output folder (there is no login)\n`);
   }
   options.onStatus = (s) => io.err(`eye4eye: ${s}\n`);
@@ -96,13 +100,15 @@ export async function runServeCommand(argv: readonly string[], io: CommandIo): P
   const server = await startServer(options);
   io.out(`eye4eye serve: ${server.url}\n`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.removeListener('SIGINT', stop);
-      process.removeListener('SIGTERM', stop);
+    const done = (): void => {
+      process.removeListener('SIGINT', done);
+      process.removeListener('SIGTERM', done);
+      stop?.removeEventListener('abort', done);
       resolve();
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    stop?.addEventListener('abort', done);
   });
   io.err('eye4eye serve: stopping\n');
   await server.close();

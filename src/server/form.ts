@@ -28,7 +28,7 @@ function defaultText(key: string): string {
   const v = (DEFAULT_TRANSFER_OPTIONS as Record<string, unknown>)[key];
   if (v === undefined) return '';
   if (Array.isArray(v)) return v.join(',');
-  return String(v);
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : JSON.stringify(v);
 }
 
 /** The page's fields, in the library's option order. */
@@ -63,7 +63,8 @@ function asParameterError(e: unknown): never {
 
 /** Options from the page's field texts (keyed by flag; empty texts are left to the defaults). */
 export function optionsFromForm(form: unknown): TransferOptions {
-  if (form === null || typeof form !== 'object' || Array.isArray(form)) throw new HttpError(400, 'E_INVALID_PARAMETER', "'form' must be an object of flag: text");
+  if (form === null || typeof form !== 'object' || Array.isArray(form))
+    throw new HttpError(400, 'E_INVALID_PARAMETER', "'form' must be an object of flag: text");
   const allowed = new Map(formFields().map((f) => [f.flag, f]));
   const values: Record<string, string | boolean> = {};
   for (const [flag, raw] of Object.entries(form as Record<string, unknown>)) {
@@ -89,9 +90,14 @@ export function checkOptions(options: unknown): TransferOptions {
   if (options !== null && typeof options === 'object' && !Array.isArray(options)) {
     for (const key of SERVER_FIXED_OPTIONS) {
       if (key in options)
-        throw new HttpError(400, 'E_INVALID_PARAMETER', `option '${key}' is set when the server starts (or, for masks, by the structureMask / appearanceMask fields), not per request`, {
-          parameter: key,
-        });
+        throw new HttpError(
+          400,
+          'E_INVALID_PARAMETER',
+          `option '${key}' is set when the server starts (or, for masks, by the structureMask / appearanceMask fields), not per request`,
+          {
+            parameter: key,
+          },
+        );
     }
   }
   try {

@@ -28,7 +28,12 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -58,7 +63,8 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<Rec
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') throw new HttpError(415, 'E_CONTENT_TYPE', `expected Content-Type application/json but received '${type || '(none)'}'`);
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, 'E_TOO_LARGE', `request body of ${declared} bytes is larger than the limit of ${limit} bytes`);
+  if (Number.isFinite(declared) && declared > limit)
+    throw new HttpError(413, 'E_TOO_LARGE', `request body of ${declared} bytes is larger than the limit of ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -85,9 +91,11 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<Rec
  */
 export function checkSameOrigin(req: IncomingMessage, allowedHosts: ReadonlySet<string>): void {
   const host = req.headers.host ?? '';
-  if (!allowedHosts.has(host.toLowerCase())) throw new HttpError(403, 'E_HOST', `Host '${host}' is not this server (expected one of ${[...allowedHosts].join(', ')})`);
+  if (!allowedHosts.has(host.toLowerCase()))
+    throw new HttpError(403, 'E_HOST', `Host '${host}' is not this server (expected one of ${[...allowedHosts].join(', ')})`);
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== `http://${host}`) throw new HttpError(403, 'E_ORIGIN', `cross-origin request from '${origin}' refused`);
   const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new HttpError(403, 'E_ORIGIN', `cross-site request (Sec-Fetch-Site: ${String(site)}) refused`);
+  if (site !== undefined && site !== 'same-origin' && site !== 'none')
+    throw new HttpError(403, 'E_ORIGIN', `cross-site request (Sec-Fetch-Site: ${String(site)}) refused`);
 }

@@ -55,7 +55,8 @@ export class JobQueue {
   ) {}
 
   add(id: string, input: JobInput, domain: string): Job {
-    if (this.waiting.length >= this.maxWaiting) throw new HttpError(503, 'E_QUEUE_FULL', `the queue is full (${this.maxWaiting} jobs waiting); try again later`);
+    if (this.waiting.length >= this.maxWaiting)
+      throw new HttpError(503, 'E_QUEUE_FULL', `the queue is full (${this.maxWaiting} jobs waiting); try again later`);
     const job: Job = {
       id,
       status: 'queued',

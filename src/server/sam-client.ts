@@ -51,7 +51,8 @@ export class WorkerSegmenter implements Segmenter {
     this.pending.delete(m.id);
     if (m.type === 'mask') p.resolve({ mask: m.mask, width: m.width, height: m.height, score: m.score });
     else if (m.type === 'embedded') p.resolve(undefined);
-    else if (m.error.code === 'E_INVALID_PARAMETER') p.reject(new InvalidParameterError(m.error.message, m.error.parameter === undefined ? {} : { parameter: m.error.parameter }));
+    else if (m.error.code === 'E_INVALID_PARAMETER')
+      p.reject(new InvalidParameterError(m.error.message, m.error.parameter === undefined ? {} : { parameter: m.error.parameter }));
     else p.reject(new E4EError(m.error.code as E4EError['code'], m.error.message));
   }
 

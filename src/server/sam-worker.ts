@@ -15,9 +15,7 @@ export interface SamWorkerConfig {
 }
 
 export type SamRequest =
-  | { type: 'embed'; id: number; image: SegmentImage }
-  | { type: 'segment'; id: number; image: SegmentImage; prompt: SegmentPrompt }
-  | { type: 'close' };
+  { type: 'embed'; id: number; image: SegmentImage } | { type: 'segment'; id: number; image: SegmentImage; prompt: SegmentPrompt } | { type: 'close' };
 
 export type SamReply =
   | { type: 'ready' }

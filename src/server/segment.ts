@@ -64,9 +64,22 @@ export function checkPrompt(body: Record<string, unknown>, width: number, height
       points.length <= 64 &&
       points.every((p: unknown) => {
         const q = p as Record<string, unknown>;
-        return q !== null && typeof q === 'object' && finite(q['x']) && finite(q['y']) && (q['label'] === 0 || q['label'] === 1) && q['x'] >= 0 && q['y'] >= 0 && q['x'] < width && q['y'] < height;
+        return (
+          q !== null &&
+          typeof q === 'object' &&
+          finite(q['x']) &&
+          finite(q['y']) &&
+          (q['label'] === 0 || q['label'] === 1) &&
+          q['x'] >= 0 &&
+          q['y'] >= 0 &&
+          q['x'] < width &&
+          q['y'] < height
+        );
       });
-    if (!ok) throw new HttpError(400, 'E_INVALID_PARAMETER', `points: expected at most 64 {x, y, label: 0|1} inside the ${width}x${height} image`, { parameter: 'points' });
+    if (!ok)
+      throw new HttpError(400, 'E_INVALID_PARAMETER', `points: expected at most 64 {x, y, label: 0|1} inside the ${width}x${height} image`, {
+        parameter: 'points',
+      });
     prompt.points = (points as SegmentPoint[]).map((p) => ({ x: p.x, y: p.y, label: p.label }));
   }
   if (prompt.box === undefined && (prompt.points === undefined || prompt.points.length === 0)) {

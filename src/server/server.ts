@@ -135,7 +135,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     }
     if (route('POST', /^\/api\/embed$/)) return sendJson(res, 200, await embedRequest(segmenter, await readJson(req, maxBody), limits));
     if (route('POST', /^\/api\/segment$/)) return sendJson(res, 200, await segmentRequest(segmenter, await readJson(req, maxBody), limits));
-    if (path.startsWith('/api/')) throw new HttpError(path.match(/^\/api\/(info|options|jobs|runs|segment|embed)\b/) ? 405 : 404, path.match(/^\/api\/(info|options|jobs|runs|segment|embed)\b/) ? 'E_METHOD' : 'E_NOT_FOUND', `${method} ${path}: no such API route (see docs/api.md)`);
+    if (path.startsWith('/api/'))
+      throw new HttpError(
+        path.match(/^\/api\/(info|options|jobs|runs|segment|embed)\b/) ? 405 : 404,
+        path.match(/^\/api\/(info|options|jobs|runs|segment|embed)\b/) ? 'E_METHOD' : 'E_NOT_FOUND',
+        `${method} ${path}: no such API route (see docs/api.md)`,
+      );
     const name = path === '/' ? 'index.html' : path.slice(1);
     const asset = assets.get(name);
     if (method !== 'GET' || asset === undefined) throw new HttpError(404, 'E_NOT_FOUND', `${method} ${path}: not found`);
@@ -184,24 +189,45 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 }
 
 function info(ready: { model: Record<string, unknown>; sizeMultiple: number }, outDir: string, limits: UploadLimits, sam: boolean): unknown {
-  return { tool: 'eye4eye', version: VERSION, onnxruntime: ORT_VERSION, model: ready.model, sizeMultiple: ready.sizeMultiple, sam, outDir, limits, fields: formFields() };
+  return {
+    tool: 'eye4eye',
+    version: VERSION,
+    onnxruntime: ORT_VERSION,
+    model: ready.model,
+    sizeMultiple: ready.sizeMultiple,
+    sam,
+    outDir,
+    limits,
+    fields: formFields(),
+  };
 }
 
 async function createJob(body: Record<string, unknown>, queue: JobQueue, limits: UploadLimits, multiple: number): Promise<Job> {
   const unknown = Object.keys(body).filter((k) => !(JOB_FIELDS as readonly string[]).includes(k));
-  if (unknown.length > 0) throw new HttpError(400, 'E_INVALID_PARAMETER', `unknown field(s) ${unknown.map((k) => `'${k}'`).join(', ')} (fields: ${JOB_FIELDS.join(', ')})`);
+  if (unknown.length > 0)
+    throw new HttpError(400, 'E_INVALID_PARAMETER', `unknown field(s) ${unknown.map((k) => `'${k}'`).join(', ')} (fields: ${JOB_FIELDS.join(', ')})`);
   const options = checkOptions(body['options']);
   if (options.size % multiple !== 0) {
-    throw new HttpError(400, 'E_INVALID_PARAMETER', `Expected multiple of ${multiple} for this model for size but received ${options.size}`, { parameter: 'size', flag: 'size' });
+    throw new HttpError(400, 'E_INVALID_PARAMETER', `Expected multiple of ${multiple} for this model for size but received ${options.size}`, {
+      parameter: 'size',
+      flag: 'size',
+    });
   }
   const structure = await readUpload('structure', body['structure'], limits);
   const appearance = await readUpload('appearance', body['appearance'], limits);
   const structureMask = body['structureMask'] === undefined ? undefined : await readUpload('structureMask', body['structureMask'], limits);
   const appearanceMask = body['appearanceMask'] === undefined ? undefined : await readUpload('appearanceMask', body['appearanceMask'], limits);
-  for (const [field, mask] of [['structureMask', structureMask], ['appearanceMask', appearanceMask]] as const) {
+  for (const [field, mask] of [
+    ['structureMask', structureMask],
+    ['appearanceMask', appearanceMask],
+  ] as const) {
     if (mask === undefined) continue;
-    const { max } = await sharp(mask.data).greyscale().stats().then((s) => s.channels[0]!);
-    if (max <= 127) throw new HttpError(400, 'E_INVALID_PARAMETER', `${field}: the mask selects no pixel (white = object; every pixel is <= 127)`, { parameter: field });
+    const { max } = await sharp(mask.data)
+      .greyscale()
+      .stats()
+      .then((s) => s.channels[0]!);
+    if (max <= 127)
+      throw new HttpError(400, 'E_INVALID_PARAMETER', `${field}: the mask selects no pixel (white = object; every pixel is <= 127)`, { parameter: field });
   }
   const rest = requestOptions(options);
   const id = newRunId();
@@ -258,7 +284,10 @@ async function finishJob(outDir: string, job: Job, result: JobResult): Promise<s
     timings: result.timings,
     cache: result.cache,
     sizes: result.sizes,
-    correspondence: result.matches === null ? null : { site: result.matches.site, iteration: result.matches.iteration, tokens: { width: result.matches.width, height: result.matches.height } },
+    correspondence:
+      result.matches === null
+        ? null
+        : { site: result.matches.site, iteration: result.matches.iteration, tokens: { width: result.matches.width, height: result.matches.height } },
     outDir: join(outDir, job.id),
     outputs: names,
   };

@@ -12,7 +12,12 @@ import { b64, call, FAST, readEvents, testServer, type TestServer } from './help
 
 let server: TestServer;
 const limits = { maxBytes: 64 * 1024, maxSide: 1024 };
-const job = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ structure: b64('bird-blue.png'), appearance: b64('bird-red.png'), options: FAST, ...extra });
+const job = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  structure: b64('bird-blue.png'),
+  appearance: b64('bird-red.png'),
+  options: FAST,
+  ...extra,
+});
 const png = async (width: number, height: number, channels: 1 | 3, fill: (i: number) => number): Promise<string> =>
   (
     await sharp(Buffer.from(Array.from({ length: width * height * channels }, (_, i) => fill(i))), { raw: { width, height, channels } })
@@ -39,7 +44,16 @@ test('info: the model, the form fields from the option table (no server-fixed op
   for (const f of ['device', 'precision', 'cache-dir', 'structure-mask', 'appearance-mask']) assert.ok(!flags.includes(f), f);
   assert.deepEqual(
     r.json.fields.find((f: { flag: string }) => f.flag === 'steps'),
-    { key: 'numSteps', flag: 'steps', type: 'string', valueName: 'N', description: 'DDIM steps of inversion and transfer (default 100)', default: '100', choices: null, required: false },
+    {
+      key: 'numSteps',
+      flag: 'steps',
+      type: 'string',
+      valueName: 'N',
+      description: 'DDIM steps of inversion and transfer (default 100)',
+      default: '100',
+      choices: null,
+      required: false,
+    },
   );
 });
 
@@ -90,24 +104,62 @@ test('bad requests: clear JSON errors, nothing queued, nothing written', async (
   const truncated = Buffer.from(b64('bird-blue.png'), 'base64').subarray(0, 200).toString('base64');
   const port = server.port;
   const cases: { name: string; headers?: Record<string, string>; body: unknown; status: number; message: RegExp }[] = [
-    { name: 'not JSON', headers: { 'Content-Type': 'text/plain' }, body: 'hello', status: 415, message: /expected Content-Type application\/json but received 'text\/plain'/ },
+    {
+      name: 'not JSON',
+      headers: { 'Content-Type': 'text/plain' },
+      body: 'hello',
+      status: 415,
+      message: /expected Content-Type application\/json but received 'text\/plain'/,
+    },
     { name: 'form post', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'a=1', status: 415, message: /application\/json/ },
     { name: 'broken JSON', body: '{"structure":', status: 400, message: /request body is not valid JSON/ },
     { name: 'JSON array', body: '[1]', status: 400, message: /must be a JSON object/ },
-    { name: 'other origin', headers: { Origin: 'http://evil.example' }, body: job(), status: 403, message: /cross-origin request from 'http:\/\/evil.example' refused/ },
-    { name: 'cross site', headers: { 'Sec-Fetch-Site': 'cross-site' }, body: job(), status: 403, message: /cross-site request \(Sec-Fetch-Site: cross-site\) refused/ },
+    {
+      name: 'other origin',
+      headers: { Origin: 'http://evil.example' },
+      body: job(),
+      status: 403,
+      message: /cross-origin request from 'http:\/\/evil.example' refused/,
+    },
+    {
+      name: 'cross site',
+      headers: { 'Sec-Fetch-Site': 'cross-site' },
+      body: job(),
+      status: 403,
+      message: /cross-site request \(Sec-Fetch-Site: cross-site\) refused/,
+    },
     { name: 'rebinding', headers: { Host: `evil.example:${port}` }, body: job(), status: 403, message: /Host 'evil.example:\d+' is not this server/ },
     { name: 'unknown field', body: job({ model: '/etc' }), status: 400, message: /unknown field\(s\) 'model'/ },
-    { name: 'device per request', body: job({ options: { ...FAST, device: 'webgpu' } }), status: 400, message: /option 'device' is set when the server starts/ },
-    { name: 'mask path', body: job({ options: { ...FAST, structureMask: '/etc/passwd' } }), status: 400, message: /option 'structureMask' is set when the server starts/ },
+    {
+      name: 'device per request',
+      body: job({ options: { ...FAST, device: 'webgpu' } }),
+      status: 400,
+      message: /option 'device' is set when the server starts/,
+    },
+    {
+      name: 'mask path',
+      body: job({ options: { ...FAST, structureMask: '/etc/passwd' } }),
+      status: 400,
+      message: /option 'structureMask' is set when the server starts/,
+    },
     { name: 'no domain', body: job({ options: { size: 128 } }), status: 400, message: /^Expected non-empty string for domain/ },
     { name: 'unknown option', body: job({ options: { ...FAST, stepz: 3 } }), status: 400, message: /^Unknown option 'stepz'/ },
     { name: 'no structure', body: job({ structure: undefined }), status: 400, message: /^structure: expected a base64-encoded image/ },
     { name: 'not base64', body: job({ structure: 'not base64!' }), status: 400, message: /^structure: not valid base64/ },
-    { name: 'text file', body: job({ appearance: Buffer.from('GIF89a, or rather: some text').toString('base64') }), status: 400, message: /^appearance: not a PNG, JPEG or WebP image \(checked by its first bytes\)/ },
+    {
+      name: 'text file',
+      body: job({ appearance: Buffer.from('GIF89a, or rather: some text').toString('base64') }),
+      status: 400,
+      message: /^appearance: not a PNG, JPEG or WebP image \(checked by its first bytes\)/,
+    },
     { name: 'truncated', body: job({ structure: truncated }), status: 400, message: /^structure: PNG image that cannot be decoded/ },
     { name: 'too many bytes', body: job({ structure: big }), status: 400, message: /^structure: image larger than the limit of 65536 bytes/ },
-    { name: 'too many pixels', body: job({ structure: wide }), status: 400, message: /^structure: image of 1100x4 pixels is larger than the limit of 1024 pixels per side/ },
+    {
+      name: 'too many pixels',
+      body: job({ structure: wide }),
+      status: 400,
+      message: /^structure: image of 1100x4 pixels is larger than the limit of 1024 pixels per side/,
+    },
     { name: 'empty mask', body: job({ structureMask: black }), status: 400, message: /^structureMask: the mask selects no pixel/ },
     { name: 'huge body', body: JSON.stringify({ structure: 'A'.repeat(700_000) }), status: 413, message: /larger than the limit of \d+ bytes/ },
   ];

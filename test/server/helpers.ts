@@ -34,17 +34,12 @@ export interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON; the assertions are the type check
   json: any;
 }
 
 /** A raw HTTP request (so that Host, Origin and Sec-Fetch-Site can be set freely). */
-export function call(
-  server: RunningServer,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Reply> {
+export function call(server: RunningServer, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   const h: Record<string, string> = { Host: `127.0.0.1:${server.port}`, ...headers };
   if (data !== undefined && h['Content-Type'] === undefined) h['Content-Type'] = 'application/json';
@@ -72,6 +67,7 @@ export function call(
 
 export interface SseEvent {
   event: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed JSON; the assertions are the type check
   data: any;
 }
 

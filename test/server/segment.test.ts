@@ -38,7 +38,10 @@ test('info says SAM is on; embed, then masks from a box and from points at the i
   assert.equal(typeof box.json.score, 'number');
   const m = await maskOf(box.json.mask);
   assert.deepEqual([m.width, m.height], [512, 512]);
-  assert.ok([...m.values].every((v) => v === 0 || v === 255), 'a 0/255 mask');
+  assert.ok(
+    [...m.values].every((v) => v === 0 || v === 255),
+    'a 0/255 mask',
+  );
   assert.ok(m.on > 0 && m.on < 512 * 512, `some pixels selected, not all (${m.on})`);
   const points = await call(server, 'POST', '/api/segment', {
     image: b64('bird-blue.png'),

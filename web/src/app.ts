@@ -152,7 +152,8 @@ function follow(job: JobSummary): void {
     const total = Number(d['total']);
     $('phase').textContent = `${String(d['phase'])}${d['cached'] === true ? ' (from the inversion cache)' : ''}`;
     $('bar-fill').style.width = `${(100 * step) / Math.max(total, 1)}%`;
-    $('progress-numbers').textContent = `step ${step} of ${total} · elapsed ${formatSeconds(d['elapsedSeconds'])} · ETA ${formatSeconds(d['etaSeconds'])} (this phase)`;
+    $('progress-numbers').textContent =
+      `step ${step} of ${total} · elapsed ${formatSeconds(d['elapsedSeconds'])} · ETA ${formatSeconds(d['etaSeconds'])} (this phase)`;
   });
   source.addEventListener('preview', (e) => {
     $<HTMLImageElement>('preview').src = String(data(e)['image']);
@@ -191,7 +192,9 @@ async function showRun(id: string, files: string[]): Promise<void> {
   const masks = $('result-masks');
   masks.replaceChildren();
   for (const name of files.filter((f) => f.startsWith('mask-'))) {
-    masks.append(el('figure', {}, el('img', { src: fileUrl(id, name), alt: name, class: 'mask' }), el('figcaption', {}, name.replace(/^mask-|\.png$/g, '') + ' mask')));
+    masks.append(
+      el('figure', {}, el('img', { src: fileUrl(id, name), alt: name, class: 'mask' }), el('figcaption', {}, name.replace(/^mask-|\.png$/g, '') + ' mask')),
+    );
   }
   $('downloads').replaceChildren(...files.map((f) => el('li', {}, el('a', { href: fileUrl(id, f), download: `${id}-${f}` }, f))));
   const [result, appearance] = await Promise.all([loadImage(fileUrl(id, 'result.png')), loadImage(fileUrl(id, 'appearance.png'))]);
@@ -228,7 +231,11 @@ async function refreshRuns(): Promise<void> {
   }
   list.replaceChildren(
     ...runs.slice(0, 30).map((r) => {
-      const open = el('button', { type: 'button', class: 'link' }, `${r.domain ?? '?'} · ${r.createdAt === null ? r.id : new Date(r.createdAt).toLocaleString()}`);
+      const open = el(
+        'button',
+        { type: 'button', class: 'link' },
+        `${r.domain ?? '?'} · ${r.createdAt === null ? r.id : new Date(r.createdAt).toLocaleString()}`,
+      );
       open.addEventListener('click', () => void showRun(r.id, r.files));
       const thumb = r.files.includes('result.png') ? el('img', { src: fileUrl(r.id, 'result.png'), alt: '', class: 'thumb' }) : '';
       return el('li', { class: 'run' }, thumb, open);

@@ -35,7 +35,12 @@ export class ImagePanel {
     const title = role === 'structure' ? 'Structure image' : 'Appearance image';
     const what = role === 'structure' ? 'the layout of the result' : 'the look of the result';
     const picker = el('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp', 'data-testid': `${role}-file`, hidden: '' });
-    this.drop = el('div', { class: 'drop', tabindex: '0', role: 'button' }, el('strong', {}, 'Drop, paste or click'), el('span', { class: 'muted' }, ` to choose ${what}`));
+    this.drop = el(
+      'div',
+      { class: 'drop', tabindex: '0', role: 'button' },
+      el('strong', {}, 'Drop, paste or click'),
+      el('span', { class: 'muted' }, ` to choose ${what}`),
+    );
     this.canvas = el('canvas', { class: 'view', width: '0', height: '0', 'data-testid': `${role}-canvas` });
     this.canvas.hidden = true;
     const modes = el('div', { class: 'modes', role: 'radiogroup' });
@@ -51,12 +56,26 @@ export class ImagePanel {
     }
     this.maskFile = el('input', { type: 'file', accept: 'image/png,image/jpeg,image/webp', 'data-testid': `${role}-mask-file` });
     this.maskFile.hidden = true;
-    this.samHelp = el('p', { class: 'muted small' }, 'Drag a box around the object; click to add a point on it, shift-click (or right-click) for a point on the background.');
+    this.samHelp = el(
+      'p',
+      { class: 'muted small' },
+      'Drag a box around the object; click to add a point on it, shift-click (or right-click) for a point on the background.',
+    );
     this.samHelp.hidden = true;
     const clear = el('button', { type: 'button', class: 'small-button' }, 'Clear mask');
     clear.addEventListener('click', () => this.clearMask());
     this.status = el('p', { class: 'status small', 'data-testid': `${role}-mask-status`, role: 'status' });
-    root.append(el('h2', {}, title), this.drop, picker, this.canvas, el('h3', {}, 'Mask'), modes, this.samHelp, this.maskFile, el('div', { class: 'row' }, clear, this.status));
+    root.append(
+      el('h2', {}, title),
+      this.drop,
+      picker,
+      this.canvas,
+      el('h3', {}, 'Mask'),
+      modes,
+      this.samHelp,
+      this.maskFile,
+      el('div', { class: 'row' }, clear, this.status),
+    );
 
     this.drop.addEventListener('click', () => picker.click());
     this.drop.addEventListener('keydown', (e) => {
