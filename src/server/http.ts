@@ -55,6 +55,8 @@ export function sendError(res: ServerResponse, e: unknown): void {
     res.end();
     return;
   }
+  // A refused body may still be arriving: close the connection after the answer instead of reading it.
+  if (status === 413) res.setHeader('Connection', 'close');
   sendJson(res, status, body);
 }
 
@@ -70,7 +72,7 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<Rec
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limit) {
-      req.destroy();
+      req.resume(); // discard the rest, so that the 413 reaches the client
       throw new HttpError(413, 'E_TOO_LARGE', `request body larger than the limit of ${limit} bytes`);
     }
     chunks.push(chunk);
@@ -85,14 +87,19 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<Rec
   return value as Record<string, unknown>;
 }
 
-/**
- * Same-origin only: the Host header must name this server (no DNS rebinding), a sent Origin must be this server's
- * origin, and a sent Sec-Fetch-Site must be same-origin (or none: typed into the address bar, or a script).
- */
-export function checkSameOrigin(req: IncomingMessage, allowedHosts: ReadonlySet<string>): void {
+/** The Host header must name this server (no DNS rebinding); checked on every request. */
+export function checkHost(req: IncomingMessage, allowedHosts: ReadonlySet<string>): void {
   const host = req.headers.host ?? '';
   if (!allowedHosts.has(host.toLowerCase()))
     throw new HttpError(403, 'E_HOST', `Host '${host}' is not this server (expected one of ${[...allowedHosts].join(', ')})`);
+}
+
+/**
+ * Same-origin only (every /api request): a sent Origin must be this server's origin, and a sent Sec-Fetch-Site must be
+ * same-origin (or none: typed into the address bar, or a script). The page itself may be opened from a link.
+ */
+export function checkSameOrigin(req: IncomingMessage): void {
+  const host = req.headers.host ?? '';
   const origin = req.headers.origin;
   if (origin !== undefined && origin !== `http://${host}`) throw new HttpError(403, 'E_ORIGIN', `cross-origin request from '${origin}' refused`);
   const site = req.headers['sec-fetch-site'];

@@ -71,10 +71,17 @@ export class JobQueue {
       files: [],
     };
     this.jobs.set(id, job);
+    this.prune();
     this.waiting.push(job);
     this.emit(job, { event: 'queued', data: { position: this.waiting.length - (this.running === undefined ? 1 : 0) } });
     this.next();
     return job;
+  }
+
+  /** Forget the oldest finished jobs beyond `keepFinished` (their run folders stay under /api/runs). */
+  private prune(keepFinished = 200): void {
+    const finished = [...this.jobs.values()].filter((j) => j.finishedAt !== undefined);
+    for (const j of finished.slice(0, Math.max(finished.length - keepFinished, 0))) this.jobs.delete(j.id);
   }
 
   get(id: string): Job {

@@ -20,7 +20,8 @@ import type { TransferOptions } from '../pipeline/options.js';
 import { ORT_VERSION } from '../runtime/session.js';
 import { VERSION } from '../version.js';
 import { checkOptions, formFields, optionsFromForm } from './form.js';
-import { checkSameOrigin, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http.js';
+import { FileError } from '../errors.js';
+import { checkHost, checkSameOrigin, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http.js';
 import { JobQueue, type Job, type JobEvent } from './jobs.js';
 import { ModelWorker } from './model-worker.js';
 import type { JobResult, WorkerConfig } from './protocol.js';
@@ -67,7 +68,7 @@ function staticAssets(): Map<string, { path: string; type: string }> {
   add(join(PACKAGE_ROOT, 'web', 'static'), '.svg', 'image/svg+xml');
   add(join(PACKAGE_ROOT, 'dist', 'web'), '.js', 'text/javascript; charset=utf-8');
   if (!assets.has('index.html') || !assets.has('app.js')) {
-    throw new HttpError(500, 'E_ASSETS', `the page's files are missing under ${PACKAGE_ROOT} (web/static/index.html, dist/web/app.js): run npm run build`);
+    throw new FileError(`${PACKAGE_ROOT}: the page's files are missing (web/static/index.html, dist/web/app.js)`, { hint: 'run npm run build' });
   }
   return assets;
 }
@@ -154,7 +155,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     const path = (req.url ?? '/').split('?')[0]!;
     void (async () => {
       try {
-        checkSameOrigin(req, hosts);
+        checkHost(req, hosts);
+        if (path.startsWith('/api/')) checkSameOrigin(req);
         await routes(req, res, path);
       } catch (e) {
         sendError(res, e);

@@ -74,6 +74,43 @@ test('static files: the page and its script with security headers; nothing else 
   }
 });
 
+test('origins: the page opens from a link on another site, the API answers only its own origin, every request its own host', async () => {
+  assert.equal((await call(server, 'GET', '/', undefined, { 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' })).status, 200);
+  const api = await call(server, 'GET', '/api/runs', undefined, { 'Sec-Fetch-Site': 'cross-site' });
+  assert.equal(api.status, 403);
+  assert.match(api.json.error.message, /cross-site request \(Sec-Fetch-Site: cross-site\) refused/);
+  assert.equal((await call(server, 'GET', '/api/runs', undefined, { 'Sec-Fetch-Site': 'same-site' })).status, 403, 'another port of localhost');
+  assert.equal((await call(server, 'GET', '/api/runs', undefined, { 'Sec-Fetch-Site': 'same-origin' })).status, 200);
+  assert.equal((await call(server, 'GET', '/api/runs', undefined, { Host: `localhost:${server.port}` })).status, 200);
+  const rebound = await call(server, 'GET', '/', undefined, { Host: `attacker.example:${server.port}` });
+  assert.equal(rebound.status, 403);
+  assert.equal(rebound.json.error.code, 'E_HOST');
+});
+
+test('a chunked body over the limit is answered 413 (not a reset connection)', async () => {
+  const { request } = await import('node:http');
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        method: 'POST',
+        path: '/api/jobs',
+        headers: { Host: `127.0.0.1:${server.port}`, 'Content-Type': 'application/json' },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    const chunk = 'A'.repeat(64 * 1024);
+    for (let i = 0; i < 12; i++) req.write(chunk);
+    req.end();
+  });
+  assert.equal(status, 413);
+});
+
 test('options: the form parsed and validated by the library, with its messages and the field named', async () => {
   const ok = await call(server, 'POST', '/api/options', { form: { domain: 'bird', steps: '6', skip: '2', 'feat-range': '1,5', 'v-injection': false } });
   assert.equal(ok.status, 200);

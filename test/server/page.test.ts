@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
@@ -19,6 +19,8 @@ import { EXAMPLES, testServer, type TestServer } from './helpers.js';
 declare const document: any;
 type HTMLCanvasElement = any;
 type HTMLImageElement = any;
+declare const DataTransfer: any;
+declare const ClipboardEvent: any;
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -66,7 +68,17 @@ test(
     // Both images. The structure mask from SAM-HQ: a dragged box, then a negative shift-click; the overlay changes
     // the canvas.
     await page.setInputFiles('[data-testid=structure-file]', join(EXAMPLES, 'bird-blue.png'));
-    await page.setInputFiles('[data-testid=appearance-file]', join(EXAMPLES, 'bird-red.png'));
+    // The appearance image pasted (the panel under the mouse takes it).
+    await page.hover('#panel-appearance');
+    await page.evaluate(
+      (b64: string) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const data = new DataTransfer();
+        data.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+        document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data }));
+      },
+      readFileSync(join(EXAMPLES, 'bird-red.png')).toString('base64'),
+    );
     await page.locator('[data-testid=appearance-canvas]').waitFor({ state: 'visible' });
     const pixels = (role: string): Promise<number[]> =>
       page.evaluate((r: string) => {
@@ -85,6 +97,8 @@ test(
     await page.mouse.move(box.x + box.width * 0.85, box.y + box.height * 0.8, { steps: 5 });
     await page.mouse.up();
     await page.waitForFunction(() => /^mask in \d+\.\d+ s \(score/.test(document.querySelector('[data-testid=structure-mask-status]')?.textContent ?? ''));
+    const seconds = Number(/^mask in (\d+\.\d+) s/.exec((await structureStatus.textContent()) ?? '')?.[1]);
+    assert.ok(seconds < 1, `the mask comes within a second once the embedding exists (${seconds} s)`);
     const boxed = await pixels('structure');
     assert.ok(changed(plain, boxed) > 0.2, `the mask overlay and box are drawn (${(100 * changed(plain, boxed)).toFixed(1)} % of the canvas changed)`);
     await structureStatus.evaluate((e: { textContent: string }) => (e.textContent = ''));
@@ -172,6 +186,17 @@ test(
       new RegExp(`^result token ${token} took its features from appearance token \\d+$`),
     );
     await shot(page, 'finished-run');
+
+    // Another run, cancelled from the page once it is under way: no new past run.
+    await page.fill('#opt-seed', '5');
+    await page.click('#run');
+    // (Cancel is enabled while the page follows a job; the step line is the new job's once it is.)
+    await page.waitForFunction(
+      () => document.getElementById('cancel')?.disabled === false && /^step \d+ of/.test(document.getElementById('progress-numbers')?.textContent ?? ''),
+    );
+    await page.click('#cancel');
+    await page.waitForFunction(() => document.getElementById('run-message')?.textContent === 'cancelled');
+    assert.equal((await (await page.request.get(`${server.url}api/runs`)).json()).runs.length, 1);
     assert.deepEqual(problems, []);
   },
 );

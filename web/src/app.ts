@@ -13,6 +13,9 @@ const $ = <T extends HTMLElement>(id: string): T => {
   return e as T;
 };
 
+/** The pipeline's phases in order (ProgressEvent.phase). */
+const PHASES = ['inversion-app', 'inversion-struct', 'transfer', 'decode'];
+
 let info: ServerInfo;
 let panels: ImagePanel[] = [];
 let lastPanel: ImagePanel | undefined;
@@ -150,7 +153,8 @@ function follow(job: JobSummary): void {
     const d = data(e);
     const step = Number(d['step']);
     const total = Number(d['total']);
-    $('phase').textContent = `${String(d['phase'])}${d['cached'] === true ? ' (from the inversion cache)' : ''}`;
+    const index = PHASES.indexOf(String(d['phase'])) + 1;
+    $('phase').textContent = `${String(d['phase'])} (phase ${index} of ${PHASES.length})${d['cached'] === true ? ', from the inversion cache' : ''}`;
     $('bar-fill').style.width = `${(100 * step) / Math.max(total, 1)}%`;
     $('progress-numbers').textContent =
       `step ${step} of ${total} · elapsed ${formatSeconds(d['elapsedSeconds'])} · ETA ${formatSeconds(d['etaSeconds'])} (this phase)`;
@@ -265,6 +269,9 @@ async function start(): Promise<void> {
     if (current !== undefined) void api.cancel(current.id).catch((e: Error) => message(e.message, true));
   });
   await Promise.all([refreshQueue(), refreshRuns()]);
+  // A job started before this page was (re)loaded: follow it.
+  const active = (await api.jobs()).jobs.filter((j) => j.status === 'running' || j.status === 'queued');
+  if (active.length > 0) follow(active[active.length - 1]!);
   window.setInterval(() => void refreshQueue().catch(() => {}), 1500);
 }
 
