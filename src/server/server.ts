@@ -86,11 +86,80 @@ function allowedHosts(host: string, port: number): Set<string> {
 
 const JOB_FIELDS = ['structure', 'appearance', 'structureMask', 'appearanceMask', 'options'] as const;
 
-export async function startServer(options: ServeOptions): Promise<RunningServer> {
-  const assets = staticAssets();
-  const outDir = resolve(options.outDir);
-  const limits = options.limits ?? DEFAULT_UPLOAD_LIMITS;
-  const maxBody = Math.ceil(limits.maxBytes / 3) * 4 * 4 + 256 * 1024;
+interface Context {
+  assets: Map<string, { path: string; type: string }>;
+  outDir: string;
+  limits: UploadLimits;
+  maxBody: number;
+  ready: { model: Record<string, unknown>; sizeMultiple: number };
+  queue: JobQueue;
+  segmenter: WorkerSegmenter | undefined;
+}
+
+const API_ROUTES = /^\/api\/(info|options|jobs|runs|segment|embed)\b/;
+
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(400, 'E_URL', `malformed URL part '${part}'`);
+  }
+}
+
+/** The size must also be a multiple of this model's VAE x UNet factor. */
+function checkSizeMultiple(options: TransferOptions, multiple: number): TransferOptions {
+  if (options.size % multiple !== 0) {
+    throw new HttpError(400, 'E_INVALID_PARAMETER', `Expected multiple of ${multiple} for this model for size but received ${options.size}`, {
+      parameter: 'size',
+      flag: 'size',
+    });
+  }
+  return options;
+}
+
+async function handle(ctx: Context, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const { queue, outDir, limits, maxBody, ready, segmenter } = ctx;
+  const method = req.method ?? 'GET';
+  const route = (m: string, pattern: RegExp): RegExpExecArray | null => (method === m ? pattern.exec(path) : null);
+  let match: RegExpExecArray | null;
+  if (route('GET', /^\/api\/info$/)) return sendJson(res, 200, info(ready, outDir, limits, segmenter !== undefined));
+  if (route('POST', /^\/api\/options$/)) {
+    const options = checkSizeMultiple(optionsFromForm((await readJson(req, maxBody))['form']), ready.sizeMultiple);
+    return sendJson(res, 200, { options: requestOptions(options) });
+  }
+  if (route('GET', /^\/api\/jobs$/)) return sendJson(res, 200, { jobs: queue.list() });
+  if (route('POST', /^\/api\/jobs$/)) {
+    const job = await createJob(await readJson(req, maxBody), queue, limits, ready.sizeMultiple);
+    return sendJson(res, 202, { job: queue.summary(job), events: `/api/jobs/${job.id}/events` });
+  }
+  if ((match = route('GET', /^\/api\/jobs\/([^/]+)$/))) return sendJson(res, 200, { job: queue.summary(queue.get(decodePart(match[1]!))) });
+  if ((match = route('GET', /^\/api\/jobs\/([^/]+)\/events$/))) return streamEvents(req, res, queue, queue.get(decodePart(match[1]!)));
+  if ((match = route('POST', /^\/api\/jobs\/([^/]+)\/cancel$/))) {
+    await readJson(req, 1024);
+    return sendJson(res, 200, { job: queue.summary(queue.cancel(decodePart(match[1]!))) });
+  }
+  if (route('GET', /^\/api\/runs$/)) return sendJson(res, 200, { runs: listRuns(outDir) });
+  if ((match = route('GET', /^\/api\/runs\/([^/]+)\/files\/([^/]+)$/))) {
+    const file = readRunFile(outDir, decodePart(match[1]!), decodePart(match[2]!));
+    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': file.contentType, 'Content-Length': file.data.length, 'Cache-Control': 'no-cache' });
+    res.end(file.data);
+    return;
+  }
+  if (route('POST', /^\/api\/embed$/)) return sendJson(res, 200, await embedRequest(segmenter, await readJson(req, maxBody), limits));
+  if (route('POST', /^\/api\/segment$/)) return sendJson(res, 200, await segmentRequest(segmenter, await readJson(req, maxBody), limits));
+  if (path.startsWith('/api/')) {
+    const known = API_ROUTES.test(path);
+    throw new HttpError(known ? 405 : 404, known ? 'E_METHOD' : 'E_NOT_FOUND', `${method} ${path}: no such API route (see docs/api.md)`);
+  }
+  const asset = ctx.assets.get(path === '/' ? 'index.html' : path.slice(1));
+  if (method !== 'GET' || asset === undefined) throw new HttpError(404, 'E_NOT_FOUND', `${method} ${path}: not found`);
+  const data = readFileSync(asset.path);
+  res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': asset.type, 'Content-Length': data.length, 'Cache-Control': 'no-cache' });
+  res.end(data);
+}
+
+/** The models, fixed for the server's life: the transfer worker (loaded) and the SAM-HQ worker (when given). */
+async function openModels(options: ServeOptions): Promise<{ worker: ModelWorker; ready: Context['ready']; segmenter: WorkerSegmenter | undefined }> {
   const config: WorkerConfig = { model: options.model };
   for (const k of ['cacheDir', 'device', 'precision', 'threads'] as const) if (options[k] !== undefined) Object.assign(config, { [k]: options[k] });
   const worker = new ModelWorker(config, options.onStatus);
@@ -98,58 +167,24 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     await worker.close().catch(() => {});
     throw e;
   });
-  let segmenter: WorkerSegmenter | undefined;
-  if (options.samModel !== undefined) {
-    const sam: Parameters<typeof WorkerSegmenter.open>[0] = { weights: options.samModel };
-    if (options.cacheDir !== undefined) sam.cacheDir = options.cacheDir;
-    if (options.threads !== undefined) sam.threads = options.threads;
-    segmenter = await WorkerSegmenter.open(sam).catch(async (e: Error) => {
-      await worker.close();
-      throw e;
-    });
-  }
+  if (options.samModel === undefined) return { worker, ready, segmenter: undefined };
+  const sam: Parameters<typeof WorkerSegmenter.open>[0] = { weights: options.samModel };
+  if (options.cacheDir !== undefined) sam.cacheDir = options.cacheDir;
+  if (options.threads !== undefined) sam.threads = options.threads;
+  const segmenter = await WorkerSegmenter.open(sam).catch(async (e: Error) => {
+    await worker.close();
+    throw e;
+  });
+  return { worker, ready, segmenter };
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const assets = staticAssets();
+  const outDir = resolve(options.outDir);
+  const limits = options.limits ?? DEFAULT_UPLOAD_LIMITS;
+  const { worker, ready, segmenter } = await openModels(options);
   const queue = new JobQueue(worker, (job, result) => finishJob(outDir, job, result), options.maxWaiting);
-
-  const routes = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
-    const method = req.method ?? 'GET';
-    const route = (m: string, pattern: RegExp): RegExpExecArray | null => (method === m ? pattern.exec(path) : null);
-    let match: RegExpExecArray | null;
-    if (route('GET', /^\/api\/info$/)) return sendJson(res, 200, info(ready, outDir, limits, segmenter !== undefined));
-    if (route('POST', /^\/api\/options$/)) return sendJson(res, 200, { options: requestOptions(optionsFromForm((await readJson(req, maxBody))['form'])) });
-    if (route('GET', /^\/api\/jobs$/)) return sendJson(res, 200, { jobs: queue.list() });
-    if (route('POST', /^\/api\/jobs$/)) {
-      const job = await createJob(await readJson(req, maxBody), queue, limits, ready.sizeMultiple);
-      return sendJson(res, 202, { job: queue.summary(job), events: `/api/jobs/${job.id}/events` });
-    }
-    if ((match = route('GET', /^\/api\/jobs\/([^/]+)$/))) return sendJson(res, 200, { job: queue.summary(queue.get(match[1]!)) });
-    if ((match = route('GET', /^\/api\/jobs\/([^/]+)\/events$/))) return streamEvents(req, res, queue, queue.get(match[1]!));
-    if ((match = route('POST', /^\/api\/jobs\/([^/]+)\/cancel$/))) {
-      await readJson(req, 1024);
-      return sendJson(res, 200, { job: queue.summary(queue.cancel(match[1]!)) });
-    }
-    if (route('GET', /^\/api\/runs$/)) return sendJson(res, 200, { runs: listRuns(outDir) });
-    if ((match = route('GET', /^\/api\/runs\/([^/]+)\/files\/([^/]+)$/))) {
-      const file = readRunFile(outDir, decodeURIComponent(match[1]!), decodeURIComponent(match[2]!));
-      res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': file.contentType, 'Content-Length': file.data.length, 'Cache-Control': 'no-cache' });
-      res.end(file.data);
-      return;
-    }
-    if (route('POST', /^\/api\/embed$/)) return sendJson(res, 200, await embedRequest(segmenter, await readJson(req, maxBody), limits));
-    if (route('POST', /^\/api\/segment$/)) return sendJson(res, 200, await segmentRequest(segmenter, await readJson(req, maxBody), limits));
-    if (path.startsWith('/api/'))
-      throw new HttpError(
-        path.match(/^\/api\/(info|options|jobs|runs|segment|embed)\b/) ? 405 : 404,
-        path.match(/^\/api\/(info|options|jobs|runs|segment|embed)\b/) ? 'E_METHOD' : 'E_NOT_FOUND',
-        `${method} ${path}: no such API route (see docs/api.md)`,
-      );
-    const name = path === '/' ? 'index.html' : path.slice(1);
-    const asset = assets.get(name);
-    if (method !== 'GET' || asset === undefined) throw new HttpError(404, 'E_NOT_FOUND', `${method} ${path}: not found`);
-    const data = readFileSync(asset.path);
-    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': asset.type, 'Content-Length': data.length, 'Cache-Control': 'no-cache' });
-    res.end(data);
-  };
-
+  const ctx: Context = { assets, outDir, limits, maxBody: Math.ceil(limits.maxBytes / 3) * 4 * 4 + 256 * 1024, ready, queue, segmenter };
   let hosts = new Set<string>();
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
@@ -157,7 +192,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       try {
         checkHost(req, hosts);
         if (path.startsWith('/api/')) checkSameOrigin(req);
-        await routes(req, res, path);
+        await handle(ctx, req, res, path);
       } catch (e) {
         sendError(res, e);
       }
@@ -174,7 +209,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
   const port = (server.address() as AddressInfo).port;
   hosts = allowedHosts(host, port);
-  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  const shown = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
   return {
     url: `http://${shown}:${port}/`,
     port,
@@ -208,13 +243,7 @@ async function createJob(body: Record<string, unknown>, queue: JobQueue, limits:
   const unknown = Object.keys(body).filter((k) => !(JOB_FIELDS as readonly string[]).includes(k));
   if (unknown.length > 0)
     throw new HttpError(400, 'E_INVALID_PARAMETER', `unknown field(s) ${unknown.map((k) => `'${k}'`).join(', ')} (fields: ${JOB_FIELDS.join(', ')})`);
-  const options = checkOptions(body['options']);
-  if (options.size % multiple !== 0) {
-    throw new HttpError(400, 'E_INVALID_PARAMETER', `Expected multiple of ${multiple} for this model for size but received ${options.size}`, {
-      parameter: 'size',
-      flag: 'size',
-    });
-  }
+  const options = checkSizeMultiple(checkOptions(body['options']), multiple);
   const structure = await readUpload('structure', body['structure'], limits);
   const appearance = await readUpload('appearance', body['appearance'], limits);
   const structureMask = body['structureMask'] === undefined ? undefined : await readUpload('structureMask', body['structureMask'], limits);

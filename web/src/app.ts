@@ -182,6 +182,10 @@ function follow(job: JobSummary): void {
     $('phase').textContent = 'failed';
     finish(`failed: ${err.message}`, true);
   });
+  source.onerror = () => {
+    // The stream ends after the last event (the source is closed then); an error before means the server is gone.
+    if (current?.id === job.id && source.readyState === EventSource.CLOSED) finish('lost the connection to the server', true);
+  };
   source.addEventListener('cancelled', () => {
     $('phase').textContent = 'cancelled';
     finish('cancelled', false);
@@ -201,7 +205,9 @@ async function showRun(id: string, files: string[]): Promise<void> {
     );
   }
   $('downloads').replaceChildren(...files.map((f) => el('li', {}, el('a', { href: fileUrl(id, f), download: `${id}-${f}` }, f))));
-  const [result, appearance] = await Promise.all([loadImage(fileUrl(id, 'result.png')), loadImage(fileUrl(id, 'appearance.png'))]);
+  // Runs of `eye4eye transfer` have no appearance.png / matches.json: the view says so.
+  const result = await loadImage(fileUrl(id, 'result.png'));
+  const appearance = files.includes('appearance.png') ? await loadImage(fileUrl(id, 'appearance.png')) : undefined;
   const matches = files.includes('matches.json') ? await api.matches(id) : undefined;
   view.set(result, appearance, matches);
   const smooth = !window.matchMedia('(prefers-reduced-motion: reduce)').matches;

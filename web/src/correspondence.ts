@@ -23,28 +23,29 @@ export class CorrespondenceView {
     canvas.addEventListener('pointerleave', () => this.draw());
   }
 
-  set(result: HTMLImageElement, appearance: HTMLImageElement, matches: Matches | undefined): void {
+  set(result: HTMLImageElement, appearance: HTMLImageElement | undefined, matches: Matches | undefined): void {
     this.result = result;
     this.appearance = appearance;
-    this.matches = matches;
+    this.matches = appearance === undefined ? undefined : matches;
     const s = SIDE / Math.max(result.naturalWidth, result.naturalHeight);
     this.w = Math.round(result.naturalWidth * s);
     this.h = Math.round(result.naturalHeight * s);
     this.canvas.width = 2 * this.w + 16;
     this.canvas.height = this.h;
+    const m = this.matches;
     this.info.textContent =
-      matches === undefined
-        ? 'this run recorded no matches'
-        : `matches of ${matches.site} at transfer iteration ${matches.iteration} (${matches.width}x${matches.height} tokens)`;
+      m === undefined
+        ? 'this run has no match indices (matches.json and appearance.png are written by eye4eye serve)'
+        : `matches of ${m.site} at transfer iteration ${m.iteration} (${m.width}x${m.height} tokens)`;
     this.draw();
   }
 
   private draw(): void {
     const ctx = this.canvas.getContext('2d');
-    if (ctx === null || this.result === undefined || this.appearance === undefined) return;
+    if (ctx === null || this.result === undefined) return;
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     ctx.drawImage(this.result, 0, 0, this.w, this.h);
-    ctx.drawImage(this.appearance, this.w + 16, 0, this.w, this.h);
+    if (this.appearance !== undefined) ctx.drawImage(this.appearance, this.w + 16, 0, this.w, this.h);
   }
 
   /** Token rectangle (in canvas pixels) of token `i`, on the left (result) or right (appearance) image. */
