@@ -8,9 +8,11 @@ import { DEFAULT_MODEL_ID } from '../pipeline/model-source.js';
 import { DEVICES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
 import { startServer, type ServeOptions } from '../server/server.js';
 import { UsageError } from './options-table.js';
-import { DEFAULT_OUT_DIR, type CommandIo } from './transfer-command.js';
+import type { CommandIo } from './transfer-command.js';
 
 export const DEFAULT_PORT = 7860;
+/** Not the CLI's ./eye4eye-out (one run's folder): the server keeps one sub-folder per run. */
+export const DEFAULT_SERVE_OUT_DIR = './eye4eye-runs';
 
 export const SERVE_HELP = `  eye4eye serve [--port N] [--host H] [--model ID|DIR] [--sam-model DIR] [--out DIR]
     A local web page (and JSON API, docs/api.md): two images in, masks, live progress, the result and its correspondence.
@@ -18,7 +20,7 @@ export const SERVE_HELP = `  eye4eye serve [--port N] [--host H] [--model ID|DIR
     --host H           address to bind (default 127.0.0.1; any other is reachable from the network: a warning is printed)
     --model ID|DIR     Hugging Face id (from the local HF cache) or diffusers folder (default ${DEFAULT_MODEL_ID})
     --sam-model PATH   SAM-HQ weights (transformers folder or official .pth) for masks from a box or clicks (without it the page offers mask files and automatic)
-    --out DIR          output folder: one sub-folder per run, listed as past runs (default ${DEFAULT_OUT_DIR})
+    --out DIR          output folder: one sub-folder per run, listed as past runs (default ${DEFAULT_SERVE_OUT_DIR})
     --cache-dir DIR    cache of built graphs and inversions
     --device ${DEVICES.join('|')}   execution provider (default cpu)
     --precision ${PRECISIONS.join('|')}   UNet precision (default fp32)
@@ -48,7 +50,7 @@ function integer(flag: string, raw: string, min: number, max: number): number {
 }
 
 function serveOptions(values: Record<string, string | boolean | undefined>): ServeOptions {
-  const options: ServeOptions = { model: String(values['model'] ?? DEFAULT_MODEL_ID), outDir: String(values['out'] ?? DEFAULT_OUT_DIR) };
+  const options: ServeOptions = { model: String(values['model'] ?? DEFAULT_MODEL_ID), outDir: String(values['out'] ?? DEFAULT_SERVE_OUT_DIR) };
   options.port = values['port'] === undefined ? DEFAULT_PORT : integer('port', String(values['port']), 0, 65535);
   if (values['host'] !== undefined) options.host = String(values['host']);
   if (values['cache-dir'] !== undefined) options.cacheDir = String(values['cache-dir']);

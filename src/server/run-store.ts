@@ -1,11 +1,12 @@
 /**
- * The output folder: one sub-folder per run (`<outDir>/<run id>/`, files written atomically by the CLI's
- * writeOutputs), the list of past runs (every sub-folder with a run.json), and reading one file of one run with
+ * The output folder: one sub-folder per run (`<outDir>/<run id>/`, created for the run and written atomically), the
+ * list of past runs (every sub-folder with a run.json), and reading one file of one run with
  * names checked so that nothing outside the output folder can be reached.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { extname, join, sep } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { extname, join, resolve, sep } from 'node:path';
+import { FileError } from '../errors.js';
 import { HttpError } from './http.js';
 
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
@@ -80,4 +81,30 @@ export function readRunFile(outDir: string, id: string, name: string): { data: B
   const real = realpathSync(path);
   if (!real.startsWith(root + sep) || !statSync(real).isFile()) throw notFound;
   return { data: readFileSync(real), contentType: CONTENT_TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream' };
+}
+
+/**
+ * Write a finished run's folder `<outDir>/<id>/`: the folder is created for this run (never an existing one), every
+ * file goes to a temporary name and is renamed, run.json last; on any failure the folder is removed again, so a
+ * folder with a run.json is always complete.
+ */
+export function writeRunFolder(outDir: string, id: string, files: readonly { name: string; data: Uint8Array }[]): string {
+  checkRunId(id);
+  const dir = join(resolve(outDir), id);
+  try {
+    mkdirSync(resolve(outDir), { recursive: true });
+    mkdirSync(dir);
+  } catch (cause) {
+    throw new FileError(`${dir}: cannot create the run folder (${(cause as Error).message})`, { cause });
+  }
+  try {
+    const ordered = [...files.filter((f) => f.name !== 'run.json'), ...files.filter((f) => f.name === 'run.json')];
+    const temps = ordered.map((f) => join(dir, `.${f.name}.tmp-${randomBytes(4).toString('hex')}`));
+    ordered.forEach((f, i) => writeFileSync(temps[i]!, f.data));
+    ordered.forEach((f, i) => renameSync(temps[i]!, join(dir, f.name)));
+    return dir;
+  } catch (cause) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new FileError(`${dir}: cannot write the run's files (${(cause as Error).message})`, { cause });
+  }
 }

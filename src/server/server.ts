@@ -15,7 +15,6 @@ import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { writeOutputs } from '../cli/transfer-command.js';
 import type { TransferOptions } from '../pipeline/options.js';
 import { ORT_VERSION } from '../runtime/session.js';
 import { VERSION } from '../version.js';
@@ -25,7 +24,7 @@ import { checkHost, checkSameOrigin, HttpError, readJson, SECURITY_HEADERS, send
 import { JobQueue, type Job, type JobEvent } from './jobs.js';
 import { ModelWorker } from './model-worker.js';
 import type { JobResult, WorkerConfig } from './protocol.js';
-import { checkRunId, listRuns, newRunId, readRunFile } from './run-store.js';
+import { checkRunId, listRuns, newRunId, readRunFile, writeRunFolder } from './run-store.js';
 import { WorkerSegmenter } from './sam-client.js';
 import { embedRequest, segmentRequest } from './segment.js';
 import { DEFAULT_UPLOAD_LIMITS, readUpload, type UploadLimits } from './uploads.js';
@@ -323,6 +322,6 @@ async function finishJob(outDir: string, job: Job, result: JobResult): Promise<s
     outputs: names,
   };
   files.push({ name: 'run.json', data: Buffer.from(`${JSON.stringify(record, null, 2)}\n`) });
-  writeOutputs(join(outDir, job.id), files);
+  writeRunFolder(outDir, job.id, files);
   return names;
 }
