@@ -30,6 +30,11 @@ export type { GoldenReport, GroupReport } from './golden/runner.js';
 export { loadGoldenCase } from './golden/golden-case.js';
 export { compareTensors, formatCompare } from './golden/compare.js';
 
+export { DEFAULT_FIT, FITS, decodeImage, fitRaster, imageSize, loadImage, loadMask, loadSamInput, rasterToTensor } from './io/image.js';
+export type { Fit, ImageSource, LoadOptions, Size } from './io/image.js';
+export type { Raster } from './io/resample/raster.js';
+export { pilResize } from './io/resample/pil.js';
+export { cv2ResizeLinear } from './io/resample/cv2.js';
 export { openTensorSource, writeSafetensors } from './io/safetensors.js';
 export type { Tensor, DType } from './tensor/tensor.js';
 export { VERSION } from './version.js';

@@ -4,6 +4,7 @@
 import { E4EError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { runGoldenCommand, GOLDEN_HELP } from './golden-command.js';
+import { MASK_HELP, runMaskCommand } from './mask-command.js';
 import { runServeCommand, SERVE_HELP } from './serve-command.js';
 import { runTransferCommand, TRANSFER_HELP } from './transfer-command.js';
 
@@ -11,6 +12,7 @@ const HELP = `eye4eye ${VERSION} - Eye-for-an-eye appearance transfer on Stable 
 
 Usage:
   eye4eye transfer --structure FILE --appearance FILE --domain NAME [options]   appearance transfer
+  eye4eye mask --image FILE [--box x0,y0,x1,y1] [--point x,y,1|0 ...]            an object mask with SAM-HQ
   eye4eye golden <case-dir> [--only GROUPS] [--save FILE]   compare our implementation with a golden case
   eye4eye serve [--port N] [--host H] [--model ID|DIR]       the local web page and JSON API
   eye4eye --help | -h                                     this help
@@ -18,6 +20,8 @@ Usage:
 
 Commands:
 ${TRANSFER_HELP}
+
+${MASK_HELP}
 
 ${GOLDEN_HELP}
 
@@ -44,6 +48,8 @@ export async function main(
         return 0;
       case 'transfer':
         return await runTransferCommand(rest, { out, err, isTTY: process.stderr.isTTY === true });
+      case 'mask':
+        return await runMaskCommand(rest, { out, err });
       case 'serve':
         return await runServeCommand(rest, { out, err });
       case 'golden':

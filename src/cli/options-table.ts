@@ -3,6 +3,7 @@
  * a flag or an explicit `null`, so an option cannot be added to the library without deciding its CLI form.
  * Parsers only turn text into values; the ranges and rules are checked once, by validateTransferOptions.
  */
+import { FITS } from '../io/fit.js';
 import { DEFAULT_TRANSFER_OPTIONS, DEVICES, METHOD_NAMES, PRECISIONS, type TransferOptions } from '../pipeline/options.js';
 
 /** A command-line mistake (unknown or missing option, malformed value): exit code 2. */
@@ -118,6 +119,13 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     description: 'ablation: inject the values only (default: feature matching)',
     parse: (raw) => (raw === true ? 'vInjection' : 'match'),
   },
+  fit: {
+    flag: 'fit',
+    type: 'string',
+    valueName: FITS.join('|'),
+    description: `how images reach the working size: stretch = the official loading, pixel for pixel (square, aspect not kept); cover / contain keep the aspect (default ${d.fit})`,
+    parse: (raw) => String(raw) as TransferOptions['fit'],
+  },
   device: {
     flag: 'device',
     type: 'string',
@@ -157,7 +165,8 @@ export const TRANSFER_COMMAND_FLAGS = {
   structure: { flag: 'structure', type: 'string', valueName: 'FILE', description: 'structure image (layout of the result) (required)' },
   appearance: { flag: 'appearance', type: 'string', valueName: 'FILE', description: 'appearance image (look of the result) (required)' },
   model: { flag: 'model', type: 'string', valueName: 'ID|DIR', description: 'Hugging Face id (from the local HF cache) or diffusers folder' },
-  out: { flag: 'out', type: 'string', valueName: 'DIR', description: 'output folder (default ./eye4eye-out)' },
+  out: { flag: 'out', type: 'string', valueName: 'DIR', description: 'output folder, new or empty (default ./eye4eye-out)' },
+  overwrite: { flag: 'overwrite', type: 'boolean', description: 'replace an earlier run found in --out (never other files)' },
   help: { flag: 'help', type: 'boolean', description: 'this help' },
 } as const;
 

@@ -1,26 +1,33 @@
 /**
  * `eye4eye transfer`: parse the flags (options-table.ts), run the library pipeline, write the pictures and run.json.
- * Exit codes: 0 done; 2 usage (unknown / missing option, malformed or out-of-range value); 1 any other E4EError.
- * Files are written to temporary names and renamed; if anything fails, what this run wrote is removed.
+ * Exit codes: 0 done; 2 usage (unknown / missing / repeated option, malformed or out-of-range value); 130 interrupted
+ * (Ctrl-C); 1 any other E4EError.
+ *
+ * Everything that needs no model is checked first: the options (ranges against the schedule), the images and masks,
+ * the output folder (run-folder.ts: writable, not a file, room for the outputs, no other run's files) and the cache
+ * (pipeline: used, or a stated run without caching). Files are written to temporary names and renamed; if anything
+ * fails, what this run wrote is removed, and nothing else.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, rmdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { E4EError, FileError, InvalidParameterError } from '../errors.js';
+import { AbortError, E4EError, InvalidParameterError } from '../errors.js';
+import { adainIterations, featureIterations, structureCopyIterations } from '../methods/eye-for-an-eye/schedule.js';
 import { correspondencePng, gridPng, maskToPng } from '../io/image.js';
 import { DEFAULT_MODEL_ID, type DownloadProgress } from '../pipeline/model-source.js';
 import { validateTransferOptions, type TransferOptions } from '../pipeline/options.js';
-import { loadPipeline, type ProgressEvent, type TransferOutput } from '../pipeline/pipeline.js';
+import { loadPipeline, prepareTransferInputs, type ProgressEvent, type TransferOutput, type TransferPipeline } from '../pipeline/pipeline.js';
 import { VERSION } from '../version.js';
 import { ORT_VERSION } from '../runtime/session.js';
 import { flagHelp, flagOf, optionsFromFlags, parseArgsSpec, REQUIRED_FLAGS, TRANSFER_CLI_OPTIONS, UsageError } from './options-table.js';
+import { expectedOutputBytes, RunFolder, type OutputFile } from './run-folder.js';
 
 export const DEFAULT_OUT_DIR = './eye4eye-out';
 
 export const TRANSFER_HELP = `  eye4eye transfer --structure FILE --appearance FILE --domain NAME [options]
     Eye-for-an-eye appearance transfer: the structure image's layout with the appearance image's look.
-    Writes result.png, grid.png, correspondence.png, mask-*.png (when masks are given) and run.json to --out.
+    Writes result.png, grid.png, correspondence.png, mask-*.png (when masks are given) and run.json to --out
+    (a new or empty folder; --overwrite replaces an earlier run there).
 ${flagHelp()}`;
 
 export interface CommandIo {
@@ -29,6 +36,8 @@ export interface CommandIo {
   /** Whether stderr is a terminal (progress bar) or not (one line per phase). */
   isTTY?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Free bytes on the output folder's disk (default: statfs); for tests. */
+  freeBytes?: (dir: string) => number;
 }
 
 /** The package version, found by walking up from this file to eye4eye's package.json. */
@@ -100,42 +109,30 @@ function downloadPrinter(io: CommandIo, model: string): (p: DownloadProgress) =>
   };
 }
 
-interface OutputFile {
-  name: string;
-  data: Buffer;
-}
-
-/** Write all files atomically (temp name + rename); on failure remove everything this call wrote. */
-export function writeOutputs(dir: string, files: readonly OutputFile[]): string[] {
-  let createdRoot: string | undefined;
-  const temps: string[] = [];
-  const written: string[] = [];
-  try {
-    createdRoot = mkdirSync(dir, { recursive: true });
-    for (const f of files) {
-      const tmp = join(dir, `.${f.name}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
-      temps.push(tmp);
-      writeFileSync(tmp, f.data);
-    }
-    files.forEach((f, i) => {
-      renameSync(temps[i]!, join(dir, f.name));
-      written.push(join(dir, f.name));
-    });
-    return written;
-  } catch (cause) {
-    for (const p of [...temps, ...written]) rmSync(p, { force: true });
-    if (createdRoot !== undefined) rmSync(createdRoot, { recursive: true, force: true });
-    else if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
-    throw new FileError(`${resolve(dir)}: cannot write the outputs (${(cause as Error).message})`, { cause });
-  }
-}
-
 function describeInput(source: unknown): string | undefined {
   return typeof source === 'string' ? resolve(source) : source === undefined ? undefined : '<buffer>';
 }
 
+/** The ranges as used, whether they were given or the defaults scaled to the schedule, and the iterations they hit. */
+function scheduleRecord(options: TransferOptions, given: { featRange: boolean; adainRange: boolean }): unknown {
+  const iterations = options.numSteps - options.skip;
+  const feat = { start: options.featRange[0], end: options.featRange[1] };
+  const adain = { start: options.adainRange[0], end: options.adainRange[1] };
+  const from = (g: boolean): string => (g ? 'given' : 'default (the reference 100-step values, scaled to this schedule)');
+  return {
+    iterations,
+    featRange: {
+      range: options.featRange,
+      from: from(given.featRange),
+      iterations: featureIterations(iterations, feat) ?? null,
+      structureCopyIterations: options.injection === 'match' ? structureCopyIterations(iterations, feat) : [],
+    },
+    adainRange: { range: options.adainRange, from: from(given.adainRange), iterations: adainIterations(iterations, adain) ?? null },
+  };
+}
+
 function runRecord(
-  args: { structure: string; appearance: string; outDir: string },
+  args: { structure: string; appearance: string; outDir: string; argv: readonly string[]; given: { featRange: boolean; adainRange: boolean } },
   options: TransferOptions,
   result: TransferOutput,
   files: readonly string[],
@@ -145,6 +142,7 @@ function runRecord(
     tool: 'eye4eye',
     command: 'transfer',
     createdAt: new Date().toISOString(),
+    commandLine: { argv: ['eye4eye', 'transfer', ...args.argv], cwd: process.cwd() },
     inputs: {
       structure: resolve(args.structure),
       appearance: resolve(args.appearance),
@@ -155,12 +153,20 @@ function runRecord(
       ...options,
       structureMask: describeInput(options.structureMask),
       appearanceMask: describeInput(options.appearanceMask),
-      cacheDir: options.cacheDir,
+      cacheDir: m.cache.dir,
+      hookSites: m.hookSites,
     },
+    schedule: scheduleRecord(options, args.given),
     model: m.model,
     versions: { eye4eye: VERSION, onnxruntime: ORT_VERSION, node: process.version, sharp: sharp.versions.sharp, vips: sharp.versions.vips },
     timings: result.timings,
-    cache: { inversion: { app: m.inversionCache.app, struct: m.inversionCache.struct }, dir: m.inversionCache.dir },
+    cache: {
+      dir: m.cache.dir,
+      writable: m.cache.writable,
+      ...(m.cache.notWritableReason === undefined ? {} : { notWritableReason: m.cache.notWritableReason }),
+      inversion: { app: m.inversionCache.app, struct: m.inversionCache.struct },
+      graphs: m.graphCache.map((g) => ({ name: g.name, hit: g.hit })),
+    },
     sizes: { structure: m.structureSize, appearance: m.appearanceSize, working: m.workingSize, latent: m.latentSize },
     correspondence:
       result.matches === undefined
@@ -175,6 +181,7 @@ function parseCommandLine(argv: readonly string[]): { values: Record<string, str
   const spec = parseArgsSpec();
   // Not strict: the tokens are checked here, so each mistake is named from the token itself.
   const { values, tokens } = parseArgs({ args: [...argv], options: spec, strict: false, allowPositionals: true, tokens: true });
+  const seen = new Map<string, string | undefined>();
   for (const token of tokens) {
     if (token.kind === 'positional') throw new UsageError(`unexpected argument '${token.value}' (every input is given with a flag, e.g. --structure FILE)`);
     if (token.kind !== 'option') continue;
@@ -182,6 +189,11 @@ function parseCommandLine(argv: readonly string[]): { values: Record<string, str
     if (known === undefined) throw new UsageError(`unknown option '${token.rawName}'`);
     if (known.type === 'string' && token.value === undefined) throw new UsageError(`option '${token.rawName}' needs a value`);
     if (known.type === 'boolean' && token.value !== undefined) throw new UsageError(`option '${token.rawName}' takes no value`);
+    if (seen.has(token.name)) {
+      const both = known.type === 'string' ? ` ('${seen.get(token.name) ?? ''}' and '${token.value ?? ''}')` : '';
+      throw new UsageError(`option '--${token.name}' is given twice${both}; give it once`);
+    }
+    seen.set(token.name, token.value);
   }
   return { values: values };
 }
@@ -207,6 +219,16 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   const appearance = String(values['appearance']);
   const outDir = String(values['out'] ?? DEFAULT_OUT_DIR);
   const modelArg = String(values['model'] ?? DEFAULT_MODEL_ID);
+  const given = { featRange: values['feat-range'] !== undefined, adainRange: values['adain-range'] !== undefined };
+
+  // Before any model is opened (or downloaded): the inputs, then the output folder.
+  const prepared = await prepareTransferInputs({ structure, appearance }, options);
+  const masks = (options.structureMask === undefined ? 0 : 1) + (options.appearanceMask === undefined ? 0 : 1);
+  const folder = RunFolder.claim(outDir, {
+    overwrite: values['overwrite'] === true,
+    expectedBytes: expectedOutputBytes(prepared.size.width, prepared.size.height, masks),
+    ...(io.freeBytes === undefined ? {} : { freeBytes: io.freeBytes }),
+  });
 
   const loadOptions: Parameters<typeof loadPipeline>[1] = {
     device: options.device,
@@ -216,11 +238,27 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   if (options.cacheDir !== undefined) loadOptions.cacheDir = options.cacheDir;
   if (io.env !== undefined) loadOptions.env = io.env;
   loadOptions.onDownload = downloadPrinter(io, modelArg);
-  const pipeline = await loadPipeline(modelArg, loadOptions);
   const controller = new AbortController();
-  const onSigint = (): void => controller.abort();
-  process.once('SIGINT', onSigint);
+  let pipeline: TransferPipeline | undefined;
+  let loading = true;
+  let presses = 0;
+  const onSigint = (): void => {
+    presses += 1;
+    controller.abort();
+    if (loading || presses > 1) {
+      // Opening or downloading the model cannot be interrupted midway, and a second Ctrl-C does not wait for the
+      // current step: give the folder back and stop now, as Ctrl-C does.
+      folder.release();
+      process.removeListener('SIGINT', onSigint);
+      io.err(`${io.isTTY === true ? '\r\x1b[2K' : ''}eye4eye transfer: interrupted (Ctrl-C); nothing was written\n`);
+      process.kill(process.pid, 'SIGINT');
+    }
+  };
+  process.on('SIGINT', onSigint);
   try {
+    pipeline = await loadPipeline(modelArg, loadOptions);
+    loading = false;
+    if (controller.signal.aborted) throw new AbortError('transfer aborted');
     const result = await pipeline.transfer({ structure, appearance }, options, { onProgress: progressPrinter(io), signal: controller.signal });
     const files: OutputFile[] = [
       { name: 'result.png', data: result.png },
@@ -238,14 +276,19 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
     if (result.matches !== undefined)
       files.push({ name: 'correspondence.png', data: await correspondencePng(result.image, result.appearance, result.matches) });
     const names = [...files.map((f) => f.name), 'run.json'];
-    const record = runRecord({ structure, appearance, outDir }, options, result, names);
+    const record = runRecord({ structure, appearance, outDir, argv, given }, options, result, names);
     files.push({ name: 'run.json', data: Buffer.from(`${JSON.stringify(record, null, 2)}\n`) });
-    writeOutputs(outDir, files);
+    if (controller.signal.aborted) throw new AbortError('transfer aborted');
+    folder.write(files);
     io.out(`${resolve(outDir, 'result.png')}\n`);
     return 0;
+  } catch (e) {
+    folder.release();
+    throw e;
   } finally {
+    loading = false;
     process.removeListener('SIGINT', onSigint);
-    await pipeline.dispose();
+    await pipeline?.dispose();
   }
 }
 
@@ -254,6 +297,10 @@ export async function runTransferCommand(argv: readonly string[], io: CommandIo)
   try {
     return await run(argv, io);
   } catch (e) {
+    if (e instanceof AbortError) {
+      io.err(`${io.isTTY === true ? '\r\x1b[2K' : ''}eye4eye transfer: interrupted (Ctrl-C); nothing was written\n`);
+      return 130;
+    }
     if (e instanceof UsageError) {
       io.err(`eye4eye transfer: ${e.message}\n  (see eye4eye transfer --help)\n`);
       return 2;

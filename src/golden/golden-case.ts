@@ -3,7 +3,8 @@
  *
  *   <dir>/io.json          documents each tensor (shape, dtype, role, meaning, params) + run config + tolerances
  *   <dir>/io.safetensors   the tensors themselves
- *   <dir>/model/           the model in the diffusers layout
+ *   <dir>/model/           the model in the diffusers layout (optional: only groups that run a model need it;
+ *                          GoldenContext.model() says so when it is missing)
  *
  * Every tensor io.json lists is checked against the file header when the case is loaded.
  */
@@ -90,7 +91,6 @@ export function loadGoldenCase(dir: string): GoldenCase {
   for (const [path, what] of [
     [jsonPath, 'io.json'],
     [tensorsPath, 'io.safetensors'],
-    [modelDir, 'model/'],
   ] as const) {
     if (!existsSync(path)) throw new GoldenError(`${root}: golden case has no ${what}`, { hint: 'a golden case holds io.json, io.safetensors and model/' });
   }

@@ -7,6 +7,7 @@
  * (ctx.check); a failing one fails the group without discarding its tensors.
  * A group we cannot run (no implementation, or an error) is a failure, never a skip.
  */
+import { existsSync } from 'node:fs';
 import { GoldenError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { compareTensors, type CompareResult } from './compare.js';
@@ -17,7 +18,10 @@ import { GROUP_RUNNERS } from './groups/index.js';
 
 export { groupOf } from './golden-case.js';
 
-/** What a group implementation gets: the case, and the case's model opened lazily (through the engine adapter). */
+/**
+ * What a group implementation gets: the case, and the case's model opened lazily (through the engine adapter); a
+ * case without model/ (e.g. `images`) runs the groups that need none, the others fail saying model/ is missing.
+ */
 export interface GoldenContext {
   readonly golden: GoldenCase;
   model(): GoldenEngine;
@@ -106,7 +110,14 @@ export async function runGolden(caseDir: string, options: GoldenRunOptions = {})
   const ctx: GoldenContext = {
     golden,
     checks: options.checks ?? true,
-    model: () => (engine ??= openEngine(golden.modelDir, options)),
+    model: () => {
+      if (engine === undefined && !existsSync(golden.modelDir)) {
+        throw new GoldenError(`${golden.dir}: golden case has no model/, which this group needs`, {
+          hint: 'a golden case holds io.json, io.safetensors and model/',
+        });
+      }
+      return (engine ??= openEngine(golden.modelDir, options));
+    },
     sam: () => (samEngine ??= openSamEngine(golden.modelDir, options)),
     outputs: (group) => Object.keys(golden.tensors).filter((n) => groupOf(n) === group && isCompared(golden, n)),
     note: (message) => {

@@ -1,22 +1,50 @@
 /**
- * Images in and out (sharp): decode + resize to NCHW float [-1, 1], masks to 0/1 planes, PNG encoding of tensors,
- * and the pictures the CLI writes (grid, mask, correspondence lines).
+ * Images in and out: decode + resize to NCHW float [-1, 1], masks to 0/1 planes, the SAM input, PNG encoding of
+ * tensors, and the pictures the CLI writes (grid, mask, correspondence lines).
  *
- * Resizing: `fit: 'cover'` (scale to cover the working size, which keeps the structure image's aspect, then centre
- * crop), with sharp's `cubic` kernel (Catmull-Rom, a = -0.5), the filter family of PIL's default BICUBIC. EXIF
- * orientation is applied first. This is NOT the reference's loading: its `load_size` stretches every image to
- * 512x512 (the centre crop there is commented out), drops alpha and ignores EXIF (docs/method.md §8).
+ * Fit modes (`Fit`), all resizing with our bit-exact port of Pillow's BICUBIC (src/io/resample/pil.ts):
+ * - `stretch`: the official loading (utils/image_utils.py `load_size`): np.array(Image.open(p).convert('RGB'))
+ *   (alpha dropped without compositing, no EXIF orientation, 16-bit gray clipped: src/io/decode.ts) resized to the
+ *   working size, which is then square (size x size), so non-square images are stretched. Reproduces the
+ *   reference's pixels exactly (golden group `images`). Its SAM input is the official one too: cv2.imread (EXIF
+ *   applied!) + cv2.resize INTER_LINEAR (src/io/resample/cv2.ts), so on a rotated photo the two disagree as they
+ *   do officially.
+ * - `cover` (the default): EXIF orientation applied once, transparency composited over white; the working size
+ *   follows the structure image's aspect; each image is centre-cropped to the working aspect and resized.
+ * - `contain`: like cover, but each image is resized to fit inside the working size and padded with white.
+ * The reference's `load_size` does NOT centre-crop (the crop is commented out), hence `stretch`. A square 8-bit RGB
+ * image without EXIF orientation or transparency gives the official pixels in every mode.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import sharp, { type OverlayOptions } from 'sharp';
-import { ImageError } from '../errors.js';
+import { ImageError, InvalidParameterError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { decodeRgb, type DecodePath } from './decode.js';
+import { DEFAULT_FIT, FITS, type Fit } from './fit.js';
+import { cv2ResizeLinear } from './resample/cv2.js';
+import { pilResize } from './resample/pil.js';
+import type { Raster } from './resample/raster.js';
 
 /** An image or mask: a file path or the encoded bytes (PNG, JPEG, WebP, ... anything sharp decodes). */
 export type ImageSource = string | Buffer;
 
-export const RESIZE_KERNEL = 'cubic' as const;
+export { DEFAULT_FIT, FITS, type Fit } from './fit.js';
+
+export interface LoadOptions {
+  /** Default DEFAULT_FIT. */
+  fit?: Fit;
+  /** Name of the image in error messages (default: the resolved path, or 'image buffer'). */
+  label?: string;
+}
+
+function loadOptions(options: LoadOptions | string | undefined): { fit: Fit; label: string | undefined } {
+  const o = typeof options === 'string' ? { label: options } : (options ?? {});
+  const fit = o.fit ?? DEFAULT_FIT;
+  if (!FITS.includes(fit))
+    throw new InvalidParameterError(`fit must be one of ${FITS.map((f) => `'${f}'`).join(', ')}, got '${String(fit)}'`, { parameter: 'fit' });
+  return { fit, label: o.label };
+}
 
 export interface Size {
   width: number;
@@ -59,59 +87,133 @@ async function decoded(source: ImageSource, what: string, label?: string): Promi
   }
 }
 
-/** Width and height of an image (after EXIF orientation). */
-export async function imageSize(source: ImageSource, label?: string): Promise<Size> {
-  return (await decoded(source, 'image', label)).size;
-}
-
-/** An image as RGB float [1, 3, H, W] in [-1, 1] (x / 127.5 - 1), resized (cover, cubic) to `size`. */
-export async function loadImage(source: ImageSource, size: Size, label?: string): Promise<Tensor<'float32'>> {
-  const { buffer } = await decoded(source, 'image', label);
-  const { width, height } = size;
-  let raw: Buffer;
-  try {
-    raw = await sharp(buffer)
-      .rotate()
-      .flatten({ background: '#ffffff' })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .resize(width, height, { fit: 'cover', kernel: RESIZE_KERNEL })
-      .raw()
-      .toBuffer();
-  } catch (cause) {
-    throw new ImageError(`${describeSource(source, label)}: cannot decode image (${(cause as Error).message})`, { cause });
-  }
-  const plane = width * height;
-  const data = new Float32Array(3 * plane); // [3, H, W]
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) data[c * plane + p] = (raw[p * 3 + c] ?? 0) / 127.5 - 1;
-  }
-  return { dtype: 'float32', dims: [1, 3, height, width], data };
+/** Width and height of an image: after EXIF orientation, except for fit 'stretch' (Pillow ignores it). */
+export async function imageSize(source: ImageSource, options?: LoadOptions | string): Promise<Size> {
+  const { fit, label } = loadOptions(options);
+  const { buffer, size } = await decoded(source, 'image', label);
+  if (fit !== 'stretch') return size;
+  const meta = await sharp(buffer).metadata();
+  return { width: meta.width ?? size.width, height: meta.height ?? size.height };
 }
 
 /**
- * A mask as float 0/1 [H, W] at `size`: any image, converted to gray (transparent = black), resized like the images
- * (cover, cubic) and thresholded at gray > 127. An all-zero mask is an error naming the file.
+ * An image decoded to 8-bit RGB the way `fit` loads it: 'stretch' = Pillow's open().convert('RGB'); the others =
+ * EXIF orientation applied, transparency over white (src/io/decode.ts).
  */
-export async function loadMask(source: ImageSource, size: Size, label?: string): Promise<Tensor<'float32'>> {
-  const { buffer } = await decoded(source, 'mask', label);
+export async function decodeImage(source: ImageSource, options?: LoadOptions | string): Promise<Raster> {
+  const { fit, label } = loadOptions(options);
+  return decodeWith(source, fit === 'stretch' ? 'pil' : 'oriented', label);
+}
+
+async function decodeWith(source: ImageSource, path: DecodePath, label: string | undefined): Promise<Raster> {
+  const buffer = readSource(source, 'image', label);
+  return decodeRgb(buffer, path, describeSource(source, label));
+}
+
+function crop(img: Raster, x0: number, y0: number, width: number, height: number): Raster {
+  if (x0 === 0 && y0 === 0 && width === img.width && height === img.height) return img;
+  const cn = img.channels;
+  const data = new Uint8Array(width * height * cn);
+  for (let y = 0; y < height; y++) data.set(img.data.subarray(((y0 + y) * img.width + x0) * cn, ((y0 + y) * img.width + x0 + width) * cn), y * width * cn);
+  return { width, height, channels: cn, data };
+}
+
+/**
+ * A raster brought to `size` by `fit` with Pillow's BICUBIC (bit-exact port): 'stretch' resizes, 'cover'
+ * centre-crops to the target aspect (whole pixels) and resizes, 'contain' resizes to fit inside and pads with
+ * `background` (every channel).
+ */
+export function fitRaster(img: Raster, size: Size, fit: Fit, background = 255): Raster {
   const { width, height } = size;
-  let raw: Buffer;
+  if (fit === 'stretch') return pilResize(img, width, height, 'bicubic');
+  if (fit === 'cover') {
+    const scale = Math.max(width / img.width, height / img.height);
+    const cw = Math.min(img.width, Math.max(1, Math.round(width / scale)));
+    const ch = Math.min(img.height, Math.max(1, Math.round(height / scale)));
+    const cropped = crop(img, Math.floor((img.width - cw) / 2), Math.floor((img.height - ch) / 2), cw, ch);
+    return pilResize(cropped, width, height, 'bicubic');
+  }
+  const scale = Math.min(width / img.width, height / img.height);
+  const rw = Math.min(width, Math.max(1, Math.round(img.width * scale)));
+  const rh = Math.min(height, Math.max(1, Math.round(img.height * scale)));
+  const inner = pilResize(img, rw, rh, 'bicubic');
+  if (rw === width && rh === height) return inner;
+  const cn = img.channels;
+  const data = new Uint8Array(width * height * cn).fill(background);
+  const x0 = Math.floor((width - rw) / 2);
+  const y0 = Math.floor((height - rh) / 2);
+  for (let y = 0; y < rh; y++) data.set(inner.data.subarray(y * rw * cn, (y + 1) * rw * cn), ((y0 + y) * width + x0) * cn);
+  return { width, height, channels: cn, data };
+}
+
+/** An RGB raster as float [1, 3, H, W] in [-1, 1] (x / 127.5 - 1). */
+export function rasterToTensor(img: Raster): Tensor<'float32'> {
+  if (img.channels !== 3) throw new ImageError(`expected an RGB raster, got ${img.channels} channels`);
+  const plane = img.width * img.height;
+  const data = new Float32Array(3 * plane);
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) data[c * plane + p] = img.data[p * 3 + c]! / 127.5 - 1;
+  }
+  return { dtype: 'float32', dims: [1, 3, img.height, img.width], data };
+}
+
+/**
+ * The SAM input of an image, 8-bit RGB at `size` (default 512 x 512, the official run's). Fit 'stretch': the
+ * official one, cv2.imread (EXIF orientation applied, alpha dropped, 16-bit high byte) + cv2.resize INTER_LINEAR.
+ * Other fits: exactly the pixels the Stable Diffusion path gets (same orientation, same geometry), so masks line up.
+ */
+export async function loadSamInput(source: ImageSource, size: number | Size = 512, options?: LoadOptions | string): Promise<Raster> {
+  const { fit, label } = loadOptions(options);
+  const target = typeof size === 'number' ? { width: size, height: size } : size;
+  if (fit === 'stretch') return cv2ResizeLinear(await decodeWith(source, 'cv2', label), target.width, target.height);
+  return fitRaster(await decodeWith(source, 'oriented', label), target, fit);
+}
+
+/**
+ * The full-resolution picture the SAM input is made from: fit 'stretch' = cv2.imread's (EXIF orientation applied, as
+ * the official run reads it); the other fits = the oriented decode the Stable Diffusion path uses.
+ */
+export async function decodeSamSource(source: ImageSource, options?: LoadOptions | string): Promise<Raster> {
+  const { fit, label } = loadOptions(options);
+  return decodeWith(source, fit === 'stretch' ? 'cv2' : 'oriented', label);
+}
+
+/** An image as RGB float [1, 3, H, W] in [-1, 1] (x / 127.5 - 1) at `size`, loaded and resized by `fit` (header). */
+export async function loadImage(source: ImageSource, size: Size, options?: LoadOptions | string): Promise<Tensor<'float32'>> {
+  const { fit, label } = loadOptions(options);
+  return rasterToTensor(fitRaster(await decodeWith(source, fit === 'stretch' ? 'pil' : 'oriented', label), size, fit));
+}
+
+/**
+ * A mask as float 0/1 [H, W] at `size`: any image, converted to gray (transparent = black), brought to `size` with
+ * the same geometry as the images (`fit`; EXIF orientation applied except for 'stretch', like the image; 'contain'
+ * pads with black), Pillow BICUBIC, thresholded at gray > 127. An all-zero mask is an error naming the file.
+ */
+export async function loadMask(source: ImageSource, size: Size, options?: LoadOptions | string): Promise<Tensor<'float32'>> {
+  const { fit, label } = loadOptions(options);
+  const { buffer } = await decoded(source, 'mask', label);
+  let gray: Raster;
   try {
-    raw = await sharp(buffer)
-      .rotate()
-      .flatten({ background: '#000000' })
-      .grayscale()
-      .resize(width, height, { fit: 'cover', kernel: RESIZE_KERNEL })
-      .extractChannel(0)
-      .raw()
-      .toBuffer();
+    const pipeline = fit === 'stretch' ? sharp(buffer) : sharp(buffer).rotate();
+    const { data, info } = await pipeline.flatten({ background: '#000000' }).grayscale().extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+    gray = { width: info.width, height: info.height, channels: 1, data: Uint8Array.from(data.subarray(0, info.width * info.height)) };
   } catch (cause) {
     throw new ImageError(`${describeSource(source, label)}: cannot decode mask (${(cause as Error).message})`, { cause });
   }
-  const data = Float32Array.from(raw.subarray(0, width * height), (v) => (v > 127 ? 1 : 0));
+  return maskRasterToTensor(gray, size, fit, describeSource(source, label));
+}
+
+/**
+ * A one-channel mask raster (0..255, e.g. a SAM-HQ mask in its image's frame) as float 0/1 [H, W] at `size`, with the
+ * images' geometry (`fit`, Pillow BICUBIC, gray > 127). An all-zero result is an error naming `what`.
+ */
+export function maskRasterToTensor(mask: Raster, size: Size, fit: Fit, what: string): Tensor<'float32'> {
+  if (mask.channels !== 1) throw new ImageError(`${what}: expected a one-channel mask, got ${mask.channels} channels`);
+  const { width, height } = size;
+  const resized = fitRaster(mask, size, fit, 0);
+  const data = Float32Array.from(resized.data, (v) => (v > 127 ? 1 : 0));
   if (!data.some((v) => v === 1)) {
-    throw new ImageError(`${describeSource(source, label)}: mask is empty (no pixel brighter than 127 at ${width}x${height})`, {
+    throw new ImageError(`${what}: mask is empty (no pixel brighter than 127 at ${width}x${height})`, {
       hint: 'a mask is white (or light) on the object and black elsewhere',
     });
   }
@@ -165,6 +267,27 @@ export interface GridPanel {
 }
 
 const LABEL_HEIGHT = 24;
+const LABEL_FONT_PX = 14;
+/** A generous average glyph width of sans-serif text, in em (for fitting a label to its panel). */
+const GLYPH_EM = 0.62;
+
+/**
+ * One label strip per panel, each its own SVG of the panel's width (so a label can never run into its neighbour),
+ * in one font size for all: 14 px, or smaller when the longest label would not fit its panel (64 px panels).
+ */
+function labelLayers(panels: readonly { left: number; width: number; label: string | undefined }[], top: number): OverlayOptions[] {
+  const fits = panels.filter((p) => p.label !== undefined && p.label !== '').map((p) => Math.floor((p.width - 4) / (GLYPH_EM * p.label!.length)));
+  const font = Math.max(6, Math.min(LABEL_FONT_PX, ...fits));
+  return panels
+    .filter((p) => p.label !== undefined && p.label !== '')
+    .map((p) => ({
+      input: Buffer.from(
+        `<svg xmlns="http://www.w3.org/2000/svg" width="${p.width}" height="${LABEL_HEIGHT}"><text x="${p.width / 2}" y="${Math.round(LABEL_HEIGHT / 2 + font * 0.36)}" text-anchor="middle" font-family="sans-serif" font-size="${font}" fill="#000">${escapeXml(p.label!)}</text></svg>`,
+      ),
+      left: p.left,
+      top,
+    }));
+}
 
 /** Panels side by side (all the same height), each with an optional label strip underneath. */
 export async function gridPng(panels: readonly GridPanel[]): Promise<Buffer> {
@@ -174,21 +297,14 @@ export async function gridPng(panels: readonly GridPanel[]): Promise<Buffer> {
   const labelled = panels.some((p) => p.label !== undefined);
   const total = height + (labelled ? LABEL_HEIGHT : 0);
   const layers: OverlayOptions[] = [];
+  const strips: { left: number; width: number; label: string | undefined }[] = [];
   let x = 0;
-  const texts: string[] = [];
   for (const [i, r] of rgb.entries()) {
     layers.push({ input: r.pixels, raw: { width: r.size.width, height: r.size.height, channels: 3 }, left: x, top: 0 });
-    const label = panels[i]?.label;
-    if (label !== undefined) {
-      texts.push(
-        `<text x="${x + r.size.width / 2}" y="${height + 17}" text-anchor="middle" font-family="sans-serif" font-size="14" fill="#000">${escapeXml(label)}</text>`,
-      );
-    }
+    strips.push({ left: x, width: r.size.width, label: panels[i]?.label });
     x += r.size.width;
   }
-  if (texts.length > 0) {
-    layers.push({ input: Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}">${texts.join('')}</svg>`), left: 0, top: 0 });
-  }
+  if (labelled) layers.push(...labelLayers(strips, height));
   return sharp({ create: { width, height: total, channels: 3, background: '#ffffff' } })
     .composite(layers)
     .png()
@@ -220,9 +336,15 @@ export function sampleMatchedTokens(indices: ArrayLike<number | bigint>, count: 
 
 /**
  * The result (left) and the appearance image (right) with coloured lines joining a subsample of out tokens to the
- * appearance token each one took in the matching.
+ * appearance token each one took in the matching, and a label strip underneath naming the two panels.
  */
-export async function correspondencePng(result: Tensor<'float32'>, appearance: Tensor<'float32'>, matches: TokenMatches, count = 24): Promise<Buffer> {
+export async function correspondencePng(
+  result: Tensor<'float32'>,
+  appearance: Tensor<'float32'>,
+  matches: TokenMatches,
+  count = 24,
+  labels: { result: string; appearance: string } = { result: 'result', appearance: 'appearance' },
+): Promise<Buffer> {
   const left = tensorToRgb(result);
   const right = tensorToRgb(appearance);
   const { width, height } = left.size;
@@ -237,13 +359,21 @@ export async function correspondencePng(result: Tensor<'float32'>, appearance: T
       `<circle cx="${from.x}" cy="${from.y}" r="3" fill="${colour}"/><circle cx="${x2}" cy="${to.y}" r="3" fill="${colour}"/>`
     );
   });
-  const total = { width: width + right.size.width, height: Math.max(height, right.size.height) };
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${total.width}" height="${total.height}">${lines.join('')}</svg>`;
+  const panelsHeight = Math.max(height, right.size.height);
+  const total = { width: width + right.size.width, height: panelsHeight + LABEL_HEIGHT };
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${total.width}" height="${panelsHeight}">${lines.join('')}</svg>`;
   return sharp({ create: { ...total, channels: 3, background: '#ffffff' } })
     .composite([
       { input: left.pixels, raw: { ...left.size, channels: 3 }, left: 0, top: 0 },
       { input: right.pixels, raw: { ...right.size, channels: 3 }, left: width, top: 0 },
       { input: Buffer.from(svg), left: 0, top: 0 },
+      ...labelLayers(
+        [
+          { left: 0, width, label: labels.result },
+          { left: width, width: right.size.width, label: labels.appearance },
+        ],
+        panelsHeight,
+      ),
     ])
     .png()
     .toBuffer();

@@ -45,6 +45,8 @@ export interface DownloadOptions {
   fetch?: typeof fetch;
   onProgress?: (p: DownloadProgress) => void;
   signal?: AbortSignal;
+  /** What to fetch of the repository (default: a diffusers Stable Diffusion model, chooseDiffusersFiles). */
+  choose?: (id: string, paths: readonly string[]) => DiffusersFileChoice;
 }
 
 const COMMIT_HASH = /^[0-9a-f]{40}$/;
@@ -105,6 +107,22 @@ export function chooseDiffusersFiles(id: string, paths: readonly string[]): Diff
     (name.endsWith('.json') ? shardIndexes : files).push(path);
   }
   return { files, shardIndexes };
+}
+
+/** What to fetch of a Hugging Face SamHQModel repository: config.json and model.safetensors (never pickles). */
+export function chooseSamFiles(id: string, paths: readonly string[]): DiffusersFileChoice {
+  const present = new Set(paths);
+  const missing = ['config.json', 'model.safetensors'].filter((f) => !present.has(f));
+  if (missing.length > 0) {
+    const top = paths.filter((p) => !p.includes('/')).sort();
+    throw new ModelNotFoundError(
+      `model '${id}': not a SamHQModel repository: missing ${missing.join(', ')} (top-level files: ${top.length > 0 ? top.join(', ') : 'none'})`,
+      {
+        hint: 'eye4eye needs a Hugging Face SamHQModel repository (config.json + model.safetensors), e.g. syscv-community/sam-hq-vit-large; or pass --sam-model with a folder or an official sam_hq_vit_{b,l,h}.pth',
+      },
+    );
+  }
+  return { files: ['config.json', 'model.safetensors'], shardIndexes: [] };
 }
 
 /** The shard paths a sharded index names (relative to its folder), checked against the repository's files. */
@@ -195,7 +213,7 @@ function requestUrl(input: Parameters<typeof fetch>[0]): string {
 }
 
 /**
- * Download `id` (diffusers layout, the files eye4eye needs) into the hub cache; returns the snapshot folder.
+ * Download `id` into the hub cache (the files `options.choose` picks; default: the diffusers files eye4eye needs); returns the snapshot folder.
  * Files already in the snapshot are not fetched again. Failures are ModelNotFoundError naming the id, the file and the cause.
  */
 export async function downloadDiffusersModel(id: string, options: DownloadOptions): Promise<string> {
@@ -294,7 +312,7 @@ export async function downloadDiffusersModel(id: string, options: DownloadOption
       }
     };
 
-    const choice = chooseDiffusersFiles(id, [...entries.keys()]);
+    const choice = (options.choose ?? chooseDiffusersFiles)(id, [...entries.keys()]);
     const present = new Set(entries.keys());
     const shards: string[] = [];
     for (const index of choice.shardIndexes) {

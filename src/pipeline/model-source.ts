@@ -16,7 +16,7 @@ import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { FileError, ModelNotFoundError } from '../errors.js';
 import { findWeights, resolveDiffusersLayout } from '../io/diffusers-layout.js';
-import { DEFAULT_HUB_URL, downloadDiffusersModel, type DownloadOptions, type DownloadProgress } from './hub-download.js';
+import { chooseSamFiles, DEFAULT_HUB_URL, downloadDiffusersModel, type DownloadOptions, type DownloadProgress } from './hub-download.js';
 
 export type { DownloadProgress } from './hub-download.js';
 
@@ -224,4 +224,27 @@ export function resolveSamModel(idOrPath: string = DEFAULT_SAM_MODEL_ID, env: No
     );
   }
   return source;
+}
+
+/**
+ * resolveSamModel, downloading when needed: an existing path is used; a hub id missing from the Hugging Face cache is
+ * downloaded into it (config.json + model.safetensors), unless HF_HUB_OFFLINE is set (then resolveSamModel's error).
+ */
+export async function obtainSamModel(idOrPath: string = DEFAULT_SAM_MODEL_ID, options: ObtainModelOptions = {}): Promise<ModelSource> {
+  const env = options.env ?? process.env;
+  if (existsSync(idOrPath) || !hubId(idOrPath) || isOffline(env)) return resolveSamModel(idOrPath, env);
+  const { source } = lookUpHubCache(idOrPath, env);
+  if (source !== undefined && ['config.json', 'model.safetensors'].every((f) => existsSync(join(source.path, f)))) return source;
+  const download: DownloadOptions = {
+    cacheDir: hfHubCacheDir(env),
+    hubUrl: env['HF_ENDPOINT'] !== undefined && env['HF_ENDPOINT'] !== '' ? env['HF_ENDPOINT'] : DEFAULT_HUB_URL,
+    choose: chooseSamFiles,
+  };
+  const token = hfToken(env);
+  if (token !== undefined) download.accessToken = token;
+  if (options.onDownload !== undefined) download.onProgress = options.onDownload;
+  if (options.fetch !== undefined) download.fetch = options.fetch;
+  if (options.signal !== undefined) download.signal = options.signal;
+  const path = await downloadDiffusersModel(idOrPath, download);
+  return { id: idOrPath, path, kind: 'hf-cache', revision: basename(path) };
 }

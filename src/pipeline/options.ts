@@ -5,12 +5,16 @@
  *
  * Defaults are the authors' example run (docs/method.md §3): 100 steps, skip 32, guidance 2.5, inversion guidance 3.5,
  * feature range [10, 70) and AdaIN range [50, 100). The ranges are in units of the reference's `model.step`, an
- * index into the TRUNCATED schedule (docs/method.md, quirk 5), and are not rescaled when numSteps or skip change.
+ * index into the TRUNCATED schedule (docs/method.md, quirk 5). With another step count the defaults follow: skip is
+ * round(0.32 numSteps) and the ranges cover the same fractions of the transfer's iterations (scaledDefaultRanges).
+ * Given ranges are kept as given, but one that can never fire in the schedule is an error naming the steps that exist.
  */
 import { InvalidParameterError, invalidParameterError } from '../errors.js';
 import type { ImageSource } from '../io/image.js';
+import { DEFAULT_FIT, FITS, type Fit } from '../io/fit.js';
 import { INJECTIONS, type Injection } from '../methods/eye-for-an-eye/controls.js';
 import { METHOD_NAMES, type MethodName } from '../methods/index.js';
+import { adainIterations, featureIterations, lastStepSeenByUnet, scaledDefaultRanges, scaledDefaultSkip } from '../methods/eye-for-an-eye/schedule.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.js';
 import { PRECISIONS, type Precision } from '../onnx/target.js';
 
@@ -29,20 +33,28 @@ export interface TransferOptions {
   prompt: string;
   /** Number of DDIM timesteps of the inversion and the transfer (reference: 100). */
   numSteps: number;
-  /** Timesteps skipped at the start of the transfer (reference: 32 of 100). */
+  /** Timesteps skipped at the start of the transfer (reference: 32 of 100; default round(0.32 numSteps)). */
   skip: number;
   /** Classifier-free guidance of the transfer (reference example: 2.5); 1 = no guidance. */
   guidanceScale: number;
   /** Classifier-free guidance of the inversion (reference: 3.5, hard-coded; docs/method.md quirk 13). */
   inversionGuidance: number;
-  /** Feature-injection steps [start, end) in truncated-schedule steps. */
+  /** Feature-injection steps [start, end) in truncated-schedule steps (default: [10, 70) scaled to the iterations). */
   featRange: readonly [number, number];
-  /** AdaIN steps [start, end) in truncated-schedule steps (applied from start - 1 to end; docs/method.md quirk 7). */
+  /**
+   * AdaIN steps [start, end) in truncated-schedule steps (applied from start - 1 to end; docs/method.md quirk 7;
+   * default: [50, 100) scaled to the iterations).
+   */
   adainRange: readonly [number, number];
   /** Seed of the inversion noise: TorchCpuRng(seed), drawn for the appearance image first, then the structure. */
   seed: number;
-  /** Working size: the short side in pixels (multiple of 64); the long side follows the structure image's aspect. */
+  /** Working size: the short side in pixels (multiple of 64); the long side follows the structure image's aspect (fit 'stretch': size x size). */
   size: number;
+  /**
+   * How the images are brought to the working size (src/io/image.ts): 'stretch' = the official loading, pixel for
+   * pixel (Pillow decode, BICUBIC stretch to size x size); 'cover' (default) / 'contain' keep the aspect.
+   */
+  fit: Fit;
   /** Object masks (any image; gray > 127 = object) for the masked matching and masked AdaIN. */
   structureMask?: ImageSource;
   appearanceMask?: ImageSource;
@@ -61,7 +73,10 @@ export interface TransferOptions {
   hookSites?: readonly string[];
 }
 
-/** Every option that has a default (domain has none; masks and cacheDir are absent by default). */
+/**
+ * Every option that has a default (domain has none; masks and cacheDir are absent by default). skip and the ranges
+ * are the values at 100 steps: validateTransferOptions scales them to the step count (and skip) of the run.
+ */
 export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   method: 'eye-for-an-eye',
   numSteps: 100,
@@ -72,6 +87,7 @@ export const DEFAULT_TRANSFER_OPTIONS = Object.freeze({
   adainRange: Object.freeze([50, 100] as const),
   seed: 0,
   size: 512,
+  fit: DEFAULT_FIT,
   injection: 'match',
   device: 'cpu',
   precision: 'fp32',
@@ -96,6 +112,7 @@ export const TRANSFER_OPTION_KEYS = [
   'adainRange',
   'seed',
   'size',
+  'fit',
   'structureMask',
   'appearanceMask',
   'injection',
@@ -169,6 +186,35 @@ function imageSource(name: string, value: unknown): ImageSource | undefined {
 }
 
 /**
+ * A range that no iteration of the schedule reaches would silently do nothing: an error naming the steps that exist.
+ * Feature injection reads the lagged step (0, 0, 1, ..., iterations - 2); AdaIN runs after iterations start - 1 .. end.
+ */
+function checkRangesFire(o: TransferOptions): void {
+  const iterations = o.numSteps - o.skip;
+  const schedule = `numSteps ${o.numSteps} and skip ${o.skip} give ${iterations} transfer iteration${iterations === 1 ? '' : 's'}`;
+  const [fs, fe] = o.featRange;
+  if (featureIterations(iterations, { start: fs, end: fe }) === undefined) {
+    throw new InvalidParameterError(
+      `featRange [${fs}, ${fe}) never fires: ${schedule}, whose UNet calls see steps 0..${lastStepSeenByUnet(iterations)}, so the start must be at most ${lastStepSeenByUnet(iterations)}`,
+      {
+        parameter: 'featRange',
+        hint: 'ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule',
+      },
+    );
+  }
+  const [as, ae] = o.adainRange;
+  if (adainIterations(iterations, { start: as, end: ae }) === undefined) {
+    throw new InvalidParameterError(
+      `adainRange [${as}, ${ae}) never fires: ${schedule} (steps 0..${iterations - 1}) and AdaIN runs after steps start - 1 .. end, so the start must be at most ${iterations}`,
+      {
+        parameter: 'adainRange',
+        hint: 'ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule',
+      },
+    );
+  }
+}
+
+/**
  * Validate user options and fill the defaults. Unknown keys are rejected by name; every other problem is reported
  * as `Expected <what> for <option> but received <value> of type <type>`.
  */
@@ -184,22 +230,26 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   const pick = <K extends keyof typeof DEFAULT_TRANSFER_OPTIONS>(key: K): unknown => given[key] ?? DEFAULT_TRANSFER_OPTIONS[key];
   const domain = nonEmptyString('domain', given['domain']);
   const numSteps = integerBetween('numSteps', pick('numSteps'), 1, MAX_STEPS);
+  const skip = integerBetween('skip', given['skip'] ?? scaledDefaultSkip(numSteps), 0, numSteps - 1);
+  const scaled = scaledDefaultRanges(numSteps, skip);
   const options: TransferOptions = {
     method: oneOf('method', pick('method'), METHOD_NAMES),
     domain,
     prompt: given['prompt'] === undefined ? `A photo of a ${domain}` : nonEmptyString('prompt', given['prompt']),
     numSteps,
-    skip: integerBetween('skip', pick('skip'), 0, numSteps - 1),
+    skip,
     guidanceScale: numberBetween('guidanceScale', pick('guidanceScale'), 1, MAX_GUIDANCE),
     inversionGuidance: numberBetween('inversionGuidance', pick('inversionGuidance'), 1, MAX_GUIDANCE),
-    featRange: stepRange('featRange', pick('featRange')),
-    adainRange: stepRange('adainRange', pick('adainRange')),
+    featRange: given['featRange'] === undefined ? scaled.featRange : stepRange('featRange', given['featRange']),
+    adainRange: given['adainRange'] === undefined ? scaled.adainRange : stepRange('adainRange', given['adainRange']),
     seed: integerBetween('seed', pick('seed'), 0, Number.MAX_SAFE_INTEGER),
     size: pick('size') as number,
+    fit: oneOf('fit', pick('fit'), FITS),
     injection: oneOf('injection', pick('injection'), INJECTIONS),
     device: oneOf('device', pick('device'), DEVICES),
     precision: oneOf('precision', pick('precision'), PRECISIONS),
   };
+  checkRangesFire(options);
   const size = options.size;
   if (typeof size !== 'number' || !Number.isInteger(size) || size < MIN_SIZE || size > MAX_SIZE || size % SIZE_MULTIPLE !== 0) {
     throw invalidParameterError('size', `multiple of ${SIZE_MULTIPLE} between ${MIN_SIZE} and ${MAX_SIZE}`, size);

@@ -8,21 +8,30 @@
  */
 import { createHash } from 'node:crypto';
 import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { ddimSchedule } from '../diffusion/ddim-schedule.js';
-import { AbortError, invalidParameterError } from '../errors.js';
+import { AbortError, ImageError, invalidParameterError } from '../errors.js';
 import { drawInversionNoise, guidedUNetNoise, invert, toInversionLatent, type GuidedNoise } from '../diffusion/inversion.js';
 import { imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size } from '../io/image.js';
 import { METHODS } from '../methods/index.js';
 import type { BranchInversion, Correspondence } from '../methods/method.js';
 import type { LatentDims } from '../methods/shared/adain.js';
-import { builderFingerprint, weightsIdentity } from '../runtime/model-cache.js';
+import { builderFingerprint, weightsIdentity, type CacheLogEntry } from '../runtime/model-cache.js';
 import { StableDiffusionModel } from '../runtime/stable-diffusion.js';
 import type { UNetRunner } from '../runtime/unet-runner.js';
 import { TorchCpuRng } from '../tensor/rng.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
 import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
-import { validateTransferOptions, workingSize, type Device, type Precision, type TransferOptions, type TransferOptionsInput } from './options.js';
+import {
+  SIZE_MULTIPLE,
+  validateTransferOptions,
+  workingSize,
+  type Device,
+  type Precision,
+  type TransferOptions,
+  type TransferOptionsInput,
+} from './options.js';
 
 export type Phase = 'inversion-app' | 'inversion-struct' | 'transfer' | 'decode';
 
@@ -106,7 +115,8 @@ export interface TransferInputs {
   forcedMatches?: (iteration: number, site: string) => BigInt64Array | undefined;
 }
 
-interface LoadedInputs {
+/** The inputs at the working size, checked (prepareTransferInputs). */
+export interface LoadedInputs {
   structureSize: Size;
   appearanceSize: Size;
   size: Size;
@@ -142,6 +152,64 @@ export interface TransferMetadata {
   structureSize: Size;
   appearanceSize: Size;
   inversionCache: { app: 'hit' | 'miss'; struct: 'hit' | 'miss'; dir: string };
+  /** The attn1 module paths where the method acted (the given hookSites, or the method's default ones). */
+  hookSites: readonly string[];
+  /** The cache folder (absolute), whether it could be written (when not: nothing was saved there) and why not. */
+  cache: { dir: string; writable: boolean; notWritableReason?: string };
+  /** Every graph this pipeline has asked of the graph cache so far, in order: taken from it (hit) or built. */
+  graphCache: readonly CacheLogEntry[];
+}
+
+function describeSource(source: ImageSource, what: string): string {
+  return typeof source === 'string' ? resolve(source) : `the ${what} buffer`;
+}
+
+/**
+ * Whether a mask of `mask` pixels has the aspect ratio of its image (`image`): equal up to one pixel of rounding
+ * (a scaled copy of a mask drawn on the image passes).
+ */
+export function sameAspect(mask: Size, image: Size): boolean {
+  return Math.abs(mask.width * image.height - mask.height * image.width) <= Math.max(image.width, image.height, mask.width, mask.height);
+}
+
+/**
+ * Both images (and masks) decoded, checked and resized to the working size (short side = size, long side from the
+ * structure's aspect); nothing here touches a model, so the CLI runs it before loading one. A mask must have its
+ * image's aspect ratio (an ImageError names both sizes); it is then resized exactly as its image is.
+ */
+export async function prepareTransferInputs(
+  inputs: Pick<TransferInputs, 'structure' | 'appearance'>,
+  options: TransferOptions,
+  multiple: number = SIZE_MULTIPLE,
+): Promise<LoadedInputs> {
+  const { fit } = options;
+  const structureSize = await imageSize(inputs.structure, { fit });
+  const appearanceSize = await imageSize(inputs.appearance, { fit });
+  if (options.size % multiple !== 0) throw invalidParameterError('size', `multiple of ${multiple} for this model`, options.size);
+  // 'stretch' is the official load_size: every image to size x size.
+  const size =
+    fit === 'stretch' ? { width: options.size, height: options.size } : workingSize(options.size, structureSize.width, structureSize.height, multiple);
+  const mask = async (source: ImageSource | undefined, role: 'structure' | 'appearance', image: ImageSource, imageSz: Size) => {
+    if (source === undefined) return undefined;
+    const loaded = await loadMask(source, size, { fit });
+    const maskSize = await imageSize(source, { fit });
+    if (!sameAspect(maskSize, imageSz)) {
+      throw new ImageError(
+        `${describeSource(source, `${role} mask`)}: the ${role} mask is ${maskSize.width}x${maskSize.height} but the ${role} image ${describeSource(image, `${role} image`)} is ${imageSz.width}x${imageSz.height}; a mask must have its image's aspect ratio`,
+        { hint: `use a mask drawn on the ${role} image (the same size, or the same picture scaled)` },
+      );
+    }
+    return loaded;
+  };
+  return {
+    structureSize,
+    appearanceSize,
+    size,
+    structure: await loadImage(inputs.structure, size, { fit }),
+    appearance: await loadImage(inputs.appearance, size, { fit }),
+    structureMask: await mask(options.structureMask, 'structure', inputs.structure, structureSize),
+    appearanceMask: await mask(options.appearanceMask, 'appearance', inputs.appearance, appearanceSize),
+  };
 }
 
 /** Seconds since `start` (performance.now()). */
@@ -174,6 +242,8 @@ export class TransferPipeline {
     readonly model: StableDiffusionModel,
     /** Keep the encoders' and the decoder's sessions between transfers (faster repeats, more memory held). */
     private readonly keepSessions = false,
+    /** Told what the pipeline does in place of what was asked (e.g. an inversion that could not be cached). */
+    private readonly onStatus?: (message: string) => void,
   ) {}
 
   /** Where built graphs and inversions are cached. */
@@ -204,22 +274,9 @@ export class TransferPipeline {
     return { root: realpathSync(this.model.root), weights, code: builderFingerprint(), freeu: true };
   }
 
-  /** Both images (and masks) at the working size: short side = size, long side from the structure's aspect. */
-  private async loadInputs(inputs: TransferInputs, options: TransferOptions): Promise<LoadedInputs> {
-    const structureSize = await imageSize(inputs.structure);
-    const appearanceSize = await imageSize(inputs.appearance);
-    const multiple = this.sizeMultiple;
-    if (options.size % multiple !== 0) throw invalidParameterError('size', `multiple of ${multiple} for this model`, options.size);
-    const size = workingSize(options.size, structureSize.width, structureSize.height, multiple);
-    return {
-      structureSize,
-      appearanceSize,
-      size,
-      structure: await loadImage(inputs.structure, size),
-      appearance: await loadImage(inputs.appearance, size),
-      structureMask: options.structureMask === undefined ? undefined : await loadMask(options.structureMask, size),
-      appearanceMask: options.appearanceMask === undefined ? undefined : await loadMask(options.appearanceMask, size),
-    };
+  /** Both images (and masks) at the working size: short side = size, long side from the structure's aspect (fit 'stretch': square). */
+  private loadInputs(inputs: TransferInputs, options: TransferOptions): Promise<LoadedInputs> {
+    return prepareTransferInputs(inputs, options, this.sizeMultiple);
   }
 
   /** Invert one image, or take its inversion from the cache. */
@@ -249,14 +306,22 @@ export class TransferPipeline {
       onStep: progressReporter(phase, controls.onProgress),
       signal: controls.signal,
     });
-    writeCachedInversion(this.cacheDir, key, result, job.latentDims, {
-      prompt: options.prompt,
-      seed: String(options.seed),
-      numSteps: String(options.numSteps),
-      guidance: String(options.inversionGuidance),
-      role: job.role,
-      size: `${job.image.dims[3]}x${job.image.dims[2]}`,
-    });
+    if (!this.model.cache.writable) return { inv: result, hit: false };
+    try {
+      writeCachedInversion(this.cacheDir, key, result, job.latentDims, {
+        prompt: options.prompt,
+        seed: String(options.seed),
+        numSteps: String(options.numSteps),
+        guidance: String(options.inversionGuidance),
+        role: job.role,
+        size: `${job.image.dims[3]}x${job.image.dims[2]}`,
+      });
+    } catch (e) {
+      // The inversion is computed; a full disk only costs the next run its reuse.
+      this.onStatus?.(
+        `could not save the ${job.role} inversion to the cache (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); continuing without it`,
+      );
+    }
     return { inv: result, hit: false };
   }
 
@@ -354,6 +419,13 @@ export class TransferPipeline {
         structureSize: loaded.structureSize,
         appearanceSize: loaded.appearanceSize,
         inversionCache: { app: app.hit ? 'hit' : 'miss', struct: struct.hit ? 'hit' : 'miss', dir: this.cacheDir },
+        hookSites: [...unet.info.processed],
+        cache: {
+          dir: this.cacheDir,
+          writable: this.model.cache.writable,
+          ...(this.model.cache.notWritableReason === undefined ? {} : { notWritableReason: this.model.cache.notWritableReason }),
+        },
+        graphCache: [...this.model.cache.log],
       },
     };
   }
@@ -384,6 +456,16 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
   }
   modelOptions.memoryArena = options.memoryArena ?? false;
   const model = StableDiffusionModel.open(source.path, modelOptions);
+  const cache = model.cache;
+  if (!cache.writable) {
+    options.onStatus?.(
+      `the cache folder ${cache.root} cannot be written (${cache.notWritableReason ?? 'unknown reason'}); running without caching: graphs are built into a temporary folder removed at the end, and inversions are not saved`,
+    );
+  }
+  if (cache.removedStale.length > 0)
+    options.onStatus?.(
+      `removed ${cache.removedStale.length} stale temporary cache entr${cache.removedStale.length === 1 ? 'y' : 'ies'} left by interrupted runs`,
+    );
   // Open the weights now so that a broken model folder fails here, not halfway through a run.
   try {
     for (const c of ['vae', 'text_encoder', 'unet'] as const) model.componentWeights(c);
@@ -391,5 +473,5 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
     await model.dispose();
     throw e;
   }
-  return new TransferPipeline(source, model, options.keepSessions ?? false);
+  return new TransferPipeline(source, model, options.keepSessions ?? false, options.onStatus);
 }

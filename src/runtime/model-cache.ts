@@ -8,11 +8,18 @@
  * blobs are named by their content hash, so a changed checkpoint always gives a new key.
  * Two processes building the same entry at once each build into their own temporary folder and rename it into
  * place; the loser discards its copy. Nothing half-written is ever visible under the final name.
+ *
+ * The cache folder is checked when the cache is opened: when it cannot be written (a file in its place, no
+ * permission, a read-only disk), complete entries already in it are still used, new graphs are built into a
+ * temporary folder removed by dispose(), and `writable` is false (the pipeline says so and saves no inversions).
+ * Temporary entries left by killed processes (`graphs/.tmp-*`, `inversions/*.tmp-*`) are removed when the cache
+ * is opened: those of a process no longer running after 15 minutes, any after a day.
  */
 import { createHash } from 'node:crypto';
 import {
   closeSync,
   existsSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -20,12 +27,14 @@ import {
   readSync,
   realpathSync,
   renameSync,
+  mkdtempSync,
   rmSync,
   statSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUILDER_VERSION } from '../onnx/format.js';
 import { saveModel } from '../onnx/save.js';
@@ -74,9 +83,13 @@ function headerDigest(file: string): string {
   try {
     const len = Buffer.alloc(8);
     readSync(fd, len, 0, 8, 0);
-    const n = Math.min(Number(len.readBigUInt64LE(0)), 100_000_000);
+    const size = fstatSync(fd).size;
+    const declared = len.readBigUInt64LE(0);
+    // Not a safetensors header (a PyTorch .pth zip): digest the tail, where the zip central directory lists every entry's CRC-32.
+    const [start, n] =
+      declared <= BigInt(Math.max(0, size - 8)) ? [8, Math.min(Number(declared), 100_000_000)] : [Math.max(0, size - 65536), Math.min(size, 65536)];
     const header = Buffer.alloc(n);
-    readSync(fd, header, 0, n, 8);
+    readSync(fd, header, 0, n, start);
     return createHash('sha256').update(header).digest('hex');
   } finally {
     closeSync(fd);
@@ -165,22 +178,132 @@ function isComplete(dir: string, key: string): boolean {
   return completeManifest(dir, key) !== undefined;
 }
 
+/** One graph asked of the cache: taken from it (hit) or built. */
+export interface CacheLogEntry {
+  name: string;
+  key: string;
+  hit: boolean;
+}
+
+function errorText(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+/** Whether process `pid` runs on this machine (EPERM: it runs, as another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e instanceof Error && 'code' in e && (e as { code: unknown }).code === 'EPERM';
+  }
+}
+
+/** Age after which a temporary entry of a process no longer running is stale; any temporary entry is after a day. */
+export const STALE_TEMP_MS = 15 * 60 * 1000;
+export const ABANDONED_TEMP_MS = 24 * 60 * 60 * 1000;
+
+const GRAPH_TEMP = /^\.tmp-.+-[0-9a-f]{24}-(\d+)-[a-z0-9]+$/;
+const FILE_TEMP = /\.tmp-(\d+)-[a-z0-9]+$/;
+
+/** Remove the stale temporary entries of `dir` (see the file comment); returns their names. */
+function removeStaleTemps(dir: string, pattern: RegExp, now = Date.now()): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const e of entries) {
+    const m = pattern.exec(e);
+    if (m === null) continue;
+    const path = join(dir, e);
+    try {
+      const age = now - statSync(path).mtimeMs;
+      if (age > ABANDONED_TEMP_MS || (age > STALE_TEMP_MS && !processAlive(Number(m[1])))) {
+        rmSync(path, { recursive: true, force: true });
+        removed.push(e);
+      }
+    } catch {
+      // gone already (another process cleaned it)
+    }
+  }
+  return removed;
+}
+
+/** Why the cache folder cannot be written, or undefined when it can (its graphs/ and inversions/ folders). */
+function probeWritable(root: string): string | undefined {
+  for (const sub of ['graphs', 'inversions']) {
+    const dir = join(root, sub);
+    try {
+      mkdirSync(dir, { recursive: true });
+      const probe = join(dir, `.probe-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+      writeFileSync(probe, '');
+      unlinkSync(probe);
+    } catch (cause) {
+      return errorText(cause);
+    }
+  }
+  return undefined;
+}
+
 export class ModelCache {
-  constructor(readonly root: string = defaultCacheDir()) {}
+  /** The cache folder, absolute. */
+  readonly root: string;
+  /** False when the folder cannot be written: nothing new is saved there (see the file comment). */
+  readonly writable: boolean;
+  /** Why the folder cannot be written (the system's message), when it cannot. */
+  readonly notWritableReason: string | undefined;
+  /** Temporary entries of killed processes removed when the cache was opened. */
+  readonly removedStale: readonly string[];
+  /** Every graph asked of this cache, in order. */
+  readonly log: CacheLogEntry[] = [];
+  private scratch: string | undefined;
+
+  constructor(root: string = defaultCacheDir()) {
+    this.root = resolve(root);
+    this.notWritableReason = probeWritable(this.root);
+    this.writable = this.notWritableReason === undefined;
+    this.removedStale = this.writable
+      ? [
+          ...removeStaleTemps(join(this.root, 'graphs'), GRAPH_TEMP).map((e) => join('graphs', e)),
+          ...removeStaleTemps(join(this.root, 'inversions'), FILE_TEMP).map((e) => join('inversions', e)),
+        ]
+      : [];
+  }
 
   entryDir(name: string, key: string): string {
     return join(this.root, 'graphs', `${name}-${key}`);
   }
 
+  /** Where new entries go: the cache's graphs/ folder, or (cache not writable) a temporary folder of this process. */
+  private graphsDir(): string {
+    if (this.writable) return join(this.root, 'graphs');
+    this.scratch ??= mkdtempSync(join(tmpdir(), 'eye4eye-graphs-'));
+    return this.scratch;
+  }
+
   /** The cached model for the request, building (and saving) it on a miss or a corrupt entry. */
   obtain(request: CacheEntryRequest): CacheEntry {
     const key = cacheKey(request);
-    const dir = this.entryDir(request.name, key);
+    const cachedDir = this.entryDir(request.name, key);
+    const cached = completeManifest(cachedDir, key);
+    if (cached !== undefined) {
+      this.log.push({ name: request.name, key, hit: true });
+      return { modelPath: join(cachedDir, `${request.name}.onnx`), key, built: false, buildSeconds: 0, meta: cached.meta };
+    }
+    const graphs = this.graphsDir();
+    const dir = join(graphs, `${request.name}-${key}`);
     const modelPath = join(dir, `${request.name}.onnx`);
-    const cached = completeManifest(dir, key);
-    if (cached !== undefined) return { modelPath, key, built: false, buildSeconds: 0, meta: cached.meta };
+    if (!this.writable) {
+      const scratchEntry = completeManifest(dir, key);
+      if (scratchEntry !== undefined) {
+        this.log.push({ name: request.name, key, hit: false });
+        return { modelPath, key, built: false, buildSeconds: 0, meta: scratchEntry.meta };
+      }
+    }
     const started = performance.now();
-    const graphs = join(this.root, 'graphs');
     mkdirSync(graphs, { recursive: true });
     const tmp = join(graphs, `.tmp-${request.name}-${key}-${process.pid}-${Math.random().toString(36).slice(2)}`);
     mkdirSync(tmp);
@@ -204,6 +327,13 @@ export class ModelCache {
         throw err;
       throw new ModelBuildError(`could not write the graph cache entry ${dir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
+    this.log.push({ name: request.name, key, hit: false });
     return { modelPath, key, built: true, buildSeconds: (performance.now() - started) / 1000, meta: completeManifest(dir, key)?.meta };
+  }
+
+  /** Remove the temporary folder of graphs built while the cache could not be written (sessions must be closed). */
+  dispose(): void {
+    if (this.scratch !== undefined) rmSync(this.scratch, { recursive: true, force: true });
+    this.scratch = undefined;
   }
 }

@@ -21,7 +21,7 @@ export interface SessionOptions {
   memoryArena?: boolean;
   /** Graph optimisation level; 'all' by default. */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Log severity (0 verbose .. 4 fatal); 3 by default. */
+  /** Log severity (0 verbose .. 4 fatal); default from E4E_ORT_LOG, else 4 (see ortLogSeverity). */
   logSeverity?: 0 | 1 | 2 | 3 | 4;
   /** Nodes (by name) that run on the CPU even on a GPU provider (WebGPU's forceCpuNodeNames). */
   cpuNodes?: readonly string[];
@@ -101,12 +101,39 @@ const WEBGPU_HINT = 'WebGPU needs a GPU adapter (Vulkan on Linux, D3D12 on Windo
 
 function deviceHint(device: ExecutionProvider, cause?: unknown): { hint?: string; cause?: unknown } {
   const hint = device === 'cuda' ? CUDA_HINT : device === 'webgpu' ? WEBGPU_HINT : undefined;
-  return { ...(hint === undefined ? {} : { hint }), ...(cause === undefined ? {} : { cause }) };
+  const full = hint === undefined ? undefined : `${hint} (E4E_ORT_LOG=error shows onnxruntime's own log lines)`;
+  return { ...(full === undefined ? {} : { hint: full }), ...(cause === undefined ? {} : { cause }) };
 }
 
 function gpuProvider(device: Exclude<ExecutionProvider, 'cpu'>, cpuNodes: readonly string[]): ort.InferenceSession.ExecutionProviderConfig {
   if (device === 'webgpu' && cpuNodes.length > 0) return { name: 'webgpu', forceCpuNodeNames: [...cpuNodes] };
   return device;
+}
+
+/** onnxruntime's log levels, by severity (0 .. 4). */
+export const ORT_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] as const;
+
+/**
+ * The severity below which onnxruntime's own log lines are dropped: 'fatal' unless E4E_ORT_LOG names a level. Its
+ * lines go straight to stderr from native code (e.g. a CUDA provider library that cannot be loaded, before the
+ * exception that we turn into a RuntimeError with a hint), so by default they are off and every failure reaches the
+ * user once, as our message; `E4E_ORT_LOG=warning` (or verbose) shows them when diagnosing.
+ */
+export function ortLogSeverity(env: NodeJS.ProcessEnv = process.env): 0 | 1 | 2 | 3 | 4 {
+  const given = env['E4E_ORT_LOG'];
+  if (given === undefined || given === '') return 4;
+  const level = (ORT_LOG_LEVELS as readonly string[]).indexOf(given);
+  if (level < 0) throw new InvalidParameterError(`Expected one of ${ORT_LOG_LEVELS.map((l) => `'${l}'`).join(', ')} for E4E_ORT_LOG but received '${given}'`);
+  return level as 0 | 1 | 2 | 3 | 4;
+}
+
+let envLogSet = false;
+
+/** onnxruntime's process-wide logger takes its level at the first session; set it before that, once. */
+function setEnvLogLevel(severity: 0 | 1 | 2 | 3 | 4): void {
+  if (envLogSet) return;
+  envLogSet = true;
+  ort.env.logLevel = ORT_LOG_LEVELS[severity];
 }
 
 export class Session {
@@ -132,11 +159,13 @@ export class Session {
         deviceHint(device),
       );
     }
+    const envSeverity = ortLogSeverity();
+    setEnvLogLevel(envSeverity);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: device === 'cpu' ? ['cpu'] : [gpuProvider(device, options.cpuNodes ?? []), 'cpu'],
       graphOptimizationLevel: options.optimization ?? 'all',
       enableCpuMemArena: options.memoryArena ?? true,
-      logSeverityLevel: options.logSeverity ?? 3,
+      logSeverityLevel: options.logSeverity ?? envSeverity,
     };
     if (options.threads !== undefined && options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
     if (options.profileFilePrefix !== undefined) {

@@ -267,5 +267,6 @@ export class StableDiffusionModel {
     }
     for (const w of this.weights.values()) w.source.close();
     this.weights.clear();
+    this.cache.dispose();
   }
 }

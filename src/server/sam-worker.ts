@@ -5,10 +5,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { E4EError, InvalidParameterError } from '../errors.js';
+import { obtainSamModel } from '../pipeline/model-source.js';
 import { SamSegmenter } from '../pipeline/sam-segmenter.js';
 import type { SegmentImage, SegmentPrompt } from './segment.js';
 
 export interface SamWorkerConfig {
+  /** SAM-HQ weights: folder, .pth or hub id. */
   weights: string;
   cacheDir?: string;
   threads?: number;
@@ -34,13 +36,15 @@ function describe(e: unknown): { name: string; code: string; message: string; pa
   return { name: 'Error', code: 'E_INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }
 
-function start(): void {
+async function start(): Promise<void> {
   let sam: SamSegmenter;
   try {
+    // A folder, an official .pth, or a SamHQModel id from the Hugging Face cache (downloaded when missing), as `eye4eye mask`.
+    const source = await obtainSamModel(config.weights);
     const options: Parameters<typeof SamSegmenter.open>[1] = {};
     if (config.cacheDir !== undefined) options.cacheDir = config.cacheDir;
     if (config.threads !== undefined) options.threads = config.threads;
-    sam = SamSegmenter.open(config.weights, options);
+    sam = SamSegmenter.open(source.path, options);
   } catch (e) {
     post({ type: 'open-failed', error: describe(e) });
     return;
@@ -69,4 +73,4 @@ function start(): void {
   });
 }
 
-start();
+void start();

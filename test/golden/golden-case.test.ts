@@ -79,7 +79,7 @@ test('prefix lookup picks the longest prefix; float16 tensors come back as float
   golden.close();
 });
 
-test('golden errors: missing folder, io.json, io.safetensors, model/, listed tensors and disagreements', () => {
+test('golden errors: missing folder, io.json, io.safetensors, listed tensors and disagreements', () => {
   const none = join(tmp, 'none');
   throwsGolden(() => loadGoldenCase(none), `${none}: golden case folder not found\n  hint: copy the case from shared/golden/ into test/fixtures/golden/`);
   const dir = mkdtempSync(join(tmp, 'partial-'));
@@ -88,8 +88,6 @@ test('golden errors: missing folder, io.json, io.safetensors, model/, listed ten
   writeFileSync(join(dir, 'io.json'), '{"tensors": {}}');
   throwsGolden(() => loadGoldenCase(dir), `${dir}: golden case has no io.safetensors${hint}`);
   cpSync(join(sd1TinyDir, 'io.safetensors'), join(dir, 'io.safetensors'));
-  throwsGolden(() => loadGoldenCase(dir), `${dir}: golden case has no model/${hint}`);
-  mkdirSync(join(dir, 'model'));
   writeFileSync(join(dir, 'io.json'), '[]');
   throwsGolden(() => loadGoldenCase(dir), `${dir}: io.json must be an object with a 'tensors' object`);
 

@@ -157,7 +157,7 @@ test('correspondencePng: result and appearance side by side', async () => {
   const indices = BigInt64Array.from({ length: 32 }, (_, i) => BigInt(31 - i));
   const png = await correspondencePng(img, img, { width: 8, height: 4, indices });
   const meta = await sharp(png).metadata();
-  assert.deepEqual([meta.width, meta.height], [256, 64]);
+  assert.deepEqual([meta.width, meta.height], [256, 88]); // 64 px panels + the 24 px label strip
   // Lines are drawn: the picture is not the plain black input any more.
   const stats = await sharp(png).stats();
   assert.ok(stats.channels.some((c) => c.max > 0));

@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { AbortError, ModelNotFoundError } from '../../src/errors.js';
 import { chooseDiffusersFiles, downloadDiffusersModel, type DownloadProgress } from '../../src/pipeline/hub-download.js';
-import { obtainModelSource } from '../../src/pipeline/model-source.js';
+import { obtainModelSource, obtainSamModel } from '../../src/pipeline/model-source.js';
 import { loadPipeline } from '../../src/pipeline/pipeline.js';
-import { sd1TinyModelDir } from '../helpers/paths.js';
+import { samTinyModelDir, sd1TinyModelDir } from '../helpers/paths.js';
 
 interface FakeFile {
   path: string;
@@ -249,6 +249,11 @@ before(async () => {
   addRepo('owner/tiny', [...tinyFiles, ...unwanted]);
   addRepo('owner/sharded', shardedFiles);
   addRepo('owner/gated', tinyFiles, 'secret-token');
+  addRepo('owner/sam-tiny', [
+    ...filesUnder(samTinyModelDir).filter((f) => f.path !== 'sam_hq_tiny.pth'),
+    { path: 'sam_hq_vit_l.pth', size: 2_000_000_000 },
+    { path: 'README.md', size: 5, data: Buffer.from('hello') },
+  ]);
   addRepo('owner/pickles', [...tinyFiles.filter((f) => f.path !== 'unet/diffusion_pytorch_model.safetensors'), unwanted[0]!]);
   await hub.start();
 });
@@ -498,4 +503,28 @@ test('loadPipeline opens a hub id after downloading it', async () => {
   } finally {
     await pipeline.dispose();
   }
+});
+
+test('obtainSamModel downloads config.json and model.safetensors of a SamHQModel repository (nothing else), then uses the cache', async () => {
+  const hubCache = freshCache();
+  const env = { HF_HUB_CACHE: hubCache, HF_HOME: join(work, 'hf-home'), HF_ENDPOINT: hub.url };
+  const source = await obtainSamModel('owner/sam-tiny', { env });
+  const commit = hub.repos.get('owner/sam-tiny')!.commit;
+  assert.deepEqual(source, { id: 'owner/sam-tiny', path: join(hubCache, 'models--owner--sam-tiny', 'snapshots', commit), kind: 'hf-cache', revision: commit });
+  assert.deepEqual([...snapshotFiles(source.path).keys()].sort(), ['config.json', 'model.safetensors']);
+  assert.ok(readFileSync(join(source.path, 'model.safetensors')).equals(readFileSync(join(samTinyModelDir, 'model.safetensors'))));
+  assert.deepEqual(hub.requested('sam_hq_vit_l.pth'), []);
+  const mid = hub.requests.length;
+  assert.deepEqual(await obtainSamModel('owner/sam-tiny', { env }), source);
+  assert.equal(hub.requests.length, mid, 'the cached model needs no request');
+  // Offline and not cached: the error names the id; a repository that is no SamHQModel is refused by name.
+  await assert.rejects(
+    obtainSamModel('owner/sam-other', { env: { ...env, HF_HUB_OFFLINE: '1' } }),
+    /SAM-HQ model 'owner\/sam-other' is not in the Hugging Face cache \(HF_HUB_OFFLINE is set\)/,
+  );
+  await assert.rejects(
+    obtainSamModel('owner/tiny', { env: { ...env, HF_HUB_CACHE: freshCache() } }),
+    (e: unknown) =>
+      e instanceof ModelNotFoundError && /^model 'owner\/tiny': not a SamHQModel repository: missing config.json, model.safetensors/.test(e.message),
+  );
 });

@@ -20,6 +20,7 @@ test('defaults: the authors example run, prompt from the domain', () => {
       adainRange: [50, 100],
       seed: 0,
       size: 512,
+      fit: 'cover',
       injection: 'match',
       device: 'cpu',
       precision: 'fp32',
@@ -93,6 +94,7 @@ const cases: [string, Record<string, unknown>, string][] = [
   ['seed negative', { seed: -3 }, `Expected integer between 0 and ${Number.MAX_SAFE_INTEGER} for seed but received -3 of type number`],
   ['size 100', { size: 100 }, 'Expected multiple of 64 between 64 and 2048 for size but received 100 of type number'],
   ['size 4096', { size: 4096 }, 'Expected multiple of 64 between 64 and 2048 for size but received 4096 of type number'],
+  ['fit', { fit: 'crop' }, "Expected one of 'stretch', 'cover', 'contain' for fit but received 'crop' of type string"],
   ['injection', { injection: 'swap' }, "Expected one of 'match', 'vInjection' for injection but received 'swap' of type string"],
   ['device', { device: 'tpu' }, "Expected one of 'cpu', 'cuda', 'webgpu' for device but received 'tpu' of type string"],
   ['empty prompt', { prompt: ' ' }, "Expected non-empty string for prompt but received ' ' of type string"],
@@ -151,4 +153,58 @@ test('precision: fp32 by default, fp16 accepted, anything else rejected by name'
     () => validateTransferOptions({ domain: 'bird', precision: 'bf16' }),
     /Expected one of 'fp32', 'fp16' for precision but received 'bf16' of type string/,
   );
+});
+
+test('the default skip and ranges follow the step count and skip (the reference values at 100 / 32)', () => {
+  const at = (extra: Record<string, unknown>): [number, readonly number[], readonly number[]] => {
+    const o = validateTransferOptions({ domain: 'bird', ...extra });
+    return [o.skip, o.featRange, o.adainRange];
+  };
+  assert.deepEqual(at({}), [32, [10, 70], [50, 100]]);
+  // 50 steps: skip 16 and 34 iterations, so [10, 70) and [50, 100) of 68 become [5, 35) and [25, 50).
+  assert.deepEqual(at({ numSteps: 50 }), [16, [5, 35], [25, 50]]);
+  // An explicit skip: the ranges scale to the iterations left (18).
+  assert.deepEqual(at({ numSteps: 50, skip: 32 }), [32, [3, 19], [13, 26]]);
+  assert.deepEqual(at({ numSteps: 6 }), [2, [1, 4], [3, 6]]);
+  assert.deepEqual(at({ numSteps: 1 }), [0, [0, 1], [1, 2]]);
+  // Given ranges are kept as given.
+  assert.deepEqual(at({ numSteps: 50, featRange: [2, 9], adainRange: [20, 21] }), [16, [2, 9], [20, 21]]);
+  // Every schedule's scaled defaults fire (the validator would reject them otherwise).
+  for (let numSteps = 1; numSteps <= 120; numSteps++) {
+    for (let skip = 0; skip < numSteps; skip++) validateTransferOptions({ domain: 'bird', numSteps, skip });
+  }
+});
+
+test('a range that cannot fire in the schedule is an error naming the steps that exist', () => {
+  const hint = '\n  hint: ranges count steps from the first iteration that is not skipped; leave the range out to get the default scaled to this schedule';
+  const rejects = (extra: Record<string, unknown>, parameter: string, message: string): void => {
+    assert.throws(
+      () => validateTransferOptions({ domain: 'bird', ...extra }),
+      (e: unknown) => {
+        assert.ok(e instanceof InvalidParameterError);
+        assert.equal(e.parameter, parameter);
+        assert.equal(e.message, message + hint);
+        return true;
+      },
+    );
+  };
+  rejects(
+    { numSteps: 6, skip: 2, featRange: [100, 200] },
+    'featRange',
+    'featRange [100, 200) never fires: numSteps 6 and skip 2 give 4 transfer iterations, whose UNet calls see steps 0..2, so the start must be at most 2',
+  );
+  // The last iteration's step is never seen by the UNet (the one-step lag): [3, 4) cannot fire with 4 iterations.
+  rejects(
+    { numSteps: 6, skip: 2, featRange: [3, 4] },
+    'featRange',
+    'featRange [3, 4) never fires: numSteps 6 and skip 2 give 4 transfer iterations, whose UNet calls see steps 0..2, so the start must be at most 2',
+  );
+  // The reference's AdaIN default [50, 100) with 50 steps and skip 32 (18 iterations) would never run.
+  rejects(
+    { numSteps: 50, skip: 32, adainRange: [50, 100] },
+    'adainRange',
+    'adainRange [50, 100) never fires: numSteps 50 and skip 32 give 18 transfer iterations (steps 0..17) and AdaIN runs after steps start - 1 .. end, so the start must be at most 18',
+  );
+  // At the edge: AdaIN [4, 5) runs after iteration 3, the last of 4.
+  assert.deepEqual(validateTransferOptions({ domain: 'bird', numSteps: 6, skip: 2, featRange: [2, 3], adainRange: [4, 5] }).adainRange, [4, 5]);
 });

@@ -4,8 +4,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { AbortError } from '../../src/errors.js';
-import { loadPipeline, type ProgressEvent, type TransferPipeline } from '../../src/pipeline/pipeline.js';
+import { AbortError, ImageError } from '../../src/errors.js';
+import { validateTransferOptions } from '../../src/pipeline/options.js';
+import { loadPipeline, prepareTransferInputs, sameAspect, type ProgressEvent, type TransferPipeline } from '../../src/pipeline/pipeline.js';
 import { repoRoot, sd1TinyModelDir } from '../helpers/paths.js';
 
 const structure = join(repoRoot, 'examples', 'bird-blue.png');
@@ -81,7 +82,11 @@ test('transfer: image, png, matches, timings, progress; a second run reuses the 
 
 test('transfer: a non-square structure image keeps its aspect at the working size', async () => {
   const wide = await sharp(structure).resize(300, 150, { fit: 'fill' }).png().toBuffer();
-  const out = await pipeline.transfer({ structure: wide, appearance }, { ...FAST, structureMask: join(repoRoot, 'examples', 'bird-blue-mask.png') });
+  const wideMask = await sharp(join(repoRoot, 'examples', 'bird-blue-mask.png'))
+    .resize(300, 150, { fit: 'fill' })
+    .png()
+    .toBuffer();
+  const out = await pipeline.transfer({ structure: wide, appearance }, { ...FAST, structureMask: wideMask });
   assert.deepEqual(out.image.dims, [1, 3, 128, 256]);
   assert.deepEqual(out.metadata.latentSize, { width: 32, height: 16 });
   assert.deepEqual(out.structureMask?.dims, [128, 256]);
@@ -136,4 +141,24 @@ test('loadPipeline: threads and the memory arena are passed to onnxruntime; bad 
     loadPipeline(sd1TinyModelDir, { cacheDir, threads: 0 }),
     /Expected integer between 1 and 1024 for threads but received 0 of type number/,
   );
+});
+
+test('prepareTransferInputs: a mask of another aspect than its image is an error naming both sizes; a scaled copy is resized', async () => {
+  const options = validateTransferOptions(FAST);
+  const maskFile = join(repoRoot, 'examples', 'bird-blue-mask.png');
+  const tall = await sharp(maskFile).resize(200, 300, { fit: 'fill' }).png().toBuffer();
+  await assert.rejects(
+    prepareTransferInputs({ structure, appearance }, { ...options, structureMask: tall }),
+    (e: unknown) =>
+      e instanceof ImageError &&
+      e.message ===
+        `the structure mask buffer: the structure mask is 200x300 but the structure image ${structure} is 512x512; a mask must have its image's aspect ratio\n  hint: use a mask drawn on the structure image (the same size, or the same picture scaled)`,
+  );
+  // Half the size, same aspect: accepted, and resized to the working size like its image.
+  const half = await sharp(maskFile).resize(256, 256).png().toBuffer();
+  const ready = await prepareTransferInputs({ structure, appearance }, { ...options, appearanceMask: half });
+  assert.deepEqual(ready.appearanceMask?.dims, [128, 128]);
+  assert.deepEqual(ready.size, { width: 128, height: 128 });
+  assert.ok(sameAspect({ width: 511, height: 512 }, { width: 512, height: 512 }));
+  assert.ok(!sameAspect({ width: 500, height: 512 }, { width: 512, height: 512 }));
 });

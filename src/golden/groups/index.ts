@@ -7,6 +7,7 @@ import { runE4EGroup, runUNetGroup } from './unet.js';
 import { runInversionGroup } from './inversion.js';
 import { runTransferGroup } from './transfer.js';
 import { runNonsquareGroup } from './nonsquare.js';
+import { runImagesGroup } from './images.js';
 import { runSamhqGroup } from './samhq.js';
 
 export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
@@ -23,5 +24,6 @@ export const GROUP_RUNNERS: Readonly<Record<string, GroupRunner>> = {
   inversion: runInversionGroup,
   transfer: runTransferGroup,
   nonsquare: runNonsquareGroup,
+  images: runImagesGroup,
   samhq: runSamhqGroup,
 };

@@ -65,3 +65,55 @@ export function injectionMode(step: number, featRange: StepRange, injection: Inj
   if (injection === 'match' || rule === 'off') return rule;
   return 'vInjection';
 }
+
+/** The schedule the reference's default ranges are given in: 100 DDIM steps, 32 skipped (68 iterations). */
+export const REFERENCE_SCHEDULE = Object.freeze({ numSteps: 100, skip: 32 });
+
+/** The reference's default ranges in its schedule: feature injection [10, 70), AdaIN [50, 100). */
+export const REFERENCE_RANGES = Object.freeze({ featRange: Object.freeze([10, 70] as const), adainRange: Object.freeze([50, 100] as const) });
+
+/** The reference's `skip` scaled to `numSteps` steps: round(32 N / 100), at most N - 1 (the same start noise level). */
+export function scaledDefaultSkip(numSteps: number): number {
+  return Math.min(Math.round((REFERENCE_SCHEDULE.skip * numSteps) / REFERENCE_SCHEDULE.numSteps), numSteps - 1);
+}
+
+/**
+ * The reference's default ranges scaled from its 68 iterations to the `numSteps - skip` iterations of this schedule:
+ * each end is round(value x iterations / 68), so at 100 / 32 they are exactly [10, 70) and [50, 100), and at any
+ * other schedule they cover the same fractions of the transfer (both run to its end, as the reference's do).
+ */
+export function scaledDefaultRanges(numSteps: number, skip: number): { featRange: readonly [number, number]; adainRange: readonly [number, number] } {
+  const iterations = numSteps - skip;
+  const reference = REFERENCE_SCHEDULE.numSteps - REFERENCE_SCHEDULE.skip;
+  const scale = (r: readonly [number, number]): readonly [number, number] => {
+    const start = Math.round((r[0] * iterations) / reference);
+    return Object.freeze([start, Math.max(start + 1, Math.round((r[1] * iterations) / reference))] as const);
+  };
+  return { featRange: scale(REFERENCE_RANGES.featRange), adainRange: scale(REFERENCE_RANGES.adainRange) };
+}
+
+/** The steps the UNet sees over a transfer of `iterations` iterations (with the one-step lag): 0 .. max(iterations - 2, 0). */
+export function lastStepSeenByUnet(iterations: number): number {
+  return stepSeenByUnet(Math.max(iterations - 1, 0));
+}
+
+/** Iterations `[first, last]` (inclusive) at which feature injection is active, or undefined when it never is. */
+export function featureIterations(iterations: number, featRange: StepRange): readonly [number, number] | undefined {
+  const active: number[] = [];
+  for (let i = 0; i < iterations; i++) if (inFeatureRange(stepSeenByUnet(i), featRange)) active.push(i);
+  return active.length === 0 ? undefined : [active[0]!, active.at(-1)!];
+}
+
+/** Iterations `[first, last]` (inclusive) after which AdaIN runs, or undefined when it never does. */
+export function adainIterations(iterations: number, adainRange: StepRange): readonly [number, number] | undefined {
+  const first = Math.max(adainRange.start - 1, 0);
+  const last = Math.min(adainRange.end, iterations - 1);
+  return first <= last ? [first, last] : undefined;
+}
+
+/** Iterations whose UNet call copies the structure's features (the hard-coded `step % 5 == 0 && step < 40`). */
+export function structureCopyIterations(iterations: number, featRange: StepRange): number[] {
+  const copies: number[] = [];
+  for (let i = 0; i < iterations; i++) if (attentionMode(stepSeenByUnet(i), featRange) === 'structCopy') copies.push(i);
+  return copies;
+}

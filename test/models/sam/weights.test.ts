@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSamWeights } from '../../../src/models/sam/weights.js';
@@ -9,7 +9,12 @@ import { hfToOfficialNames, officialToHfNames } from '../../../src/models/sam/of
 import { SafetensorsFile } from '../../../src/io/safetensors.js';
 import { TorchCheckpoint } from '../../../src/io/torch-checkpoint.js';
 import { resolveSamModel } from '../../../src/pipeline/model-source.js';
-import { numel } from '../../../src/tensor/tensor.js';
+import { float32, numel } from '../../../src/tensor/tensor.js';
+import { GraphBuilder } from '../../../src/onnx/graph-builder.js';
+import * as ops from '../../../src/onnx/ops.js';
+import { WeightScope, WeightSet } from '../../../src/onnx/weight-scope.js';
+import { ModelCache, weightsIdentity } from '../../../src/runtime/model-cache.js';
+import { Session } from '../../../src/runtime/session.js';
 import { fixturesDir } from '../../helpers/paths.js';
 import { checkpointZip, stateDictPickle, type PickledTensor } from '../../helpers/torch-zip.js';
 
@@ -273,4 +278,44 @@ test('resolveSamModel: paths as given, hub ids from the Hugging Face cache, clea
     'E_MODEL_NOT_FOUND',
     /^SAM-HQ model 'owner\/absent' is not in the Hugging Face cache \(HF_HUB_OFFLINE is set\); looked at: /,
   );
+});
+
+test('a graph whose initializers point into the .pth runs from the graph cache (hard-linked checkpoint)', async () => {
+  const sam = openSamWeights(pth);
+  const reference = SafetensorsFile.open(join(modelDir, 'model.safetensors'));
+  try {
+    const cache = new ModelCache(join(dir(), 'cache'));
+    const entry = cache.obtain({
+      name: 'hq_token_plus_x',
+      config: { identity: sam.identity },
+      weightFiles: [pth],
+      build: () => {
+        const g = new GraphBuilder('hq_token_plus_x');
+        const weights = WeightSet.fromSource(sam.source);
+        const scope = new WeightScope(g, '/m', weights, 'mask_decoder.');
+        const x = g.input('x', 'float32', [1, 32]);
+        const y = ops.add(scope, x, ops.add(scope.sub('b'), scope.weight('hq_token.weight', [1, 32]), scope.weight('iou_token.weight', [1, 32])));
+        g.output(y, 'y', 'float32', [1, 32]);
+        return { graph: g };
+      },
+    });
+    assert.ok(
+      readdirSync(join(entry.modelPath, '..')).some((n) => n.endsWith('sam_hq_tiny.pth')),
+      'the .pth is linked into the entry',
+    );
+    // The cache's file identity of a .pth digests its tail (the zip central directory with every CRC-32).
+    assert.match(String(weightsIdentity(pth)['header']), /^[0-9a-f]{64}$/);
+    const session = await Session.create(entry.modelPath);
+    const y = (await session.run({ x: float32([1, 32], new Array<number>(32).fill(1)) }))['y']!;
+    await session.dispose();
+    const hq = reference.read('mask_decoder.hq_token.weight').data as Float32Array;
+    const iou = reference.read('mask_decoder.iou_token.weight').data as Float32Array;
+    assert.deepEqual(
+      Array.from(y.data as Float32Array),
+      Array.from(hq, (v, i) => Math.fround(Math.fround(v + iou[i]!) + 1)),
+    );
+  } finally {
+    sam.source.close();
+    reference.close();
+  }
 });
