@@ -12,7 +12,7 @@ import type { JobResult } from './protocol.js';
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
 export interface JobEvent {
-  event: 'queued' | 'started' | 'progress' | 'preview' | 'done' | 'failed' | 'cancelled';
+  event: 'queued' | 'started' | 'status' | 'progress' | 'preview' | 'done' | 'failed' | 'cancelled';
   data: Record<string, unknown>;
 }
 
@@ -133,6 +133,11 @@ export class JobQueue {
     if (job.lastPreview !== undefined && job.status === 'running') fn(job.lastPreview);
     job.subscribers.add(fn);
     return () => job.subscribers.delete(fn);
+  }
+
+  /** A status line of the model (graph built or loaded) goes to the running job's events. */
+  status(message: string): void {
+    if (this.running !== undefined) this.emit(this.running, { event: 'status', data: { message } });
   }
 
   /** Whether a job is queued or running. */

@@ -158,10 +158,13 @@ async function handle(ctx: Context, req: IncomingMessage, res: ServerResponse, p
 }
 
 /** The models, fixed for the server's life: the transfer worker (loaded) and the SAM-HQ worker (when given). */
-async function openModels(options: ServeOptions): Promise<{ worker: ModelWorker; ready: Context['ready']; segmenter: WorkerSegmenter | undefined }> {
+async function openModels(
+  options: ServeOptions,
+  onStatus: (message: string) => void,
+): Promise<{ worker: ModelWorker; ready: Context['ready']; segmenter: WorkerSegmenter | undefined }> {
   const config: WorkerConfig = { model: options.model };
   for (const k of ['cacheDir', 'device', 'precision', 'threads'] as const) if (options[k] !== undefined) Object.assign(config, { [k]: options[k] });
-  const worker = new ModelWorker(config, options.onStatus);
+  const worker = new ModelWorker(config, onStatus);
   const ready = await worker.ready.catch(async (e: Error) => {
     await worker.close().catch(() => {});
     throw e;
@@ -181,8 +184,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const assets = staticAssets();
   const outDir = resolve(options.outDir);
   const limits = options.limits ?? DEFAULT_UPLOAD_LIMITS;
-  const { worker, ready, segmenter } = await openModels(options);
-  const queue = new JobQueue(worker, (job, result) => finishJob(outDir, job, result), options.maxWaiting);
+  // Status lines of the model (a graph built or loaded, minutes for the first SD-1.5 run) go to the log and the running job.
+  let queue: JobQueue | undefined;
+  const { worker, ready, segmenter } = await openModels(options, (message) => {
+    options.onStatus?.(message);
+    queue?.status(message);
+  });
+  queue = new JobQueue(worker, (job, result) => finishJob(outDir, job, result), options.maxWaiting);
   const ctx: Context = { assets, outDir, limits, maxBody: Math.ceil(limits.maxBytes / 3) * 4 * 4 + 256 * 1024, ready, queue, segmenter };
   let hosts = new Set<string>();
   const server = createServer((req, res) => {

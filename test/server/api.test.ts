@@ -236,6 +236,11 @@ test('a job: queued, progress over SSE with previews, done; its files as a CLI r
   assert.equal(names[0], 'queued');
   assert.equal(names.at(-1), 'done');
   assert.ok(names.includes('started'));
+  // The first job of a fresh cache builds the graphs: the model's status lines come as events.
+  assert.ok(
+    events.some((e) => e.event === 'status' && /^(building|loading) unet/.test(e.data.message)),
+    'status events',
+  );
   const phases = [...new Set(events.filter((e) => e.event === 'progress').map((e) => e.data.phase))];
   assert.deepEqual(phases, ['inversion-app', 'inversion-struct', 'transfer', 'decode']);
   const transfer = events.filter((e) => e.event === 'progress' && e.data.phase === 'transfer');

@@ -149,6 +149,7 @@ function follow(job: JobSummary): void {
     $('phase').textContent = pos > 0 ? `waiting: ${pos} job${pos === 1 ? '' : 's'} ahead` : 'starting';
   });
   source.addEventListener('started', () => ($('phase').textContent = 'starting'));
+  source.addEventListener('status', (e) => ($('phase').textContent = String(data(e)['message'])));
   source.addEventListener('progress', (e) => {
     const d = data(e);
     const step = Number(d['step']);
