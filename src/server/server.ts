@@ -185,12 +185,13 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const outDir = resolve(options.outDir);
   const limits = options.limits ?? DEFAULT_UPLOAD_LIMITS;
   // Status lines of the model (a graph built or loaded, minutes for the first SD-1.5 run) go to the log and the running job.
-  let queue: JobQueue | undefined;
+  const to: { queue?: JobQueue } = {};
   const { worker, ready, segmenter } = await openModels(options, (message) => {
     options.onStatus?.(message);
-    queue?.status(message);
+    to.queue?.status(message);
   });
-  queue = new JobQueue(worker, (job, result) => finishJob(outDir, job, result), options.maxWaiting);
+  const queue = new JobQueue(worker, (job, result) => finishJob(outDir, job, result), options.maxWaiting);
+  to.queue = queue;
   const ctx: Context = { assets, outDir, limits, maxBody: Math.ceil(limits.maxBytes / 3) * 4 * 4 + 256 * 1024, ready, queue, segmenter };
   let hosts = new Set<string>();
   const server = createServer((req, res) => {
