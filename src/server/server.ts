@@ -19,7 +19,8 @@ import type { TransferOptions } from '../pipeline/options.js';
 import { ORT_VERSION } from '../runtime/session.js';
 import { VERSION } from '../version.js';
 import { checkOptions, formFields, optionsFromForm } from './form.js';
-import { FileError } from '../errors.js';
+import { E4EError, FileError, InvalidParameterError } from '../errors.js';
+import { prepareTransferInputs } from '../pipeline/pipeline.js';
 import { checkHost, checkSameOrigin, HttpError, readJson, SECURITY_HEADERS, sendError, sendJson } from './http.js';
 import { JobQueue, type Job, type JobEvent } from './jobs.js';
 import { ModelWorker } from './model-worker.js';
@@ -267,6 +268,17 @@ async function createJob(body: Record<string, unknown>, queue: JobQueue, limits:
       .then((s) => s.channels[0]!);
     if (max <= 127)
       throw new HttpError(400, 'E_INVALID_PARAMETER', `${field}: the mask selects no pixel (white = object; every pixel is <= 127)`, { parameter: field });
+  }
+  // The pipeline's own checks before any model work (decoding, each mask's aspect against its image), so that a
+  // job that cannot run is refused here and never queued.
+  const checked: TransferOptions = { ...options };
+  if (structureMask !== undefined) checked.structureMask = structureMask.data;
+  if (appearanceMask !== undefined) checked.appearanceMask = appearanceMask.data;
+  try {
+    await prepareTransferInputs({ structure: structure.data, appearance: appearance.data }, checked, multiple);
+  } catch (e) {
+    if (e instanceof E4EError && !(e instanceof InvalidParameterError)) throw new HttpError(400, e.code, e.message);
+    throw e;
   }
   const rest = requestOptions(options);
   const id = newRunId();

@@ -138,6 +138,7 @@ test('bad requests: clear JSON errors, nothing queued, nothing written', async (
   const big = await png(160, 160, 3, () => Math.floor(Math.random() * 256));
   const wide = await png(1100, 4, 3, () => 100);
   const black = await png(64, 64, 1, () => 0);
+  const wideMask = await png(64, 32, 1, () => 255);
   const truncated = Buffer.from(b64('bird-blue.png'), 'base64').subarray(0, 200).toString('base64');
   const port = server.port;
   const cases: { name: string; headers?: Record<string, string>; body: unknown; status: number; message: RegExp }[] = [
@@ -198,6 +199,12 @@ test('bad requests: clear JSON errors, nothing queued, nothing written', async (
       message: /^structure: image of 1100x4 pixels is larger than the limit of 1024 pixels per side/,
     },
     { name: 'empty mask', body: job({ structureMask: black }), status: 400, message: /^structureMask: the mask selects no pixel/ },
+    {
+      name: 'mask of another aspect',
+      body: job({ appearanceMask: wideMask }),
+      status: 400,
+      message: /the appearance mask is 64x32 but the appearance image .* is 512x512; a mask must have its image's aspect ratio/,
+    },
     { name: 'huge body', body: JSON.stringify({ structure: 'A'.repeat(700_000) }), status: 413, message: /larger than the limit of \d+ bytes/ },
   ];
   for (const c of cases) {
