@@ -227,10 +227,10 @@ function latentReporter(
   report: (step: number, total: number) => void,
   dims: readonly number[],
   onLatent: RunControls['onLatent'],
-): (step: number, total: number, latent: Float32Array) => void {
+): (step: number, total: number, latent?: Float32Array) => void {
   return (step, total, latent) => {
     report(step, total);
-    onLatent?.({ step, total, latent: { dtype: 'float32', dims, data: Float32Array.from(latent) } });
+    if (onLatent !== undefined && latent !== undefined) onLatent({ step, total, latent: { dtype: 'float32', dims, data: Float32Array.from(latent) } });
   };
 }
 
