@@ -21,7 +21,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['diffusion'],
   ['methods'],
   ['golden', 'pipeline'],
-  ['cli', 'index.ts'],
+  ['cli', 'index.ts', 'server'],
 ];
 
 const srcDir = join(repoRoot, 'src');

@@ -6,6 +6,7 @@ import { VERSION } from '../version.js';
 import { COMPARE_HELP, runCompareCommand } from './compare-command.js';
 import { runGoldenCommand, GOLDEN_HELP } from './golden-command.js';
 import { MASK_HELP, runMaskCommand } from './mask-command.js';
+import { runServeCommand, SERVE_HELP } from './serve-command.js';
 import { runTransferCommand, TRANSFER_HELP } from './transfer-command.js';
 
 const HELP = `eye4eye ${VERSION} - Eye-for-an-eye appearance transfer on Stable Diffusion (ONNX Runtime)
@@ -15,6 +16,7 @@ Usage:
   eye4eye mask --image FILE [--box x0,y0,x1,y1] [--point x,y,1|0 ...]            an object mask with SAM-HQ
   eye4eye compare --structure FILE --appearance FILE --domain NAME [options]    both methods side by side
   eye4eye golden <case-dir> [--only GROUPS] [--save FILE]   compare our implementation with a golden case
+  eye4eye serve [--port N] [--host H] [--model ID|DIR]       the local web page and JSON API
   eye4eye --help | -h                                     this help
   eye4eye --version | -v                                  the version
 
@@ -25,6 +27,8 @@ ${MASK_HELP}
 ${COMPARE_HELP}
 
 ${GOLDEN_HELP}
+
+${SERVE_HELP}
 `;
 
 export async function main(
@@ -51,6 +55,8 @@ export async function main(
         return await runMaskCommand(rest, { out, err });
       case 'compare':
         return await runCompareCommand(rest, { out, err, isTTY: process.stderr.isTTY === true });
+      case 'serve':
+        return await runServeCommand(rest, { out, err });
       case 'golden':
         return await runGoldenCommand(rest, out, err);
       default:

@@ -29,7 +29,11 @@ export interface MethodInputs {
   /** Object masks [H, W] at the working size (absent: none given). */
   readonly structureMask?: Tensor<'float32'> | undefined;
   readonly appearanceMask?: Tensor<'float32'> | undefined;
-  readonly onStep?: ((done: number, total: number) => void) | undefined;
+  /**
+   * After each denoising step; `latent` is the result branch's latent after the step ([C, h, w] row-major, not to be
+   * kept), for previews (a method that does not give it has no previews).
+   */
+  readonly onStep?: ((done: number, total: number, latent?: Float32Array) => void) | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 

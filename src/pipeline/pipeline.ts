@@ -48,8 +48,18 @@ export interface ProgressEvent {
   method?: MethodName;
 }
 
+/** The result branch's latent after a transfer step (for cheap previews, e.g. a linear latent-to-RGB map). */
+export interface LatentEvent {
+  step: number;
+  total: number;
+  /** [1, C, h, w] in the model's latent space (VAE latent x scaling factor); a copy the callee may keep. */
+  latent: Tensor<'float32'>;
+}
+
 export interface RunControls {
   onProgress?: (event: ProgressEvent) => void;
+  /** Called after each transfer step with the current result latent. */
+  onLatent?: (event: LatentEvent) => void;
   signal?: AbortSignal;
 }
 
@@ -234,6 +244,7 @@ const INVERSION_KEYS = [
   'inversionGuidance',
   'seed',
   'size',
+  'fit',
   'structureMask',
   'appearanceMask',
 ] as const satisfies readonly (keyof TransferOptions)[];
@@ -246,6 +257,17 @@ export interface CompareOutput {
   results: Readonly<Record<MethodName, TransferOutput>>;
   /** structure | appearance | Eye-for-an-eye | Cross-Image Attention, as PNG. */
   png: Buffer;
+}
+
+function latentReporter(
+  report: (step: number, total: number) => void,
+  dims: readonly number[],
+  onLatent: RunControls['onLatent'],
+): (step: number, total: number, latent?: Float32Array) => void {
+  return (step, total, latent) => {
+    report(step, total);
+    if (onLatent !== undefined && latent !== undefined) onLatent({ step, total, latent: { dtype: 'float32', dims, data: Float32Array.from(latent) } });
+  };
 }
 
 export class TransferPipeline {
@@ -448,7 +470,7 @@ export class TransferPipeline {
               },
               structureMask,
               appearanceMask,
-              onStep: progressReporter('transfer', controls.onProgress, tag),
+              onStep: latentReporter(progressReporter('transfer', controls.onProgress, tag), [1, c, lh, lw], controls.onLatent),
               signal: controls.signal,
             },
             { ...methodOptions, forcedMatches: inputs.forcedMatches },

@@ -174,7 +174,7 @@ export async function runCIALoop(inputs: LoopInputs, options: CIALoopOptions): P
     trace.noisePredNoSwap.push(noSwap?.eps ?? []);
     trace.noisePred.push(eps);
     trace.latents.push(latents.map((l) => Float32Array.from(l)));
-    inputs.onStep?.(i + 1, timesteps.length);
+    inputs.onStep?.(i + 1, timesteps.length, latents[Branch.Out]);
   }
   return { latents, trace };
 }

@@ -112,7 +112,7 @@ export async function runE4ELoop(inputs: LoopInputs, options: E4ELoopOptions): P
     trace.noisePred.push(eps);
     trace.latents.push(latents.map((l) => Float32Array.from(l)));
     for (const [site, idx] of Object.entries(matchesOf(result.outputs, sites))) (trace.matches[site] ??= []).push(idx);
-    inputs.onStep?.(i + 1, timesteps.length);
+    inputs.onStep?.(i + 1, timesteps.length, latents[Branch.Out]);
   }
   return { latents, trace };
 }
