@@ -31,7 +31,7 @@ export const COMPARE_HELP = `  eye4eye compare --structure FILE --appearance FIL
     (${METHOD_NAMES.join('/, ')}/) with result.png, grid.png and run.json. Options as for transfer, without
     --method: each method takes the options it reads (--guidance is Eye-for-an-eye's) and its own defaults.`;
 
-function checkOptions(values: Readonly<Record<string, string | boolean | undefined>>): CompareOptionsInput {
+function checkOptions(values: Readonly<Record<string, string | boolean | string[] | undefined>>): CompareOptionsInput {
   if (values['method'] !== undefined) throw new UsageError('--method: compare runs every method (use transfer for one)');
   for (const flag of REQUIRED_FLAGS) {
     if (values[flag] === undefined || values[flag] === '') throw new UsageError(`missing required option --${flag}`);

@@ -13,12 +13,12 @@ import { E4EError, InvalidParameterError } from '../errors.js';
 import { DEFAULT_FIT, FITS, type Fit } from '../io/fit.js';
 import { imageSize } from '../io/image.js';
 import type { Raster } from '../io/resample/raster.js';
-import { checkSamPrompt, type SamPoint } from '../models/sam/transforms.js';
+import { checkSamPrompt } from '../models/sam/transforms.js';
 import { DEFAULT_SAM_MODEL_ID, obtainSamModel } from '../pipeline/model-source.js';
 import { samMask, type MaskPrompt } from '../pipeline/sam-masks.js';
 import { SamSegmenter } from '../pipeline/sam-segmenter.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../runtime/session.js';
-import { UsageError } from './options-table.js';
+import { parseBox, parsePoint, UsageError } from './options-table.js';
 
 export const MASK_HELP = `  eye4eye mask --image FILE [--box x0,y0,x1,y1] [--point x,y,1|0 ...] [options]
     An object mask with SAM-HQ, from a box and/or points in the image file's pixels (none: the whole image, as
@@ -47,28 +47,6 @@ const MASK_OPTIONS = {
   'cache-dir': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-function numbers(flag: string, raw: string, count: number, what: string): number[] {
-  const parts = raw.split(',').map((p) => p.trim());
-  const values = parts.map(Number);
-  if (parts.length !== count || parts.some((p) => p === '') || values.some((v) => !Number.isFinite(v))) {
-    throw new UsageError(`${flag}: expected ${what} but received '${raw}'`);
-  }
-  return values;
-}
-
-/** `x0,y0,x1,y1` -> a box (the flag names it in errors). */
-export function parseBox(flag: string, raw: string): readonly [number, number, number, number] {
-  const [x0, y0, x1, y1] = numbers(flag, raw, 4, 'x0,y0,x1,y1 (four numbers)');
-  return [x0!, y0!, x1!, y1!] as const;
-}
-
-/** `x,y,label` -> a point, label 1 (object) or 0 (background). */
-export function parsePoint(flag: string, raw: string): SamPoint {
-  const [x, y, label] = numbers(flag, raw, 3, 'x,y,L (L = 1 on the object, 0 on the background)');
-  if (label !== 0 && label !== 1) throw new UsageError(`${flag}: the label of '${raw}' must be 1 (object) or 0 (background)`);
-  return { x: x!, y: y!, label };
-}
 
 /** The overlay picture: the segmented image, the mask tinted blue, the box in red and the points (green +, red x). */
 export async function maskOverlayPng(input: Raster, mask: Raster, prompt: MaskPrompt): Promise<Buffer> {
@@ -149,8 +127,8 @@ async function run(argv: readonly string[], io: MaskCommandIo): Promise<number> 
   const device = (v.device ?? 'cpu') as ExecutionProvider;
   if (!EXECUTION_PROVIDERS.includes(device)) throw new UsageError(`--device: expected one of ${EXECUTION_PROVIDERS.join(', ')} but received '${v.device}'`);
   const prompt: MaskPrompt = {
-    box: v.box === undefined ? undefined : parseBox('--box', v.box),
-    points: v.point?.map((p) => parsePoint('--point', p)),
+    box: v.box === undefined ? undefined : parseBox('box', v.box),
+    points: v.point?.map((p) => parsePoint('point', p)),
   };
   const out = resolve(v.out ?? 'mask.png');
   const overlay = overlayPath(out);

@@ -18,16 +18,18 @@ export interface CliFlag<V> {
   /** Placeholder in the help, e.g. `N`. */
   valueName?: string;
   description: string;
-  parse: (raw: string | boolean) => V;
+  /** The flag may be repeated (its values come as a list, in order). */
+  multiple?: boolean;
+  parse: (raw: string | boolean | string[]) => V;
 }
 
 export type CliOptions<T> = { readonly [K in keyof Required<T>]-?: CliFlag<Required<T>[K]> | null };
 
-function text(raw: string | boolean): string {
+function text(raw: string | boolean | string[]): string {
   return String(raw);
 }
 
-function number(flag: string): (raw: string | boolean) => number {
+function number(flag: string): (raw: string | boolean | string[]) => number {
   return (raw) => {
     const s = String(raw).trim();
     const v = Number(s);
@@ -36,7 +38,7 @@ function number(flag: string): (raw: string | boolean) => number {
   };
 }
 
-function range(flag: string): (raw: string | boolean) => readonly [number, number] {
+function range(flag: string): (raw: string | boolean | string[]) => readonly [number, number] {
   return (raw) => {
     const parts = String(raw)
       .split(',')
@@ -47,6 +49,38 @@ function range(flag: string): (raw: string | boolean) => readonly [number, numbe
     }
     return [values[0]!, values[1]!] as const;
   };
+}
+
+function numbers(flag: string, raw: string, count: number, what: string): number[] {
+  const parts = raw.split(',').map((p) => p.trim());
+  const values = parts.map(Number);
+  if (parts.length !== count || parts.some((p) => p === '') || values.some((v) => !Number.isFinite(v))) {
+    throw new UsageError(`--${flag}: expected ${what} but received '${raw}'`);
+  }
+  return values;
+}
+
+function box(flag: string): (raw: string | boolean | string[]) => readonly [number, number, number, number] {
+  return (raw) => {
+    const [x0, y0, x1, y1] = numbers(flag, String(raw), 4, 'x0,y0,x1,y1 (four numbers)');
+    return [x0!, y0!, x1!, y1!] as const;
+  };
+}
+
+/** `x,y,L` -> a SAM-HQ point (L = 1 object, 0 background); shared with `eye4eye mask --point`. */
+export function parsePoint(flag: string, raw: string): { x: number; y: number; label: 0 | 1 } {
+  const [x, y, label] = numbers(flag, raw, 3, 'x,y,L (L = 1 on the object, 0 on the background)');
+  if (label !== 0 && label !== 1) throw new UsageError(`--${flag}: the label of '${raw}' must be 1 (object) or 0 (background)`);
+  return { x: x!, y: y!, label };
+}
+
+/** `x0,y0,x1,y1` -> a box; shared with `eye4eye mask --box`. */
+export function parseBox(flag: string, raw: string): readonly [number, number, number, number] {
+  return box(flag)(raw);
+}
+
+function points(flag: string): (raw: string | boolean | string[]) => readonly { x: number; y: number; label: 0 | 1 }[] {
+  return (raw) => (Array.isArray(raw) ? raw : [String(raw)]).map((r) => parsePoint(flag, r));
 }
 
 const d = DEFAULT_TRANSFER_OPTIONS;
@@ -113,11 +147,42 @@ export const TRANSFER_CLI_OPTIONS: CliOptions<TransferOptions> = {
     description: 'object mask of the appearance image (white = object)',
     parse: text,
   },
+  structureBox: {
+    flag: 'structure-box',
+    type: 'string',
+    valueName: 'x0,y0,x1,y1',
+    description: 'SAM-HQ mask of the structure image from a box (pixels of the image file)',
+    parse: box('structure-box'),
+  },
+  appearanceBox: {
+    flag: 'appearance-box',
+    type: 'string',
+    valueName: 'x0,y0,x1,y1',
+    description: 'SAM-HQ mask of the appearance image from a box (pixels of the image file)',
+    parse: box('appearance-box'),
+  },
+  structurePoints: {
+    flag: 'structure-point',
+    type: 'string',
+    valueName: 'x,y,L',
+    multiple: true,
+    description: 'a SAM-HQ point on the structure image, L = 1 object / 0 background (repeat for more)',
+    parse: points('structure-point'),
+  },
+  appearancePoints: {
+    flag: 'appearance-point',
+    type: 'string',
+    valueName: 'x,y,L',
+    multiple: true,
+    description: 'a SAM-HQ point on the appearance image, L = 1 object / 0 background (repeat for more)',
+    parse: points('appearance-point'),
+  },
   masks: {
     flag: 'masks',
     type: 'string',
     valueName: MASK_SOURCES.join('|'),
-    description: 'object masks: the mask files (given, the default) or self-segmentation of the attention maps',
+    description:
+      'object masks: given (mask files or SAM-HQ prompts, the default), sam (SAM-HQ for every image, the whole-image box without a prompt, as the official run) or self-segmentation of the attention maps',
     parse: (raw) => String(raw) as NonNullable<TransferOptions['masks']>,
   },
   injection: {
@@ -206,6 +271,12 @@ export const TRANSFER_COMMAND_FLAGS = {
   structure: { flag: 'structure', type: 'string', valueName: 'FILE', description: 'structure image (layout of the result) (required)' },
   appearance: { flag: 'appearance', type: 'string', valueName: 'FILE', description: 'appearance image (look of the result) (required)' },
   model: { flag: 'model', type: 'string', valueName: 'ID|DIR', description: 'Hugging Face id (from the local HF cache) or diffusers folder' },
+  samModel: {
+    flag: 'sam-model',
+    type: 'string',
+    valueName: 'ID|DIR|FILE.pth',
+    description: 'SAM-HQ weights for masks from boxes / points (default syscv-community/sam-hq-vit-large; a folder or an official .pth)',
+  },
   out: { flag: 'out', type: 'string', valueName: 'DIR', description: 'output folder, new or empty (default ./eye4eye-out)' },
   overwrite: { flag: 'overwrite', type: 'boolean', description: 'replace an earlier run found in --out (never other files)' },
   help: { flag: 'help', type: 'boolean', description: 'this help' },
@@ -213,20 +284,20 @@ export const TRANSFER_COMMAND_FLAGS = {
 
 export const REQUIRED_FLAGS: readonly string[] = ['structure', 'appearance', 'domain'];
 
-type ParseArgsOptions = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+type ParseArgsOptions = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
 /** The node:util parseArgs option spec of the command. */
 export function parseArgsSpec(): ParseArgsOptions {
   const spec: ParseArgsOptions = {};
   for (const f of [...Object.values(TRANSFER_COMMAND_FLAGS), ...Object.values(TRANSFER_CLI_OPTIONS)]) {
-    if (f !== null) spec[f.flag] = { type: f.type };
+    if (f !== null) spec[f.flag] = 'multiple' in f && f.multiple === true ? { type: f.type, multiple: true } : { type: f.type };
   }
   spec['help'] = { type: 'boolean', short: 'h' };
   return spec;
 }
 
 /** TransferOptions input from parsed flag values (only the flags given). */
-export function optionsFromFlags(values: Readonly<Record<string, string | boolean | undefined>>): Record<string, unknown> {
+export function optionsFromFlags(values: Readonly<Record<string, string | boolean | string[] | undefined>>): Record<string, unknown> {
   const options: Record<string, unknown> = {};
   for (const [key, f] of Object.entries(TRANSFER_CLI_OPTIONS) as [keyof TransferOptions, CliFlag<unknown> | null][]) {
     if (f === null) continue;

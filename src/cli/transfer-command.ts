@@ -14,7 +14,8 @@ import sharp from 'sharp';
 import { AbortError, E4EError, InvalidParameterError } from '../errors.js';
 import { adainIterations, featureIterations, structureCopyIterations } from '../methods/eye-for-an-eye/schedule.js';
 import { correspondencePng, gridPng, maskToPng } from '../io/image.js';
-import { DEFAULT_MODEL_ID, type DownloadProgress } from '../pipeline/model-source.js';
+import { DEFAULT_MODEL_ID, DEFAULT_SAM_MODEL_ID, obtainSamModel, type DownloadProgress } from '../pipeline/model-source.js';
+import { openSamWeights } from '../models/sam/weights.js';
 import { validateTransferOptions, type TransferOptions } from '../pipeline/options.js';
 import { loadPipeline, prepareTransferInputs, type ProgressEvent, type TransferOutput, type TransferPipeline } from '../pipeline/pipeline.js';
 import { VERSION } from '../version.js';
@@ -179,7 +180,7 @@ export function runRecord(
   };
 }
 
-export function parseCommandLine(argv: readonly string[]): { values: Record<string, string | boolean | undefined> } {
+export function parseCommandLine(argv: readonly string[]): { values: Record<string, string | boolean | string[] | undefined> } {
   const spec = parseArgsSpec();
   // Not strict: the tokens are checked here, so each mistake is named from the token itself.
   const { values, tokens } = parseArgs({ args: [...argv], options: spec, strict: false, allowPositionals: true, tokens: true });
@@ -191,7 +192,7 @@ export function parseCommandLine(argv: readonly string[]): { values: Record<stri
     if (known === undefined) throw new UsageError(`unknown option '${token.rawName}'`);
     if (known.type === 'string' && token.value === undefined) throw new UsageError(`option '${token.rawName}' needs a value`);
     if (known.type === 'boolean' && token.value !== undefined) throw new UsageError(`option '${token.rawName}' takes no value`);
-    if (seen.has(token.name)) {
+    if (seen.has(token.name) && known.multiple !== true) {
       const both = known.type === 'string' ? ` ('${seen.get(token.name) ?? ''}' and '${token.value ?? ''}')` : '';
       throw new UsageError(`option '--${token.name}' is given twice${both}; give it once`);
     }
@@ -228,6 +229,17 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   for (const flag of REQUIRED_FLAGS) {
     if (values[flag] === undefined || values[flag] === '') throw new UsageError(`missing required option --${flag}`);
   }
+  /** A bad option value names its flag (exit 2). */
+  const asUsage = async <T>(fn: () => T | Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof InvalidParameterError)) throw e;
+      const flag = e.parameter === undefined ? undefined : flagOf(e.parameter);
+      if (flag === undefined) throw e;
+      throw new UsageError(`${flag}: ${e.message}`);
+    }
+  };
   let options: TransferOptions;
   try {
     options = validateTransferOptions(optionsFromFlags(values));
@@ -243,8 +255,9 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   const given = { featRange: values['feat-range'] !== undefined, adainRange: values['adain-range'] !== undefined };
 
   // Before any model is opened (or downloaded): the inputs, then the output folder.
-  const prepared = await prepareTransferInputs({ structure, appearance }, options);
-  const masks = (options.structureMask === undefined ? 0 : 1) + (options.appearanceMask === undefined ? 0 : 1);
+  const prepared = await asUsage(() => prepareTransferInputs({ structure, appearance }, options));
+  const samMasks = (prepared.samPrompts.structure === undefined ? 0 : 1) + (prepared.samPrompts.appearance === undefined ? 0 : 1);
+  const masks = (options.structureMask === undefined ? 0 : 1) + (options.appearanceMask === undefined ? 0 : 1) + samMasks;
   const folder = RunFolder.claim(outDir, {
     overwrite: values['overwrite'] === true,
     expectedBytes: expectedOutputBytes(prepared.size.width, prepared.size.height, masks),
@@ -259,6 +272,24 @@ async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   if (options.cacheDir !== undefined) loadOptions.cacheDir = options.cacheDir;
   if (io.env !== undefined) loadOptions.env = io.env;
   loadOptions.onDownload = downloadPrinter(io, modelArg);
+  if (samMasks > 0) {
+    // The SAM-HQ weights are found (or downloaded) and checked against their config before Stable Diffusion loads.
+    try {
+      const samArg = String(values['sam-model'] ?? DEFAULT_SAM_MODEL_ID);
+      const sam = await obtainSamModel(samArg, {
+        ...(io.env === undefined ? {} : { env: io.env }),
+        onDownload: downloadPrinter(io, samArg),
+      });
+      openSamWeights(sam.path).source.close();
+      loadOptions.samModel = sam.path;
+    } catch (e) {
+      folder.release();
+      throw e;
+    }
+  } else if (values['sam-model'] !== undefined) {
+    folder.release();
+    throw new UsageError('--sam-model: no image asks for a SAM-HQ mask (give --structure-box / --appearance-box, points, or --masks sam)');
+  }
   const controller = new AbortController();
   let pipeline: TransferPipeline | undefined;
   let loading = true;

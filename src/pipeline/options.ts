@@ -11,6 +11,7 @@
  */
 import { InvalidParameterError, invalidParameterError } from '../errors.js';
 import type { ImageSource } from '../io/image.js';
+import type { SamBox, SamPoint } from '../models/sam/transforms.js';
 import { DEFAULT_FIT, FITS, type Fit } from '../io/fit.js';
 import { INJECTIONS, type Injection } from '../methods/eye-for-an-eye/controls.js';
 import { METHOD_NAMES, type MethodName } from '../methods/index.js';
@@ -64,6 +65,16 @@ export interface TransferOptions {
    * with masks computed at the first AdaIN iteration, docs/method.md §7a). Absent: 'given'.
    */
   masks?: MaskSource;
+  /**
+   * SAM-HQ prompts, in the image file's pixels (after EXIF orientation): a box [x0, y0, x1, y1] and/or points
+   * (label 1 on the object, 0 on the background). An image with a prompt gets its mask from SAM-HQ
+   * (src/pipeline/sam-masks.ts); with `masks: 'sam'` every image without a mask file or prompt gets the whole-image
+   * box, as the official run does.
+   */
+  structureBox?: SamBox;
+  appearanceBox?: SamBox;
+  structurePoints?: readonly SamPoint[];
+  appearancePoints?: readonly SamPoint[];
   /** 'match' = the method; 'vInjection' = the ablation that rearranges only the values. */
   injection: Injection;
   /** Execution provider used when the pipeline is loaded from these options. */
@@ -153,7 +164,7 @@ export function optionsForMethod(input: Readonly<Record<string, unknown>>, metho
 }
 
 /** Sources of the object masks (TransferOptions.masks). */
-export const MASK_SOURCES = ['given', 'self-segmentation'] as const;
+export const MASK_SOURCES = ['given', 'sam', 'self-segmentation'] as const;
 export type MaskSource = (typeof MASK_SOURCES)[number];
 
 export const SIZE_MULTIPLE = 64;
@@ -179,6 +190,10 @@ export const TRANSFER_OPTION_KEYS = [
   'structureMask',
   'appearanceMask',
   'masks',
+  'structureBox',
+  'appearanceBox',
+  'structurePoints',
+  'appearancePoints',
   'injection',
   'device',
   'precision',
@@ -367,9 +382,42 @@ export function validateTransferOptions(input: unknown): TransferOptions {
   }
   if (structureMask !== undefined) options.structureMask = structureMask;
   if (appearanceMask !== undefined) options.appearanceMask = appearanceMask;
+  for (const role of ['structure', 'appearance'] as const) {
+    const boxKey = `${role}Box` as const;
+    const pointsKey = `${role}Points` as const;
+    const box = given[boxKey] === undefined ? undefined : samBox(boxKey, given[boxKey]);
+    const points = given[pointsKey] === undefined ? undefined : samPoints(pointsKey, given[pointsKey]);
+    if (box === undefined && points === undefined) continue;
+    const file = role === 'structure' ? structureMask : appearanceMask;
+    if (file !== undefined) throw invalidParameterError(box !== undefined ? boxKey : pointsKey, `no prompt when a ${role} mask file is given`, box ?? points);
+    if (options.masks === 'self-segmentation')
+      throw invalidParameterError('masks', `'given' or 'sam' when SAM-HQ prompts are given (self-segmentation computes its own masks)`, options.masks);
+    if (box !== undefined) options[boxKey] = box;
+    if (points !== undefined) options[pointsKey] = points;
+  }
   if (given['cacheDir'] !== undefined) options.cacheDir = nonEmptyString('cacheDir', given['cacheDir']);
   if (given['hookSites'] !== undefined) options.hookSites = hookSites(given['hookSites']);
   return Object.freeze(options);
+}
+
+function samBox(key: string, value: unknown): SamBox {
+  if (!Array.isArray(value) || value.length !== 4 || !value.every((v) => typeof v === 'number' && Number.isFinite(v)))
+    throw invalidParameterError(key, 'a box [x0, y0, x1, y1] of four finite numbers', value);
+  const [x0, y0, x1, y1] = value as [number, number, number, number];
+  if (x1 <= x0 || y1 <= y0) throw invalidParameterError(key, 'a box with x0 < x1 and y0 < y1', value);
+  return Object.freeze([x0, y0, x1, y1] as const);
+}
+
+function samPoints(key: string, value: unknown): readonly SamPoint[] {
+  const ok = (p: unknown): p is SamPoint =>
+    typeof p === 'object' &&
+    p !== null &&
+    Number.isFinite((p as SamPoint).x) &&
+    Number.isFinite((p as SamPoint).y) &&
+    ((p as SamPoint).label === 0 || (p as SamPoint).label === 1);
+  if (!Array.isArray(value) || value.length === 0 || !value.every(ok))
+    throw invalidParameterError(key, 'a non-empty list of points {x, y, label: 1 (object) | 0 (background)}', value);
+  return Object.freeze(value.map((p) => Object.freeze({ x: p.x, y: p.y, label: p.label })));
 }
 
 /**

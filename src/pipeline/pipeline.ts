@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { ddimSchedule } from '../diffusion/ddim-schedule.js';
 import { AbortError, ImageError, invalidParameterError } from '../errors.js';
 import { drawInversionNoise, guidedUNetNoise, invert, toInversionLatent, type GuidedNoise } from '../diffusion/inversion.js';
-import { gridPng, imageSize, loadImage, loadMask, tensorToPng, type ImageSource, type Size } from '../io/image.js';
+import { gridPng, imageSize, loadImage, loadMask, maskRasterToTensor, tensorToPng, type ImageSource, type Size } from '../io/image.js';
 import { METHODS, type MethodName } from '../methods/index.js';
 import type { BranchInversion, Correspondence, LatentMask } from '../methods/method.js';
 import type { LatentDims } from '../methods/shared/adain.js';
@@ -22,7 +22,9 @@ import type { UNetRunner } from '../runtime/unet-runner.js';
 import { TorchCpuRng } from '../tensor/rng.js';
 import { reshape, sliceFirst, type Tensor } from '../tensor/tensor.js';
 import { inversionCacheKey, readCachedInversion, writeCachedInversion } from './inversion-cache.js';
-import { obtainModelSource, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
+import { DEFAULT_SAM_MODEL_ID, obtainModelSource, obtainSamModel, type DownloadProgress, type ModelSource, type ObtainModelOptions } from './model-source.js';
+import { checkMaskPrompt, samMask, type MaskPrompt } from './sam-masks.js';
+import { SamSegmenter } from './sam-segmenter.js';
 import {
   optionsForMethod,
   SIZE_MULTIPLE,
@@ -86,6 +88,12 @@ export interface LoadPipelineOptions {
    * (about a second each); batch and server use may turn it on.
    */
   keepSessions?: boolean;
+  /**
+   * SAM-HQ weights for masks from prompts (TransferOptions structureBox / ..., masks: 'sam'): a Hugging Face id
+   * (downloaded when missing), a SamHQModel folder or an official .pth. Default DEFAULT_SAM_MODEL_ID; opened only
+   * when a transfer asks for a SAM-HQ mask.
+   */
+  samModel?: string;
 }
 
 /** Matches of the finest processed layer at the last iteration that ran the matching. */
@@ -127,6 +135,17 @@ export interface LoadedInputs {
   appearance: Tensor<'float32'>;
   structureMask: Tensor<'float32'> | undefined;
   appearanceMask: Tensor<'float32'> | undefined;
+  /** Images whose mask SAM-HQ makes (their prompts checked against the image), in the user's frame. */
+  samPrompts: { structure?: MaskPrompt; appearance?: MaskPrompt };
+}
+
+/** The SAM-HQ prompt of one image, when its mask comes from SAM-HQ (a prompt given, or masks 'sam' and no file). */
+function samPromptOf(options: TransferOptions, role: 'structure' | 'appearance'): MaskPrompt | undefined {
+  const box = role === 'structure' ? options.structureBox : options.appearanceBox;
+  const points = role === 'structure' ? options.structurePoints : options.appearancePoints;
+  const file = role === 'structure' ? options.structureMask : options.appearanceMask;
+  if (box !== undefined || points !== undefined) return { box, points };
+  return options.masks === 'sam' && file === undefined ? {} : undefined;
 }
 
 interface InversionJob {
@@ -204,7 +223,22 @@ export async function prepareTransferInputs(
     }
     return loaded;
   };
+  // SAM-HQ prompts are pixels of the oriented image file (sam-masks.ts), checked here, before any model.
+  const samPrompts: LoadedInputs['samPrompts'] = {};
+  for (const [role, source] of [
+    ['structure', inputs.structure],
+    ['appearance', inputs.appearance],
+  ] as const) {
+    const prompt = samPromptOf(options, role);
+    if (prompt === undefined) continue;
+    checkMaskPrompt(prompt, await imageSize(source, { fit: 'cover' }), `${role} image ${describeSource(source, `${role} image`)}`, {
+      box: `${role}Box`,
+      points: `${role}Points`,
+    });
+    samPrompts[role] = prompt;
+  }
   return {
+    samPrompts,
     structureSize,
     appearanceSize,
     size,
@@ -247,6 +281,10 @@ const INVERSION_KEYS = [
   'fit',
   'structureMask',
   'appearanceMask',
+  'structureBox',
+  'appearanceBox',
+  'structurePoints',
+  'appearancePoints',
 ] as const satisfies readonly (keyof TransferOptions)[];
 
 /** Options of a compare: TransferOptions without the method (each method's defaults fill the rest). */
@@ -280,7 +318,47 @@ export class TransferPipeline {
     private readonly keepSessions = false,
     /** Told what the pipeline does in place of what was asked (e.g. an inversion that could not be cached). */
     private readonly onStatus?: (message: string) => void,
+    private readonly samOptions: { model: string; env?: NodeJS.ProcessEnv; device?: Device } = { model: DEFAULT_SAM_MODEL_ID },
   ) {}
+
+  private segmenter: Promise<SamSegmenter> | undefined;
+
+  /** The SAM-HQ segmenter, opened (and downloaded) on first use. */
+  private sam(): Promise<SamSegmenter> {
+    this.segmenter ??= (async () => {
+      const source = await obtainSamModel(this.samOptions.model, this.samOptions.env === undefined ? {} : { env: this.samOptions.env });
+      return SamSegmenter.open(source.path, {
+        cacheDir: this.cacheDir,
+        ...(this.samOptions.device === undefined ? {} : { device: this.samOptions.device }),
+        ...(this.onStatus === undefined ? {} : { onStatus: this.onStatus }),
+      });
+    })();
+    this.segmenter.catch(() => (this.segmenter = undefined));
+    return this.segmenter;
+  }
+
+  /** SAM-HQ masks of the images that ask for one, at the working size (the images' geometry). */
+  private async samMasks(
+    inputs: TransferInputs,
+    options: TransferOptions,
+    loaded: LoadedInputs,
+  ): Promise<Partial<Record<'structure' | 'appearance', Tensor<'float32'>>>> {
+    const masks: Partial<Record<'structure' | 'appearance', Tensor<'float32'>>> = {};
+    for (const role of ['structure', 'appearance'] as const) {
+      const prompt = loaded.samPrompts[role];
+      if (prompt === undefined) continue;
+      const source = role === 'structure' ? inputs.structure : inputs.appearance;
+      const what = `the ${role} image ${describeSource(source, `${role} image`)}`;
+      const result = await samMask(await this.sam(), source, prompt, options.fit, what);
+      masks[role] = maskRasterToTensor(result.mask, loaded.size, options.fit, `SAM-HQ mask of ${what}`);
+    }
+    if (!this.keepSessions && this.segmenter !== undefined) {
+      const segmenter = await this.segmenter;
+      this.segmenter = undefined;
+      await segmenter.close();
+    }
+    return masks;
+  }
 
   /** Where built graphs and inversions are cached. */
   get cacheDir(): string {
@@ -418,7 +496,13 @@ export class TransferPipeline {
     };
     const t0 = performance.now();
     const loaded = await timed('load', () => this.loadInputs(inputs, options));
-    const { size, structure, appearance, structureMask, appearanceMask } = loaded;
+    const { size, structure, appearance } = loaded;
+    let { structureMask, appearanceMask } = loaded;
+    if (loaded.samPrompts.structure !== undefined || loaded.samPrompts.appearance !== undefined) {
+      const sam = await timed('masks', () => this.samMasks(inputs, options, loaded));
+      structureMask = sam.structure ?? structureMask;
+      appearanceMask = sam.appearance ?? appearanceMask;
+    }
     const sf = this.model.vaeConfig.scalingFactor;
     const [x0App, x0Struct] = await timed('encode', async () => [
       toInversionLatent(await this.model.encodeImage(appearance), sf),
@@ -527,6 +611,9 @@ export class TransferPipeline {
   }
 
   async dispose(): Promise<void> {
+    const segmenter = this.segmenter;
+    this.segmenter = undefined;
+    if (segmenter !== undefined) await (await segmenter.catch(() => undefined))?.close();
     await this.model.dispose();
   }
 }
@@ -569,5 +656,10 @@ export async function loadPipeline(modelDirOrHubId: string, options: LoadPipelin
     await model.dispose();
     throw e;
   }
-  return new TransferPipeline(source, model, options.keepSessions ?? false, options.onStatus);
+  const sam = {
+    model: options.samModel ?? DEFAULT_SAM_MODEL_ID,
+    ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.device === undefined ? {} : { device: options.device }),
+  };
+  return new TransferPipeline(source, model, options.keepSessions ?? false, options.onStatus, sam);
 }

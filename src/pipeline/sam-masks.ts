@@ -41,12 +41,18 @@ export interface SamMaskResult {
   readonly imageSize: Size;
 }
 
-/** Checks a prompt against the image's size in the user's frame; `what` names it (e.g. `--structure-box`). */
-export function checkMaskPrompt(prompt: MaskPrompt, size: Size, what: string): void {
+/**
+ * Checks a prompt against the image's size in the user's frame; `what` names the image, `parameters` the options
+ * the box and the points came from (the error's parameter, so the CLI names the flag).
+ */
+export function checkMaskPrompt(prompt: MaskPrompt, size: Size, what: string, parameters = { box: 'box', points: 'points' }): void {
   try {
     checkSamPrompt(prompt, size.width, size.height);
   } catch (e) {
-    if (e instanceof InvalidParameterError) throw new InvalidParameterError(`${what}: ${e.message}`, { parameter: e.parameter ?? 'box' });
+    if (e instanceof InvalidParameterError) {
+      const parameter = e.parameter === 'box' ? parameters.box : parameters.points;
+      throw new InvalidParameterError(`${e.message} (${what})`, { parameter });
+    }
     throw e;
   }
 }

@@ -36,9 +36,10 @@ export interface E4EOptions {
   /**
    * 'self-segmentation' (an extension; the official code crashes on this path, docs/method.md §7a): masked AdaIN
    * with masks clustered from the attention maps of the first AdaIN iteration's UNet call (cond rows of the
-   * appearance and structure), scored against the domain word in the prompt. Default: the given masks.
+   * appearance and structure), scored against the domain word in the prompt. 'given' / 'sam' (default): the masks
+   * the pipeline passes in (mask files, SAM-HQ), if any.
    */
-  readonly masks?: 'given' | 'self-segmentation' | undefined;
+  readonly masks?: 'given' | 'sam' | 'self-segmentation' | undefined;
   /** The prompt and object word, for self-segmentation's cluster-to-noun scoring. */
   readonly prompt?: string | undefined;
   readonly domain?: string | undefined;

@@ -81,8 +81,8 @@ test('an empty self-segmentation mask is an error naming the image; mask files a
     (e: unknown) => e instanceof InvalidParameterError && /'given' when mask files are given/.test(e.message),
   );
   assert.throws(
-    () => validateTransferOptions({ domain: 'bird', masks: 'sam' }),
-    (e: unknown) => e instanceof InvalidParameterError && /'given', 'self-segmentation' for masks/.test(e.message),
+    () => validateTransferOptions({ domain: 'bird', masks: 'clicks' }),
+    (e: unknown) => e instanceof InvalidParameterError && /'given', 'sam', 'self-segmentation' for masks/.test(e.message),
   );
   assert.equal(validateTransferOptions({ domain: 'bird' }).masks, undefined, "absent means 'given'");
   assert.equal(validateTransferOptions({ domain: 'bird', masks: 'given' }).masks, 'given');
