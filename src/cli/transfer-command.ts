@@ -13,15 +13,15 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { AbortError, E4EError, InvalidParameterError } from '../errors.js';
 import { adainIterations, featureIterations, structureCopyIterations } from '../methods/eye-for-an-eye/schedule.js';
-import { correspondencePng, gridPng, maskToPng } from '../io/image.js';
 import { DEFAULT_MODEL_ID, DEFAULT_SAM_MODEL_ID, obtainSamModel, type DownloadProgress } from '../pipeline/model-source.js';
 import { openSamWeights } from '../models/sam/weights.js';
 import { validateTransferOptions, type TransferOptions } from '../pipeline/options.js';
 import { loadPipeline, prepareTransferInputs, type ProgressEvent, type TransferOutput, type TransferPipeline } from '../pipeline/pipeline.js';
+import { resultFiles } from '../pipeline/result-files.js';
 import { VERSION } from '../version.js';
 import { ORT_VERSION } from '../runtime/session.js';
 import { flagHelp, flagOf, optionsFromFlags, parseArgsSpec, REQUIRED_FLAGS, TRANSFER_CLI_OPTIONS, UsageError } from './options-table.js';
-import { expectedOutputBytes, RunFolder, type OutputFile } from './run-folder.js';
+import { expectedOutputBytes, RunFolder } from './run-folder.js';
 
 export const DEFAULT_OUT_DIR = './eye4eye-out';
 
@@ -201,24 +201,7 @@ export function parseCommandLine(argv: readonly string[]): { values: Record<stri
   return { values: values };
 }
 
-/** The pictures of one transfer: result.png, grid.png, the masks given, correspondence.png (Eye-for-an-eye). */
-export async function resultFiles(result: TransferOutput): Promise<OutputFile[]> {
-  const files: OutputFile[] = [
-    { name: 'result.png', data: result.png },
-    {
-      name: 'grid.png',
-      data: await gridPng([
-        { image: result.structure, label: 'structure' },
-        { image: result.appearance, label: 'appearance' },
-        { image: result.image, label: 'result' },
-      ]),
-    },
-  ];
-  if (result.structureMask !== undefined) files.push({ name: 'mask-structure.png', data: await maskToPng(result.structureMask) });
-  if (result.appearanceMask !== undefined) files.push({ name: 'mask-appearance.png', data: await maskToPng(result.appearanceMask) });
-  if (result.matches !== undefined) files.push({ name: 'correspondence.png', data: await correspondencePng(result.image, result.appearance, result.matches) });
-  return files;
-}
+export { resultFiles };
 
 async function run(argv: readonly string[], io: CommandIo): Promise<number> {
   const { values } = parseCommandLine(argv);

@@ -163,6 +163,22 @@ export interface ObtainModelOptions {
   signal?: AbortSignal;
 }
 
+/** Download `id` into the HF cache of `env` (endpoint, token from the environment); `choose` picks the files. */
+async function downloadInto(id: string, env: NodeJS.ProcessEnv, options: ObtainModelOptions, choose?: DownloadOptions['choose']): Promise<ModelSource> {
+  const download: DownloadOptions = {
+    cacheDir: hfHubCacheDir(env),
+    hubUrl: env['HF_ENDPOINT'] !== undefined && env['HF_ENDPOINT'] !== '' ? env['HF_ENDPOINT'] : DEFAULT_HUB_URL,
+  };
+  if (choose !== undefined) download.choose = choose;
+  const token = hfToken(env);
+  if (token !== undefined) download.accessToken = token;
+  if (options.onDownload !== undefined) download.onProgress = options.onDownload;
+  if (options.fetch !== undefined) download.fetch = options.fetch;
+  if (options.signal !== undefined) download.signal = options.signal;
+  const path = await downloadDiffusersModel(id, download);
+  return { id, path, kind: 'hf-cache', revision: basename(path) };
+}
+
 /**
  * A model argument to a folder, downloading when needed: an existing path is used directly; a hub id found complete in
  * the Hugging Face cache is used from there; otherwise it is downloaded into that cache (the files eye4eye needs,
@@ -182,17 +198,7 @@ export async function obtainModelSource(idOrDir: string, options: ObtainModelOpt
       { hint: OFFLINE_HINT(idOrDir) },
     );
   }
-  const download: DownloadOptions = {
-    cacheDir: hfHubCacheDir(env),
-    hubUrl: env['HF_ENDPOINT'] !== undefined && env['HF_ENDPOINT'] !== '' ? env['HF_ENDPOINT'] : DEFAULT_HUB_URL,
-  };
-  const token = hfToken(env);
-  if (token !== undefined) download.accessToken = token;
-  if (options.onDownload !== undefined) download.onProgress = options.onDownload;
-  if (options.fetch !== undefined) download.fetch = options.fetch;
-  if (options.signal !== undefined) download.signal = options.signal;
-  const path = await downloadDiffusersModel(idOrDir, download);
-  return { id: idOrDir, path, kind: 'hf-cache', revision: basename(path) };
+  return downloadInto(idOrDir, env, options);
 }
 
 /** The SAM-HQ model of the official run (run.py uses ViT-L), as a Hugging Face SamHQModel repository. */
@@ -235,16 +241,5 @@ export async function obtainSamModel(idOrPath: string = DEFAULT_SAM_MODEL_ID, op
   if (existsSync(idOrPath) || !hubId(idOrPath) || isOffline(env)) return resolveSamModel(idOrPath, env);
   const { source } = lookUpHubCache(idOrPath, env);
   if (source !== undefined && ['config.json', 'model.safetensors'].every((f) => existsSync(join(source.path, f)))) return source;
-  const download: DownloadOptions = {
-    cacheDir: hfHubCacheDir(env),
-    hubUrl: env['HF_ENDPOINT'] !== undefined && env['HF_ENDPOINT'] !== '' ? env['HF_ENDPOINT'] : DEFAULT_HUB_URL,
-    choose: chooseSamFiles,
-  };
-  const token = hfToken(env);
-  if (token !== undefined) download.accessToken = token;
-  if (options.onDownload !== undefined) download.onProgress = options.onDownload;
-  if (options.fetch !== undefined) download.fetch = options.fetch;
-  if (options.signal !== undefined) download.signal = options.signal;
-  const path = await downloadDiffusersModel(idOrPath, download);
-  return { id: idOrPath, path, kind: 'hf-cache', revision: basename(path) };
+  return downloadInto(idOrPath, env, options, chooseSamFiles);
 }

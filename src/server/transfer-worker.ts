@@ -4,10 +4,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { AbortError, E4EError, InvalidParameterError } from '../errors.js';
-import { correspondencePng, gridPng, maskToPng, tensorToPng } from '../io/image.js';
-import { loadPipeline, type TransferOutput, type TransferPipeline } from '../pipeline/pipeline.js';
+import { loadPipeline, type TransferPipeline } from '../pipeline/pipeline.js';
+import { resultFiles } from '../pipeline/result-files.js';
 import { latentToRgb } from './latent-preview.js';
-import type { JobRequest, JobResult, MainMessage, OutputFile, WorkerConfig, WorkerError, WorkerMessage } from './protocol.js';
+import type { JobRequest, JobResult, MainMessage, WorkerConfig, WorkerError, WorkerMessage } from './protocol.js';
 
 const port = parentPort;
 if (port === null) throw new Error('transfer-worker.js runs as a worker thread (src/server/model-worker.ts starts it)');
@@ -17,26 +17,6 @@ const post = (m: WorkerMessage): void => port.postMessage(m);
 function toWorkerError(e: unknown): WorkerError {
   if (e instanceof E4EError) return { name: e.name, code: e.code, message: e.message, parameter: e instanceof InvalidParameterError ? e.parameter : undefined };
   return { name: 'Error', code: 'E_INTERNAL', message: e instanceof Error ? e.message : String(e) };
-}
-
-async function pictures(result: TransferOutput): Promise<OutputFile[]> {
-  const files: OutputFile[] = [
-    { name: 'result.png', data: result.png },
-    {
-      name: 'grid.png',
-      data: await gridPng([
-        { image: result.structure, label: 'structure' },
-        { image: result.appearance, label: 'appearance' },
-        { image: result.image, label: 'result' },
-      ]),
-    },
-  ];
-  // The inputs as the model saw them (working size): the page's correspondence view draws on them.
-  files.push({ name: 'structure.png', data: await tensorToPng(result.structure) }, { name: 'appearance.png', data: await tensorToPng(result.appearance) });
-  if (result.structureMask !== undefined) files.push({ name: 'mask-structure.png', data: await maskToPng(result.structureMask) });
-  if (result.appearanceMask !== undefined) files.push({ name: 'mask-appearance.png', data: await maskToPng(result.appearanceMask) });
-  if (result.matches !== undefined) files.push({ name: 'correspondence.png', data: await correspondencePng(result.image, result.appearance, result.matches) });
-  return files;
 }
 
 async function runJob(pipeline: TransferPipeline, job: JobRequest): Promise<JobResult> {
@@ -66,7 +46,7 @@ async function runJob(pipeline: TransferPipeline, job: JobRequest): Promise<JobR
   const m = result.metadata;
   const matches = result.matches;
   return {
-    files: await pictures(result),
+    files: await resultFiles(result, { workingInputs: true }),
     matches:
       matches === undefined
         ? null

@@ -4,17 +4,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { main } from '../../src/cli/main.js';
 import { decodeSamSource } from '../../src/io/image.js';
 import { cv2ResizeLinear } from '../../src/io/resample/cv2.js';
-import { openTensorSource, writeSafetensors } from '../../src/io/safetensors.js';
 import { SamSegmenter } from '../../src/pipeline/sam-segmenter.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
 import { op, checkpointZip } from '../helpers/torch-zip.js';
+import { writeEmptyMaskSamModel } from '../helpers/sam.js';
 import { repoRoot, samTinyModelDir } from '../helpers/paths.js';
 
 const bird = join(repoRoot, 'examples', 'bird-blue.png');
@@ -142,17 +141,7 @@ test('bad prompts and flags exit 2 naming the flag and the image, before any mod
 
 test('an empty predicted mask is refused with a message saying so, and nothing is written', async () => {
   // hq_token_only: the mask is the HQ token's hypernetwork output . features; a zero hypernetwork gives logits 0, no pixel.
-  const model = join(root, 'empty-model');
-  mkdirSync(model);
-  copyFileSync(join(samTinyModelDir, 'config.json'), join(model, 'config.json'));
-  const src = openTensorSource(join(samTinyModelDir, 'model.safetensors'));
-  const tensors: Record<string, Tensor> = {};
-  for (const name of src.names()) {
-    const t = src.read(name);
-    tensors[name] = name.startsWith('mask_decoder.hq_mask_mlp.proj_out.') ? { ...t, data: new Float32Array(t.data.length) } : t;
-  }
-  src.close();
-  writeSafetensors(join(model, 'model.safetensors'), tensors);
+  const model = writeEmptyMaskSamModel(join(root, 'empty-model'));
   const dir = join(root, 'd');
   mkdirSync(dir);
   let err = '';

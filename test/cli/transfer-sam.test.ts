@@ -5,17 +5,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { runTransferCommand } from '../../src/cli/transfer-command.js';
 import { maskRasterToTensor, maskToPng } from '../../src/io/image.js';
-import { openTensorSource, writeSafetensors } from '../../src/io/safetensors.js';
 import { samMask, type MaskPrompt } from '../../src/pipeline/sam-masks.js';
 import { SamSegmenter } from '../../src/pipeline/sam-segmenter.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { Fit } from '../../src/io/fit.js';
+import { writeEmptyMaskSamModel } from '../helpers/sam.js';
 import { repoRoot, samTinyModelDir, sd1TinyModelDir } from '../helpers/paths.js';
 
 const examples = join(repoRoot, 'examples');
@@ -168,17 +168,7 @@ test('bad SAM-HQ inputs are errors naming the flag and the image, before any mod
 });
 
 test('an empty SAM-HQ mask stops the transfer with a message naming the image; no output is left', async () => {
-  const model = join(root, 'empty-sam');
-  mkdirSync(model);
-  copyFileSync(join(samTinyModelDir, 'config.json'), join(model, 'config.json'));
-  const src = openTensorSource(join(samTinyModelDir, 'model.safetensors'));
-  const tensors: Record<string, Tensor> = {};
-  for (const name of src.names()) {
-    const t = src.read(name);
-    tensors[name] = name.startsWith('mask_decoder.hq_mask_mlp.proj_out.') ? { ...t, data: new Float32Array(t.data.length) } : t;
-  }
-  src.close();
-  writeSafetensors(join(model, 'model.safetensors'), tensors);
+  const model = writeEmptyMaskSamModel(join(root, 'empty-sam'));
   const out = join(root, 'empty');
   const r = await cli(out, ['--structure-box', '100,100,400,400'], model);
   assert.equal(r.code, 1);

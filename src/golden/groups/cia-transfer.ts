@@ -10,10 +10,10 @@
 import { GoldenError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { compareTensors, type CompareResult } from '../compare.js';
-import { ciaTransferLoop, decodeLatent, type CIATransferRun, type LatentMasks } from '../engine.js';
+import { ciaTransferLoop, type CIATransferRun, type LatentMasks } from '../engine.js';
 import { latentRowsRole, resolveInput } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
-import { noteInputs, runConfigNumber, runConfigRange, runConfigString, stacked } from './common.js';
+import { decodedImages, noteInputs, runConfigNumber, runConfigRange, runConfigString, stacked } from './common.js';
 import { swapRanges } from './cia-unet.js';
 
 /** The masks the reference's callback computed, as documented for the forced-mask mode. */
@@ -56,25 +56,6 @@ function inversions(ctx: GoldenContext, anchor: string): Inversions {
   const app = branch('app');
   const struct = branch('struct');
   return { app, struct, latentDims: latentDims! };
-}
-
-/** Decoded [out, style, struct] -> NHWC float in [0, 1] and the uint8 image (round(255 x)), as diffusers' postprocess. */
-export async function decodedImages(ctx: GoldenContext, latents: Tensor<'float32'>): Promise<{ float: Tensor<'float32'>; uint8: Tensor<'uint8'> }> {
-  const decoded = await decodeLatent(ctx.model(), latents);
-  const [b, ch, hh, ww] = decoded.dims as [number, number, number, number];
-  const f = new Float32Array(b * hh * ww * ch);
-  const u8 = new Uint8Array(f.length);
-  for (let n = 0; n < b; n++)
-    for (let k = 0; k < ch; k++)
-      for (let y = 0; y < hh; y++)
-        for (let x = 0; x < ww; x++) {
-          const v = Math.fround(Math.fround(decoded.data[((n * ch + k) * hh + y) * ww + x]! / 2) + 0.5);
-          const clamped = Math.min(1, Math.max(0, v));
-          const at = ((n * hh + y) * ww + x) * ch + k;
-          f[at] = clamped;
-          u8[at] = Math.round(Math.fround(clamped * 255));
-        }
-  return { float: { dtype: 'float32', dims: [b, hh, ww, ch], data: f }, uint8: { dtype: 'uint8', dims: [b, hh, ww, ch], data: u8 } };
 }
 
 const int64 = (values: readonly number[]): Tensor<'int64'> => ({ dtype: 'int64', dims: [values.length], data: BigInt64Array.from(values.map(BigInt)) });
@@ -154,7 +135,7 @@ export async function runCIATransferGroup(ctx: GoldenContext, group: string): Pr
     out[`${group}.adain_mask_struct`] = u8(run.masks.structure);
     out[`${group}.adain_mask_app`] = u8(run.masks.appearance);
   }
-  const images = await decodedImages(ctx, out[`${group}.final_latents`] as Tensor<'float32'>);
+  const images = await decodedImages(ctx.model(), out[`${group}.final_latents`] as Tensor<'float32'>);
   out[`${group}.image_float`] = images.float;
   out[`${group}.image_uint8`] = images.uint8;
   if (!masked) ctx.note('plain AdaIN (use_masked_adain false): no self-segmentation to check');

@@ -1,7 +1,7 @@
 /** Helpers the group runners share: run_config values, stacking rows, the hook sites, input-mapping notes. */
 import { GoldenError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { defaultSites, type StepRange } from '../engine.js';
+import { decodeLatent, defaultSites, type GoldenEngine, type StepRange } from '../engine.js';
 import type { ResolvedInput } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
 
@@ -77,4 +77,23 @@ export async function eachOutput(ctx: GoldenContext, names: readonly string[], c
     }
   }
   return out;
+}
+
+/** Decoded [out, style, struct] -> NHWC float in [0, 1] and the uint8 image (round(255 x)), as diffusers' postprocess. */
+export async function decodedImages(engine: GoldenEngine, latents: Tensor<'float32'>): Promise<{ float: Tensor<'float32'>; uint8: Tensor<'uint8'> }> {
+  const decoded = await decodeLatent(engine, latents);
+  const [b, ch, hh, ww] = decoded.dims as [number, number, number, number];
+  const f = new Float32Array(b * hh * ww * ch);
+  const u8 = new Uint8Array(f.length);
+  for (let n = 0; n < b; n++)
+    for (let k = 0; k < ch; k++)
+      for (let y = 0; y < hh; y++)
+        for (let x = 0; x < ww; x++) {
+          const v = Math.fround(Math.fround(decoded.data[((n * ch + k) * hh + y) * ww + x]! / 2) + 0.5);
+          const clamped = Math.min(1, Math.max(0, v));
+          const at = ((n * hh + y) * ww + x) * ch + k;
+          f[at] = clamped;
+          u8[at] = Math.round(Math.fround(clamped * 255));
+        }
+  return { float: { dtype: 'float32', dims: [b, hh, ww, ch], data: f }, uint8: { dtype: 'uint8', dims: [b, hh, ww, ch], data: u8 } };
 }

@@ -10,10 +10,10 @@
  */
 import type { Tensor } from '../../tensor/tensor.js';
 import { compareTensors, type CompareResult } from '../compare.js';
-import { adainMask, decodeLatent, transferLoop, type GoldenEngine, type TransferRun } from '../engine.js';
+import { adainMask, transferLoop, type GoldenEngine, type TransferRun } from '../engine.js';
 import { latentRowsRole, maskRole, resolveInput } from '../inputs.js';
 import type { GoldenContext } from '../runner.js';
-import { hookedSites, noteInputs, runConfigNumber, runConfigRange, runConfigString, stacked } from './common.js';
+import { decodedImages, hookedSites, noteInputs, runConfigNumber, runConfigRange, runConfigString, stacked } from './common.js';
 
 const LATENTS = 'transfer.latents';
 
@@ -119,22 +119,9 @@ export async function runTransferGroup(ctx: GoldenContext, group: string): Promi
     out[`transfer.match_index.${site}`] = { dtype: 'int32', dims: [list.length, n], data };
   }
   // Decode [out, style, struct] -> NHWC float in [0, 1] and the uint8 PIL image.
-  const decoded = await decodeLatent(engine, out['transfer.final_latents'] as Tensor<'float32'>);
-  const [b, ch, hh, ww] = decoded.dims as [number, number, number, number];
-  const f = new Float32Array(b * hh * ww * ch);
-  const u8 = new Uint8Array(f.length);
-  for (let n = 0; n < b; n++)
-    for (let k = 0; k < ch; k++)
-      for (let y = 0; y < hh; y++)
-        for (let x = 0; x < ww; x++) {
-          const v = Math.fround(Math.fround(decoded.data[((n * ch + k) * hh + y) * ww + x]! / 2) + 0.5);
-          const clamped = Math.min(1, Math.max(0, v));
-          const at = ((n * hh + y) * ww + x) * ch + k;
-          f[at] = clamped;
-          u8[at] = Math.round(Math.fround(clamped * 255));
-        }
-  out['transfer.image_float'] = { dtype: 'float32', dims: [b, hh, ww, ch], data: f };
-  out['transfer.image_uint8'] = { dtype: 'uint8', dims: [b, hh, ww, ch], data: u8 };
+  const images = await decodedImages(engine, out['transfer.final_latents'] as Tensor<'float32'>);
+  out['transfer.image_float'] = images.float;
+  out['transfer.image_uint8'] = images.uint8;
   if (ctx.checks) await checkNatural(ctx, engine, inputs, sites);
   else ctx.note('natural argmax check skipped (--no-checks)');
   return out;
