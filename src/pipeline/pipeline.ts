@@ -83,9 +83,9 @@ export interface LoadPipelineOptions {
    */
   memoryArena?: boolean;
   /**
-   * Keep the text encoder's and the VAE's sessions between transfers. Off by default: each is released as soon as a
-   * transfer no longer needs it (the loop holds only the UNet), and rebuilt from the graph cache when needed again
-   * (about a second each); batch and server use may turn it on.
+   * Keep the sessions (text encoder, VAE, UNet, SAM-HQ) between transfers. Off by default: each is released as soon
+   * as a transfer no longer needs it (the loop holds only the UNet, the decode only the VAE decoder), and rebuilt from
+   * the graph cache when needed again (about a second each; the SD-1.5 UNet about 8 s); batch and server use turn it on.
    */
   keepSessions?: boolean;
   /**
@@ -531,7 +531,7 @@ export class TransferPipeline {
     const shared = { ...timings };
     const sharedSeconds = since(t0);
     const outputs: TransferOutput[] = [];
-    for (const methodOptions of optionsList) {
+    for (const [index, methodOptions] of optionsList.entries()) {
       // progress events name the method when several run
       const tag = optionsList.length > 1 ? methodOptions.method : undefined;
       const own: Record<string, number> = { ...shared };
@@ -569,6 +569,12 @@ export class TransferPipeline {
         'decode',
         async () => {
           controls.onProgress?.({ phase: 'decode', step: 0, total: 1, etaSeconds: undefined, ...(tag === undefined ? {} : { method: tag }) });
+          // After the last loop the UNet is not needed: its weights and arena go back before the VAE decoder's
+          // 512x512 activations come (the e2e peak), and the next transfer rebuilds its session from the graph cache.
+          if (!this.keepSessions && index === optionsList.length - 1) {
+            this.unetRunners.clear();
+            await this.model.release(...this.model.openSessions.filter((name) => name.startsWith('unet')));
+          }
           const decoded = await this.model.decodeLatent({ dtype: 'float32', dims: [1, c, lh, lw], data: run.latents[0]! });
           if (!this.keepSessions) await this.model.release('vae_decoder');
           const clamped: Tensor<'float32'> = { dtype: 'float32', dims: decoded.dims, data: decoded.data.map((v) => Math.min(Math.max(v, -1), 1)) };
