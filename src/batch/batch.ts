@@ -209,7 +209,7 @@ async function runLocked(o: BatchOptions, file: ReturnType<typeof readBatchFile>
         });
         entry.status = 'done';
         entry.timings = result.timings;
-        entry.inversionCache = result.inversionCache;
+        if (result.inversionCache !== undefined) entry.inversionCache = result.inversionCache;
         delete entry.skipped;
       } catch (e) {
         if (e instanceof AbortError) {

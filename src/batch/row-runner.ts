@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AbortError } from '../errors.js';
 import { resultFiles, runRecord } from '../cli/transfer-command.js';
-import { expectedOutputBytes, RunFolder } from '../cli/run-folder.js';
+import { expectedOutputBytes, RunFolder, type ClaimOptions } from '../cli/run-folder.js';
 import { prepareTransferInputs, type ProgressEvent, type TransferPipeline } from '../pipeline/pipeline.js';
 import type { BatchRow } from './batch-rows.js';
 
@@ -16,7 +16,10 @@ export interface RowResult {
   outDir: string;
   files: string[];
   timings: Record<string, number>;
-  inversionCache: { app: 'hit' | 'miss'; struct: 'hit' | 'miss' };
+  /** Undefined when the row was found done (`found`). */
+  inversionCache: { app: 'hit' | 'miss'; struct: 'hit' | 'miss' } | undefined;
+  /** The output was already there (written by another worker since the caller checked): nothing was computed. */
+  found: boolean;
 }
 
 function aborted(s: AbortSignal | undefined): boolean {
@@ -45,12 +48,27 @@ export async function runBatchRow(
   pipeline: TransferPipeline,
   row: BatchRow,
   outRoot: string,
-  controls: { onProgress?: (e: ProgressEvent) => void; signal?: AbortSignal; argv?: readonly string[]; command?: string } = {},
+  controls: {
+    onProgress?: (e: ProgressEvent) => void;
+    signal?: AbortSignal;
+    argv?: readonly string[];
+    command?: string;
+    takeOverLock?: ClaimOptions['takeOverLock'];
+  } = {},
 ): Promise<RowResult> {
   const outDir = join(outRoot, row.id);
   const prepared = await prepareTransferInputs({ structure: row.structure, appearance: row.appearance }, row.options);
   const masks = 2;
-  const folder = RunFolder.claim(outDir, { overwrite: holdsRun(outDir), expectedBytes: expectedOutputBytes(prepared.size.width, prepared.size.height, masks) });
+  const folder = RunFolder.claim(outDir, {
+    overwrite: holdsRun(outDir),
+    expectedBytes: expectedOutputBytes(prepared.size.width, prepared.size.height, masks),
+    ...(controls.takeOverLock === undefined ? {} : { takeOverLock: controls.takeOverLock }),
+  });
+  // Checked again under the folder's lock: another worker may have finished the row since the caller looked.
+  if (rowOutputDone(outDir, row.optionsHash)) {
+    folder.release();
+    return { outDir, files: [], timings: {}, inversionCache: undefined, found: true };
+  }
   try {
     const result = await pipeline.transfer({ structure: row.structure, appearance: row.appearance }, row.options, {
       ...(controls.onProgress === undefined ? {} : { onProgress: controls.onProgress }),
@@ -73,7 +91,7 @@ export async function runBatchRow(
     if (aborted(controls.signal)) throw new AbortError('batch row aborted');
     const written = folder.write(files);
     const inv = result.metadata.inversionCache;
-    return { outDir, files: written, timings: result.timings, inversionCache: { app: inv.app, struct: inv.struct } };
+    return { outDir, files: written, timings: result.timings, inversionCache: { app: inv.app, struct: inv.struct }, found: false };
   } catch (e) {
     folder.release();
     throw e;
