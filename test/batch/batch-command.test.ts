@@ -6,6 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,4 +213,36 @@ test('bad rows fail with a message naming the row, the column and the value; the
   writeFileSync(dev, JSON.stringify({ structure: 'bird-blue.png', appearance: 'bird-red.png', domain: 'bird', device: 'cpu' }));
   const d = parseRows(readBatchFile(dev).rows, dev, { batchOptions: {}, model: 'm' });
   assert.match(d.problems[0]!.error, /column 'device': device is set for the whole batch/);
+});
+
+test('Ctrl-C (SIGINT) of the eye4eye batch process stops after the current row with a valid manifest (exit 130)', async () => {
+  const file = join(root, 'sigint.csv');
+  const rows = ['structure,appearance,domain,size,steps,seed'];
+  for (let seed = 10; seed < 13; seed++) rows.push(`bird-blue.png,bird-red.png,bird,64,30,${seed}`);
+  writeFileSync(file, rows.join('\n'));
+  const out = join(root, 'sigint-out');
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'eye4eye.js'), 'batch', file, '--out', out, '--model', sd1TinyModelDir, '--cache-dir', cache], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  let sent = false;
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+    if (!sent && /row-1: inversion-app/.test(err)) {
+      sent = true;
+      child.kill('SIGINT');
+    }
+  });
+  child.stdout.resume();
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  assert.equal(code, 130, err);
+  assert.match(err, /Ctrl-C: stopping after the current row/);
+  assert.match(err, /interrupted; run the same command again to resume/);
+  const m = manifestOf(out);
+  assert.deepEqual(
+    m.rows.map((r) => r.status),
+    ['done', 'pending', 'pending'],
+  );
+  assert.ok(existsSync(join(out, 'row-1', 'run.json')));
+  assert.ok(!existsSync(join(out, '.eye4eye-batch.lock')), 'the batch lock is released');
 });
