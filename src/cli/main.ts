@@ -17,9 +17,9 @@ Usage:
   eye4eye transfer --structure FILE --appearance FILE --domain NAME [options]   appearance transfer
   eye4eye mask --image FILE [--box x0,y0,x1,y1] [--point x,y,1|0 ...]            an object mask with SAM-HQ
   eye4eye compare --structure FILE --appearance FILE --domain NAME [options]    both methods side by side
-  eye4eye batch FILE [--out DIR] [--retry-failed]           many transfers from a CSV / JSON Lines file, resumable
-  eye4eye worker --redis URL [--out DIR]                   run jobs from a Redis queue (BullMQ)
-  eye4eye submit --redis URL FILE                          enqueue a batch file and follow it
+  eye4eye batch FILE [--out DIR] [--retry-failed]          many transfers from a CSV / JSON Lines file, resumable
+  eye4eye worker --redis URL [--out DIR]                  run jobs from a Redis queue (BullMQ)
+  eye4eye submit --redis URL FILE                         enqueue a batch file and follow it
   eye4eye golden <case-dir> [--only GROUPS] [--save FILE]   compare our implementation with a golden case
   eye4eye serve [--port N] [--host H] [--model ID|DIR]       the local web page and JSON API
   eye4eye --help | -h                                     this help

@@ -9,7 +9,7 @@ import { E4EError } from '../errors.js';
 import { DEFAULT_MODEL_ID } from '../pipeline/model-source.js';
 import { DEVICES, PRECISIONS, type Device, type Precision } from '../pipeline/options.js';
 import { loadPipeline } from '../pipeline/pipeline.js';
-import { DEFAULT_ATTEMPTS, DEFAULT_QUEUE, redisConnection } from '../queue/jobs.js';
+import { DEFAULT_ATTEMPTS, DEFAULT_QUEUE, ensureRedisReachable, redisConnection } from '../queue/jobs.js';
 import { submitBatch } from '../queue/submit.js';
 import { startQueueWorker } from '../queue/worker.js';
 import { UsageError } from './options-table.js';
@@ -94,6 +94,7 @@ async function worker(argv: readonly string[], io: CommandIo): Promise<number> {
   if (cacheDir !== undefined) load.cacheDir = cacheDir;
   if (values['sam-model'] !== undefined) load.samModel = String(values['sam-model']);
   if (io.env !== undefined) load.env = io.env;
+  await ensureRedisReachable(redis);
   const pipeline = await loadPipeline(model, load);
   const w = startQueueWorker({
     redis,
@@ -156,6 +157,7 @@ async function submit(argv: readonly string[], io: CommandIo): Promise<number> {
   if (parsed.positionals.length !== 1)
     throw new UsageError(parsed.positionals.length === 0 ? 'missing the batch FILE' : `one batch FILE, not ${parsed.positionals.length}`);
   const attempts = positiveInt('attempts', values['attempts'] as string | undefined);
+  await ensureRedisReachable(redis);
   const result = await submitBatch({
     redis,
     file: parsed.positionals[0]!,

@@ -14,7 +14,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { FileError, InvalidParameterError } from '../errors.js';
+import { Redis } from 'ioredis';
+import { FileError, InvalidParameterError, QueueError } from '../errors.js';
 import { validateTransferOptions, type TransferOptions } from '../pipeline/options.js';
 import type { BatchRow } from '../batch/batch-rows.js';
 
@@ -73,6 +74,28 @@ export function redisConnection(url: string): { host: string; port: number; db?:
     // BullMQ's workers block on Redis: ioredis must not give up on a command.
     maxRetriesPerRequest: null,
   };
+}
+
+/** Connect to the Redis of `url` and ping it, or a QueueError naming the URL (instead of waiting forever). */
+export async function ensureRedisReachable(url: string, timeoutMs = 5000): Promise<void> {
+  const client = new Redis({ ...redisConnection(url), lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  let connectionError: Error | undefined;
+  client.on('error', (e: Error) => {
+    connectionError ??= e;
+  });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    // ioredis rejects with "Connection is closed."; the reason came with its error event.
+    const cause = connectionError ?? e;
+    throw new QueueError(`cannot reach Redis at ${url} (${cause instanceof Error ? cause.message : String(cause)})`, {
+      cause,
+      hint: 'start redis-server there, or give --redis the URL of a running one',
+    });
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** A safe name (folder, job id part). */

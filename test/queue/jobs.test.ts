@@ -82,4 +82,10 @@ test('worker and submit refuse bad command lines (exit 2) naming the flag', asyn
   assert.match(err, /eye4eye submit: --redis: expected a redis/);
   assert.equal(await runSubmitCommand(['--redis', 'redis://h:1'], io), 2);
   assert.match(err, /eye4eye submit: missing the batch FILE/);
+  // Nothing listens on port 1: a clear error, not a wait.
+  writeFileSync(join(root, 'one.csv'), 'structure,appearance,domain\na.png,b.png,bird\n');
+  assert.equal(await runSubmitCommand(['--redis', 'redis://127.0.0.1:1', join(root, 'one.csv')], io), 1);
+  assert.match(err, /eye4eye submit: QueueError \[E_QUEUE\]: cannot reach Redis at redis:\/\/127\.0\.0\.1:1 \(.*ECONNREFUSED/);
+  assert.equal(await runWorkerCommand(['--redis', 'redis://127.0.0.1:1'], io), 1);
+  assert.match(err, /eye4eye worker: QueueError \[E_QUEUE\]: cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
 });
