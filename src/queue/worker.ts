@@ -36,7 +36,7 @@ export function workerName(): string {
 export function startQueueWorker(o: QueueWorkerOptions): Worker<RowJobData, RowJobResult> {
   const name = o.name ?? workerName();
   const log = o.log ?? (() => undefined);
-  const processor = async (job: Job<RowJobData, RowJobResult>): Promise<RowJobResult> => {
+  const processor = async (job: Job<RowJobData, RowJobResult>, _token?: string, signal?: AbortSignal): Promise<RowJobResult> => {
     const start = performance.now();
     const data = job.data;
     const tmp = mkdtempSync(join(tmpdir(), 'e4e-job-'));
@@ -52,6 +52,7 @@ export function startQueueWorker(o: QueueWorkerOptions): Worker<RowJobData, RowJ
       let last = 0;
       const result = await runBatchRow(o.pipeline, row, batchDir, {
         command: 'worker',
+        ...(signal === undefined ? {} : { signal }),
         // The queue lock is ours: a run folder lock left by another machine's worker belongs to a job it lost.
         takeOverLock: (holder) => holder.host !== undefined && holder.host !== hostname(),
         onProgress: (e) => {
@@ -83,11 +84,20 @@ export function startQueueWorker(o: QueueWorkerOptions): Worker<RowJobData, RowJ
       rmSync(tmp, { recursive: true, force: true });
     }
   };
-  return new Worker<RowJobData, RowJobResult>(o.queue ?? DEFAULT_QUEUE, processor, {
+  const worker = new Worker<RowJobData, RowJobResult>(o.queue ?? DEFAULT_QUEUE, processor, {
     connection: redisConnection(o.redis),
     concurrency: 1,
     name,
     ...(o.lockDuration === undefined ? {} : { lockDuration: o.lockDuration }),
     ...(o.stalledInterval === undefined ? {} : { stalledInterval: o.stalledInterval }),
   });
+  // A job whose lock could not be renewed (this process was too slow to renew it) may be another worker's by now:
+  // stop computing it rather than run the row twice at once.
+  worker.on('lockRenewalFailed', (ids) => {
+    for (const id of ids) {
+      log(`worker ${name}: job ${id}: lost its queue lock; abandoning it (the queue gives it to a worker again)`);
+      worker.cancelJob(id, 'lost the queue lock');
+    }
+  });
+  return worker;
 }

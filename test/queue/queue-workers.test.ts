@@ -53,7 +53,7 @@ function worker(queue: string, out: string): Child {
       join(repoRoot, 'bin', 'eye4eye.js'),
       'worker',
       ...['--redis', REDIS!, '--queue', queue, '--out', out, '--model', sd1TinyModelDir, '--cache-dir', join(root, 'cache')],
-      ...['--lock-duration', '1500', '--stalled-interval', '500'],
+      ...['--lock-duration', '4000', '--stalled-interval', '1000'],
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
