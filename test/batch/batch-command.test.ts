@@ -14,7 +14,7 @@ import { runBatchCommand, type BatchCommandIo } from '../../src/cli/batch-comman
 import { readBatchFile } from '../../src/batch/batch-file.js';
 import { parseRows } from '../../src/batch/batch-rows.js';
 import type { Manifest } from '../../src/batch/manifest.js';
-import { repoRoot, sd1TinyModelDir } from '../helpers/paths.js';
+import { repoRoot, samTinyModelDir, sd1TinyModelDir } from '../helpers/paths.js';
 
 const examples = join(repoRoot, 'examples');
 let root: string;
@@ -245,4 +245,38 @@ test('Ctrl-C (SIGINT) of the eye4eye batch process stops after the current row w
   );
   assert.ok(existsSync(join(out, 'row-1', 'run.json')));
   assert.ok(!existsSync(join(out, '.eye4eye-batch.lock')), 'the batch lock is released');
+});
+
+test('rows with SAM-HQ prompts get their masks from --sam-model, loaded once for the batch; a box outside the image fails its row, and so does a mask too small for the method', async () => {
+  const file = join(root, 'sam.jsonl');
+  const base = { appearance: 'bird-red.png', domain: 'bird', size: 128, steps: 4 };
+  writeFileSync(
+    file,
+    [
+      JSON.stringify({ id: 'box', structure: 'bird-blue.png', ...base, structureBox: [100, 100, 400, 400] }),
+      JSON.stringify({ id: 'point', structure: 'bird-blue.png', ...base, 'appearance-point': '250,250,1;20,500,0' }),
+      JSON.stringify({ id: 'outside', structure: 'bird-blue.png', ...base, 'structure-box': '100,100,900,400' }),
+      // At 64 px the tiny random SAM-HQ's mask keeps one latent pixel: the method refuses it while computing.
+      JSON.stringify({ id: 'too-small', structure: 'bird-blue.png', ...base, size: 64, structureBox: [100, 100, 400, 400] }),
+    ].join('\n'),
+  );
+  const out = join(root, 'sam-out');
+  const r = await batch([file, '--out', out, '--sam-model', samTinyModelDir]);
+  assert.equal(r.code, 1, r.err);
+  const m = manifestOf(out);
+  assert.deepEqual(
+    m.rows.map((x) => [x.id, x.status]),
+    [
+      ['box', 'done'],
+      ['point', 'done'],
+      ['outside', 'failed'],
+      ['too-small', 'failed'],
+    ],
+    JSON.stringify(m.rows.map((x) => x.error)),
+  );
+  assert.match(byId(m, 'outside').error!, /row 3 \(line 3\): InvalidParameterError .*box \[100, 100, 900, 400\] is outside the 512x512 image/);
+  assert.match(byId(m, 'too-small').error!, /row 4 \(line 4\): InvalidParameterError .*mask with at least 2 pixels equal to 1 for structMask/);
+  assert.ok(byId(m, 'too-small').seconds! > 0, 'failed while computing, after the validation');
+  assert.ok(existsSync(join(out, 'box', 'mask-structure.png')));
+  assert.ok(existsSync(join(out, 'point', 'mask-appearance.png')));
 });
