@@ -280,3 +280,33 @@ test('rows with SAM-HQ prompts get their masks from --sam-model, loaded once for
   assert.ok(existsSync(join(out, 'box', 'mask-structure.png')));
   assert.ok(existsSync(join(out, 'point', 'mask-appearance.png')));
 });
+
+test('a second Ctrl-C (abort) abandons the current row: it stays pending with no folder, and the rerun computes it', async () => {
+  const file = join(root, 'abort.csv');
+  writeFileSync(file, 'structure,appearance,domain,size,steps,seed\nbird-red.png,bird-blue.png,bird,64,6,21\nbird-blue.png,bird-red.png,bird,64,6,21\n');
+  const out = join(root, 'abort-out');
+  const abort = new AbortController();
+  let err = '';
+  const code = await runBatchCommand([file, '--out', out, '--model', sd1TinyModelDir, '--cache-dir', cache], {
+    out: () => undefined,
+    err: (s) => {
+      err += s;
+      if (/row-1: inversion-app: /.test(s)) abort.abort();
+    },
+    isTTY: false,
+    abort: abort.signal,
+  });
+  assert.equal(code, 130, err);
+  const m = manifestOf(out);
+  assert.deepEqual(
+    m.rows.map((r) => r.status),
+    ['pending', 'pending'],
+  );
+  assert.ok(!existsSync(join(out, 'row-1')), 'the abandoned row left no folder');
+  const rerun = await batch([file, '--out', out]);
+  assert.equal(rerun.code, 0, rerun.err);
+  assert.deepEqual(
+    manifestOf(out).rows.map((r) => r.status),
+    ['done', 'done'],
+  );
+});
