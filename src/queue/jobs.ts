@@ -23,6 +23,8 @@ export const DEFAULT_QUEUE = 'eye4eye';
 export const JOB_NAME = 'transfer-row';
 /** Attempts of a job before it is failed (a bad image fails every time). */
 export const DEFAULT_ATTEMPTS = 3;
+/** How long finished jobs stay in Redis (seconds). */
+export const JOB_RETENTION_SECONDS = 7 * 24 * 3600;
 
 export interface FileContent {
   name: string;

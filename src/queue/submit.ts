@@ -7,7 +7,18 @@ import { basename, extname } from 'node:path';
 import { Job, Queue, QueueEvents } from 'bullmq';
 import { readBatchFile } from '../batch/batch-file.js';
 import { parseRows } from '../batch/batch-rows.js';
-import { DEFAULT_ATTEMPTS, DEFAULT_QUEUE, JOB_NAME, redisConnection, rowJobData, rowJobId, safeName, type RowJobData, type RowJobResult } from './jobs.js';
+import {
+  DEFAULT_ATTEMPTS,
+  DEFAULT_QUEUE,
+  JOB_NAME,
+  JOB_RETENTION_SECONDS,
+  redisConnection,
+  rowJobData,
+  rowJobId,
+  safeName,
+  type RowJobData,
+  type RowJobResult,
+} from './jobs.js';
 
 export interface SubmitOptions {
   redis: string;
@@ -62,7 +73,15 @@ export async function submitBatch(o: SubmitOptions): Promise<SubmitResult> {
         await existing.retry('failed');
         log(`submit: retrying ${jobId}`);
       } else if (existing === undefined) {
-        await queue.add(JOB_NAME, rowJobData(batch, row), { jobId, attempts, backoff: { type: 'fixed', delay: 200 } });
+        await queue.add(JOB_NAME, rowJobData(batch, row), {
+          jobId,
+          attempts,
+          backoff: { type: 'fixed', delay: 200 },
+          // Finished jobs (with their images) leave Redis after a week; a row submitted again later is found done
+          // in the workers' output folder without being computed.
+          removeOnComplete: { age: JOB_RETENTION_SECONDS },
+          removeOnFail: { age: JOB_RETENTION_SECONDS },
+        });
       }
       const entry: SubmittedRow = { row: row.row, id: row.id, jobId, status: 'pending' };
       ids.set(jobId, entry);
