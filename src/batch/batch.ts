@@ -179,7 +179,7 @@ async function runLocked(o: BatchOptions, file: ReturnType<typeof readBatchFile>
   const skipped = [...entries.values()].filter((e) => e.status === 'done').length;
   const failedBefore = [...entries.values()].filter((e) => e.status === 'failed').length;
   o.log(
-    `batch: ${basename(file.path)}: ${n} row${n === 1 ? '' : 's'}: ${todo.length} to compute, ${skipped} already done, ${failedBefore} failed${o.retryFailed === true ? '' : ' (retry them with --retry-failed)'}`,
+    `batch: ${basename(file.path)}: ${n} row${n === 1 ? '' : 's'}: ${todo.length} to compute, ${skipped} already done, ${failedBefore} failed${o.retryFailed === true || failedBefore === 0 ? '' : ' (retry them with --retry-failed)'}`,
   );
   const manifestPath = join(outDir, MANIFEST_NAME);
   if (todo.length === 0) return { manifest, manifestPath, interrupted: false, computed: 0 };
