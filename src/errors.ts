@@ -16,7 +16,8 @@ export type ErrorCode =
   | 'E_GOLDEN'
   | 'E_IMAGE'
   | 'E_MODEL_NOT_FOUND'
-  | 'E_ABORTED';
+  | 'E_ABORTED'
+  | 'E_QUEUE';
 
 export class E4EError extends Error {
   readonly code: ErrorCode;
@@ -110,6 +111,13 @@ export class ImageError extends E4EError {
 export class ModelNotFoundError extends E4EError {
   constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
     super('E_MODEL_NOT_FOUND', message, options);
+  }
+}
+
+/** The job queue (Redis) cannot be reached or answers with an error. */
+export class QueueError extends E4EError {
+  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super('E_QUEUE', message, options);
   }
 }
 

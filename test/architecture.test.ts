@@ -21,7 +21,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['diffusion'],
   ['methods'],
   ['golden', 'pipeline'],
-  ['cli', 'index.ts', 'server'],
+  ['cli', 'index.ts', 'server', 'batch', 'queue'],
 ];
 
 const srcDir = join(repoRoot, 'src');

@@ -45,6 +45,11 @@ export interface ClaimOptions {
   expectedBytes?: number;
   /** Free bytes for unprivileged users on the folder's file system (default: statfs). */
   freeBytes?: (dir: string) => number;
+  /**
+   * Whether a lock held by a live process or another machine may be taken over anyway (a queue worker holding the
+   * job's queue lock knows the run that left it lost the job). Default: never.
+   */
+  takeOverLock?: (holder: { pid: number; host: string | undefined }) => boolean;
 }
 
 interface LockContent {
@@ -135,7 +140,7 @@ export class RunFolder {
     let lock: LockContent;
     let previousFromLock: string[] = [];
     try {
-      const taken = takeLock(dir);
+      const taken = takeLock(dir, options.takeOverLock);
       lock = taken.lock;
       previousFromLock = taken.interruptedOutputs;
     } catch (e) {
@@ -237,7 +242,7 @@ function removeEmptyFolders(dir: string, createdRoot: string | undefined): void 
 }
 
 /** Exclusive lock; a lock of a process that is gone is taken over (with the outputs it was renaming, if any). */
-function takeLock(dir: string): { lock: LockContent; interruptedOutputs: string[] } {
+function takeLock(dir: string, takeOver?: ClaimOptions['takeOverLock']): { lock: LockContent; interruptedOutputs: string[] } {
   const lock: LockContent = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
   const path = join(dir, LOCK_NAME);
   let interruptedOutputs: string[] = [];
@@ -255,7 +260,7 @@ function takeLock(dir: string): { lock: LockContent; interruptedOutputs: string[
         // unreadable or half-written lock: judged by its (missing) pid below
       }
       const sameHost = other.host === undefined || other.host === lock.host;
-      if (typeof other.pid === 'number' && (!sameHost || processAlive(other.pid))) {
+      if (typeof other.pid === 'number' && (!sameHost || processAlive(other.pid)) && takeOver?.({ pid: other.pid, host: other.host }) !== true) {
         throw new FileError(
           `${dir}: the output folder is in use by another eye4eye run (pid ${other.pid}${sameHost ? '' : ` on ${other.host}`}, started ${other.startedAt ?? 'at an unknown time'})`,
           { hint: 'wait for it to finish, or give --out another folder' },
