@@ -103,11 +103,14 @@ export class QueueClient {
       const p = this.pending.get(jobId);
       if (p === undefined) return;
       // A failed attempt is retried by BullMQ; the job is failed once its attempts are spent.
-      void this.queue.getJob(jobId).then((job) => {
-        if (job !== undefined && job.attemptsMade < (job.opts.attempts ?? 1) && !job.finishedOn) return;
-        this.pending.delete(jobId);
-        p.reject(new JobError({ name: 'QueueError', code: 'E_QUEUE', message: failedReason }));
-      });
+      void this.queue.getJob(jobId).then(
+        (job) => {
+          if (job !== undefined && job.attemptsMade < (job.opts.attempts ?? 1) && !job.finishedOn) return;
+          this.pending.delete(jobId);
+          p.reject(new JobError({ name: 'QueueError', code: 'E_QUEUE', message: failedReason }));
+        },
+        (e: Error) => onStatus(`job ${jobId}: failed on the queue (${failedReason}); its state cannot be read (${e.message})`),
+      );
     });
     events.on('removed', ({ jobId }) => {
       const p = this.pending.get(jobId);
@@ -143,7 +146,13 @@ export class QueueClient {
       );
       return;
     }
-    const r = JSON.parse(readFileSync(record, 'utf8')) as Record<string, unknown>;
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(readFileSync(record, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      p.reject(new JobError({ name: 'FileError', code: 'E_FILE', message: `${record}: unreadable (${(e as Error).message})` }));
+      return;
+    }
     p.resolve({
       files: [],
       matches: null,
