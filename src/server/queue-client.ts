@@ -81,6 +81,13 @@ interface Pending {
 }
 
 /** Runs the server's jobs on the queue's workers; the same run / cancel / close as ModelWorker. */
+/** The cache record of a worker's run.json; 'unknown' where it says nothing. */
+function runCache(value: unknown): JobResult['cache'] {
+  const c = (typeof value === 'object' && value !== null ? value : {}) as { dir?: unknown; inversion?: { app?: unknown; struct?: unknown } };
+  const field = (v: unknown): string => (typeof v === 'string' ? v : 'unknown');
+  return { inversion: { app: field(c.inversion?.app), struct: field(c.inversion?.struct) }, dir: field(c.dir) };
+}
+
 export class QueueClient {
   private readonly pending = new Map<string, Pending>();
 
@@ -159,8 +166,9 @@ export class QueueClient {
       options: r['options'] as JobResult['options'],
       model: (r['model'] ?? {}) as Record<string, unknown>,
       timings: (r['timings'] ?? {}) as Record<string, number>,
-      sizes: {},
-      cache: { inversion: { app: result.inversionCache?.app ?? 'hit', struct: result.inversionCache?.struct ?? 'hit' }, dir: '' },
+      // What the worker's run.json records (its sizes and its own cache folder), never guessed.
+      sizes: (r['sizes'] ?? {}) as JobResult['sizes'],
+      cache: runCache(r['cache']),
     });
   }
 
