@@ -24,7 +24,10 @@ export const SERVE_HELP = `  eye4eye serve [--port N] [--host H] [--model ID|DIR
     --cache-dir DIR    cache of built graphs and inversions
     --device ${DEVICES.join('|')}   execution provider (default cpu)
     --precision ${PRECISIONS.join('|')}   UNet precision (default fp32)
-    --threads N        onnxruntime intra-op threads`;
+    --threads N        onnxruntime intra-op threads
+    --redis URL        put jobs on this Redis/BullMQ queue for \`eye4eye worker\` processes instead of running them here
+                       (the workers' --out must be this --out, a shared folder: they write OUT/serve/<run id>)
+    --queue NAME       the queue's name with --redis (default eye4eye)`;
 
 const SPEC = {
   port: { type: 'string' },
@@ -36,6 +39,8 @@ const SPEC = {
   device: { type: 'string' },
   precision: { type: 'string' },
   threads: { type: 'string' },
+  redis: { type: 'string' },
+  queue: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -54,6 +59,11 @@ function serveOptions(values: Record<string, string | boolean | undefined>): Ser
   options.port = values['port'] === undefined ? DEFAULT_PORT : integer('port', String(values['port']), 0, 65535);
   if (values['host'] !== undefined) options.host = String(values['host']);
   if (values['cache-dir'] !== undefined) options.cacheDir = String(values['cache-dir']);
+  if (values['redis'] !== undefined) options.redis = String(values['redis']);
+  if (values['queue'] !== undefined) {
+    if (options.redis === undefined) throw new UsageError('--queue needs --redis');
+    options.queue = String(values['queue']);
+  }
   if (values['threads'] !== undefined) options.threads = integer('threads', String(values['threads']), 1, 1024);
   const device = values['device'];
   if (device !== undefined) {
@@ -98,8 +108,17 @@ export async function runServeCommand(argv: readonly string[], io: CommandIo, st
     io.err(`eye4eye serve: WARNING: binding ${host}: anyone who can reach this address can run transfers and read the output folder (there is no login)\n`);
   }
   options.onStatus = (s) => io.err(`eye4eye: ${s}\n`);
-  io.err(`eye4eye serve: loading ${options.model} ...\n`);
-  const server = await startServer(options);
+  io.err(options.redis === undefined ? `eye4eye serve: loading ${options.model} ...\n` : `eye4eye serve: jobs go to the queue at ${options.redis}\n`);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(options);
+  } catch (e) {
+    if (options.redis !== undefined && e instanceof E4EError) {
+      io.err(`eye4eye serve: ${e.name} [${e.code}]: ${e.message}${e.hint === undefined ? '' : ` (${e.hint})`}\n`);
+      return 1;
+    }
+    throw e;
+  }
   io.out(`eye4eye serve: ${server.url}\n`);
   await new Promise<void>((resolve) => {
     const done = (): void => {

@@ -49,7 +49,7 @@ export class JobQueue {
   private running: Job | undefined;
 
   constructor(
-    private readonly worker: ModelWorker,
+    private readonly worker: Pick<ModelWorker, 'run' | 'cancel'>,
     private readonly finish: FinishJob,
     private readonly maxWaiting = 16,
   ) {}

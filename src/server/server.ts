@@ -25,6 +25,7 @@ import { checkHost, checkSameOrigin, HttpError, readJson, SECURITY_HEADERS, send
 import { JobQueue, type Job, type JobEvent } from './jobs.js';
 import { ModelWorker } from './model-worker.js';
 import type { JobResult, WorkerConfig } from './protocol.js';
+import { modelInfo, QueueClient, SERVE_BATCH } from './queue-client.js';
 import { checkRunId, listRuns, newRunId, readRunFile, writeRunFolder } from './run-store.js';
 import { WorkerSegmenter } from './sam-client.js';
 import { embedRequest, segmentRequest } from './segment.js';
@@ -42,6 +43,10 @@ export interface ServeOptions extends WorkerConfig {
   /** SAM-HQ weights (folder or .pth) for masks from a box or clicks (absent: /api/segment answers 501). */
   samModel?: string;
   onStatus?: (message: string) => void;
+  /** redis:// URL: jobs go to this BullMQ queue (`eye4eye worker`) instead of the local transfer worker. */
+  redis?: string;
+  /** The queue's name (default eye4eye). */
+  queue?: string;
 }
 
 export interface RunningServer {
@@ -162,14 +167,23 @@ async function handle(ctx: Context, req: IncomingMessage, res: ServerResponse, p
 async function openModels(
   options: ServeOptions,
   onStatus: (message: string) => void,
-): Promise<{ worker: ModelWorker; ready: Context['ready']; segmenter: WorkerSegmenter | undefined }> {
-  const config: WorkerConfig = { model: options.model };
-  for (const k of ['cacheDir', 'device', 'precision', 'threads'] as const) if (options[k] !== undefined) Object.assign(config, { [k]: options[k] });
-  const worker = new ModelWorker(config, onStatus);
-  const ready = await worker.ready.catch(async (e: Error) => {
-    await worker.close().catch(() => {});
-    throw e;
-  });
+  runsDir: string,
+): Promise<{ worker: ModelWorker | QueueClient; ready: Context['ready']; segmenter: WorkerSegmenter | undefined }> {
+  let worker: ModelWorker | QueueClient;
+  let ready: Context['ready'];
+  if (options.redis !== undefined) {
+    ready = modelInfo(options.model);
+    worker = await QueueClient.open(options.redis, options.queue, runsDir, onStatus);
+  } else {
+    const config: WorkerConfig = { model: options.model };
+    for (const k of ['cacheDir', 'device', 'precision', 'threads'] as const) if (options[k] !== undefined) Object.assign(config, { [k]: options[k] });
+    const local = new ModelWorker(config, onStatus);
+    worker = local;
+    ready = await local.ready.catch(async (e: Error) => {
+      await local.close().catch(() => {});
+      throw e;
+    });
+  }
   if (options.samModel === undefined) return { worker, ready, segmenter: undefined };
   const sam: Parameters<typeof WorkerSegmenter.open>[0] = { weights: options.samModel };
   if (options.cacheDir !== undefined) sam.cacheDir = options.cacheDir;
@@ -183,15 +197,22 @@ async function openModels(
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const assets = staticAssets();
-  const outDir = resolve(options.outDir);
+  // With --redis the queue workers write OUT/serve/<run id> (their --out is serve's --out).
+  const outDir = options.redis === undefined ? resolve(options.outDir) : join(resolve(options.outDir), SERVE_BATCH);
   const limits = options.limits ?? DEFAULT_UPLOAD_LIMITS;
   // Status lines of the model (a graph built or loaded, minutes for the first SD-1.5 run) go to the log and the running job.
   const to: { queue?: JobQueue } = {};
-  const { worker, ready, segmenter } = await openModels(options, (message) => {
-    options.onStatus?.(message);
-    to.queue?.status(message);
-  });
-  const queue = new JobQueue(worker, (job, result) => finishJob(outDir, job, result), options.maxWaiting);
+  const { worker, ready, segmenter } = await openModels(
+    options,
+    (message) => {
+      options.onStatus?.(message);
+      to.queue?.status(message);
+    },
+    outDir,
+  );
+  const finish =
+    options.redis === undefined ? (job: Job, result: JobResult) => finishJob(outDir, job, result) : (job: Job) => Promise.resolve(queuedRunFiles(outDir, job));
+  const queue = new JobQueue(worker, finish, options.maxWaiting);
   to.queue = queue;
   const ctx: Context = { assets, outDir, limits, maxBody: Math.ceil(limits.maxBytes / 3) * 4 * 4 + 256 * 1024, ready, queue, segmenter };
   let hosts = new Set<string>();
@@ -311,6 +332,13 @@ function streamEvents(req: IncomingMessage, res: ServerResponse, queue: JobQueue
     clearInterval(keepAlive);
     unsubscribe();
   });
+}
+
+/** The files a queue worker wrote for a job (its run folder under the shared output folder). */
+function queuedRunFiles(outDir: string, job: Job): string[] {
+  const run = listRuns(outDir).find((r) => r.id === job.id);
+  if (run === undefined) throw new FileError(`${join(outDir, job.id)}: the queue worker's run folder is missing (serve --out must be the workers' --out)`);
+  return run.files;
 }
 
 /** A finished job's folder: the CLI's files, the inputs as the model saw them, matches.json and run.json, atomically. */
