@@ -5,54 +5,12 @@
  * Official code: SysCV/sam-hq `segment_anything/` (build_sam.py, modeling/*.py); names of the weights: transformers'
  * `SamHQModel` (vision_encoder.*, prompt_encoder.*, mask_decoder.*, shared_image_embedding.*).
  */
-import type { SamHQConfig } from './config.js';
+import type { SamHQConfig, SamHQMaskDecoderConfig, SamHQPromptEncoderConfig, SamHQVisionConfig } from './config.js';
 
-/** `vision_config`: the ViT image encoder (ImageEncoderViT). */
-export interface SamVisionConfig {
-  readonly hiddenSize: number;
-  readonly outputChannels: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly numChannels: number;
-  /** Side of the padded square the encoder takes (1024 for the released models). */
-  readonly imageSize: number;
-  readonly patchSize: number;
-  readonly mlpDim: number;
-  readonly layerNormEps: number;
-  readonly qkvBias: boolean;
-  readonly useAbsPos: boolean;
-  readonly useRelPos: boolean;
-  /** Window of the windowed-attention blocks (14 for the released models). */
-  readonly windowSize: number;
-  /** Blocks with global attention; the first one's output is the HQ decoder's intermediate embedding. */
-  readonly globalAttnIndexes: readonly number[];
-}
-
-/** `prompt_encoder_config`: PromptEncoder (+ the shared random-Fourier PE, transformers' shared_image_embedding). */
-export interface SamPromptEncoderConfig {
-  readonly hiddenSize: number;
-  /** The padded square side (the coordinate frame of prompts after ResizeLongestSide). */
-  readonly imageSize: number;
-  /** Side of the image embedding grid (imageSize / patchSize). */
-  readonly imageEmbeddingSize: number;
-  readonly maskInputChannels: number;
-  readonly layerNormEps: number;
-}
-
-/** `mask_decoder_config`: MaskDecoderHQ with its TwoWayTransformer. */
-export interface SamMaskDecoderConfig {
-  readonly hiddenSize: number;
-  readonly mlpDim: number;
-  /** TwoWayTransformer depth. */
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly attentionDownsampleRate: number;
-  readonly numMultimaskOutputs: number;
-  readonly iouHeadDepth: number;
-  readonly iouHeadHiddenDim: number;
-  /** Channels of the intermediate ViT embedding (the vision hidden size). */
-  readonly vitDim: number;
-}
+/** The builders' slices: `vision_config` (ImageEncoderViT), `prompt_encoder_config`, `mask_decoder_config` (config.ts). */
+export type SamVisionConfig = SamHQVisionConfig;
+export type SamPromptEncoderConfig = SamHQPromptEncoderConfig;
+export type SamMaskDecoderConfig = SamHQMaskDecoderConfig;
 
 export interface SamModelShapes {
   readonly vision: SamVisionConfig;

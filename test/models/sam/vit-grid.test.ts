@@ -16,7 +16,16 @@ import type { TensorSource } from '../../../src/io/safetensors.js';
 import type { Tensor } from '../../../src/tensor/tensor.js';
 
 const THIN: SamModelShapes = {
-  vision: { ...SAM_HQ_VIT_L.vision, hiddenSize: 32, numHiddenLayers: 3, numAttentionHeads: 2, mlpDim: 64, outputChannels: 32, globalAttnIndexes: [1] },
+  vision: {
+    ...SAM_HQ_VIT_L.vision,
+    hiddenSize: 32,
+    numHiddenLayers: 3,
+    numAttentionHeads: 2,
+    mlpDim: 64,
+    outputChannels: 32,
+    globalAttnIndexes: [1],
+    numPosFeats: 16,
+  },
   prompt: { ...SAM_HQ_VIT_L.prompt, hiddenSize: 32, maskInputChannels: 8 },
   decoder: { ...SAM_HQ_VIT_L.decoder, hiddenSize: 32, mlpDim: 64, numAttentionHeads: 2, iouHeadHiddenDim: 32, vitDim: 32 },
 };
