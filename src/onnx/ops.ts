@@ -189,25 +189,23 @@ export interface ConvOptions {
   name?: string;
 }
 
-export function conv(s: Scope, x: Value, w: Value, b: Value | null, options: ConvOptions = {}): Value {
+function convOp(op: 'Conv' | 'ConvTranspose', s: Scope, x: Value, w: Value, b: Value | null, options: ConvOptions): Value {
   const attrs: Record<string, readonly number[] | number> = {};
   if (options.pads !== undefined) attrs['pads'] = options.pads;
   if (options.strides !== undefined) attrs['strides'] = options.strides;
   if (options.dilations !== undefined) attrs['dilations'] = options.dilations;
   if (options.group !== undefined) attrs['group'] = options.group;
   const named: Named = options.name === undefined ? {} : { name: options.name };
-  return s.op('Conv', b === null ? [x, w] : [x, w, b], attrs, named);
+  return s.op(op, b === null ? [x, w] : [x, w, b], attrs, named);
+}
+
+export function conv(s: Scope, x: Value, w: Value, b: Value | null, options: ConvOptions = {}): Value {
+  return convOp('Conv', s, x, w, b, options);
 }
 
 /** ConvTranspose (weight [in, out / group, kh, kw], PyTorch's layout). */
 export function convTranspose(s: Scope, x: Value, w: Value, b: Value | null, options: ConvOptions = {}): Value {
-  const attrs: Record<string, readonly number[] | number> = {};
-  if (options.pads !== undefined) attrs['pads'] = options.pads;
-  if (options.strides !== undefined) attrs['strides'] = options.strides;
-  if (options.dilations !== undefined) attrs['dilations'] = options.dilations;
-  if (options.group !== undefined) attrs['group'] = options.group;
-  const named: Named = options.name === undefined ? {} : { name: options.name };
-  return s.op('ConvTranspose', b === null ? [x, w] : [x, w, b], attrs, named);
+  return convOp('ConvTranspose', s, x, w, b, options);
 }
 
 // ---- normalisation -------------------------------------------------------------------------------------------
