@@ -87,12 +87,19 @@ function overlayPath(out: string): string {
 }
 
 /** Write files to temporary names, then rename them all; on failure nothing of this run stays. */
-function writeAll(files: readonly { path: string; data: Buffer }[], overwrite: boolean): void {
-  for (const f of files) {
-    if (!existsSync(f.path)) continue;
-    if (statSync(f.path).isDirectory()) throw new UsageError(`--out: ${f.path} is a folder; give a file name such as mask.png`);
-    if (!overwrite) throw new UsageError(`--out: ${f.path} exists; pass --overwrite to replace it`);
+function checkTargets(paths: readonly string[], overwrite: boolean): void {
+  for (const path of paths) {
+    if (!existsSync(path)) continue;
+    if (statSync(path).isDirectory()) throw new UsageError(`--out: ${path} is a folder; give a file name such as mask.png`);
+    if (!overwrite) throw new UsageError(`--out: ${path} exists; pass --overwrite to replace it`);
   }
+}
+
+function writeAll(files: readonly { path: string; data: Buffer }[], overwrite: boolean): void {
+  checkTargets(
+    files.map((f) => f.path),
+    overwrite,
+  );
   const temps = files.map((f) => `${f.path}.${process.pid}.tmp`);
   try {
     files.forEach((f, i) => writeFileSync(temps[i]!, f.data));
@@ -133,7 +140,7 @@ async function run(argv: readonly string[], io: MaskCommandIo): Promise<number> 
   const out = resolve(v.out ?? 'mask.png');
   const overlay = overlayPath(out);
   const overwrite = v.overwrite === true;
-  if (!overwrite) for (const p of [out, overlay]) if (existsSync(p)) throw new UsageError(`--out: ${p} exists; pass --overwrite to replace it`);
+  checkTargets([out, overlay], overwrite);
   if (!existsSync(dirname(out))) throw new UsageError(`--out: the folder ${dirname(out)} does not exist`);
 
   const image = resolve(v.image);

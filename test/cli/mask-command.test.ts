@@ -124,12 +124,20 @@ test('bad prompts and flags exit 2 naming the flag and the image, before any mod
     [['--point', '10,20,2'], `--point: the label of '10,20,2' must be 1 (object) or 0 (background)`],
     [['--box', '1,2,3'], `--box: expected x0,y0,x1,y1 (four numbers) but received '1,2,3'`],
     [['--fit', 'squash'], `--fit: expected one of stretch, cover, contain but received 'squash'`],
+    [['--device', 'tpu'], `--device: expected one of cpu, cuda, webgpu but received 'tpu'`],
   ];
   for (const [extra, message] of cases) {
     const r = await cli(['--image', bird, '--out', out, ...extra]);
     assert.equal(r.code, 2, extra.join(' '));
     assert.equal(r.err, `eye4eye mask: ${message}\n  (see eye4eye mask --help)\n`);
   }
+  // --out: a folder in place of the file, and a file in a folder that does not exist.
+  const folder = await cli(['--image', bird, '--out', dir, '--overwrite']);
+  assert.equal(folder.code, 2);
+  assert.equal(folder.err, `eye4eye mask: --out: ${dir} is a folder; give a file name such as mask.png\n  (see eye4eye mask --help)\n`);
+  const nowhere = await cli(['--image', bird, '--out', join(dir, 'no', 'm.png')]);
+  assert.equal(nowhere.code, 2);
+  assert.equal(nowhere.err, `eye4eye mask: --out: the folder ${join(dir, 'no')} does not exist\n  (see eye4eye mask --help)\n`);
   const missing = await cli(['--box', '1,2,3,4']);
   assert.equal(missing.code, 2);
   assert.match(missing.err, /^eye4eye mask: missing required option --image/);
